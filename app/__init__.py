@@ -1,0 +1,1 @@
+"""The search service, background jobs and the ``lsr`` command line."""
