@@ -1,0 +1,235 @@
+"""Blocking: split every pruned posting list into blocks of similar documents.
+
+A shallow k-means in Seismic's way: ``n_centroids`` documents of the list, drawn at
+random (seeded per list), become centroids; each document of the list joins the
+centroid with the largest inner product between the document's ``doc_cut`` heaviest
+terms and the centroid's full vector (one assignment pass, scored through a small
+inverted index over the centroids).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, nogil=True)
+def splitmix64(state: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """One step of SplitMix64: returns ``(new_state, random uint64)``."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def sample_positions(n: int, m: int, seed: np.uint64) -> np.ndarray:
+    """``m`` distinct positions in ``[0, n)`` (partial Fisher-Yates), int64 (m,), sorted."""
+    perm = np.arange(n)
+    state = seed
+    for i in range(m):
+        state, r = splitmix64(state)
+        j = i + np.int64(r % np.uint64(n - i))
+        tmp = perm[i]
+        perm[i] = perm[j]
+        perm[j] = tmp
+    out = perm[:m].copy()
+    out.sort()
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _best_centroid(
+    r: int, stamp: int, top_terms: np.ndarray, top_vals: np.ndarray, top_len: np.ndarray,
+    t_start: np.ndarray, t_count: np.ndarray, e_cent: np.ndarray, e_val: np.ndarray,
+    acc: np.ndarray, mark: np.ndarray, hit: np.ndarray, alive: np.ndarray, fallback: int,
+) -> int:
+    """The live centroid with the largest inner product with document ``r``'s top terms
+    (ties to the lower centroid), or ``fallback`` when none shares a term with it."""
+    n_hit = 0
+    for m in range(top_len[r]):
+        u = top_terms[r, m]
+        v = top_vals[r, m]
+        s = t_start[u]
+        for e in range(s, s + t_count[u]):
+            c = e_cent[e]
+            if not alive[c]:
+                continue
+            if mark[c] != stamp:
+                mark[c] = stamp
+                hit[n_hit] = c
+                n_hit += 1
+            acc[c] += v * e_val[e]
+    best = fallback
+    best_score = np.float32(0.0)
+    for h in range(n_hit):
+        c = hit[h]
+        if acc[c] > best_score or (acc[c] == best_score and best_score > 0 and c < best):
+            best_score = acc[c]
+            best = c
+        acc[c] = 0.0
+    return best
+
+
+@njit(cache=True, nogil=True)
+def cluster_one_list(
+    rows: np.ndarray,
+    weights: np.ndarray,
+    n_centroids: int,
+    min_cluster_size: int,
+    seed: np.uint64,
+    d_indptr: np.ndarray,
+    d_indices: np.ndarray,
+    d_data: np.ndarray,
+    top_terms: np.ndarray,
+    top_vals: np.ndarray,
+    top_len: np.ndarray,
+    t_start: np.ndarray,
+    t_count: np.ndarray,
+    out_rows: np.ndarray,
+    block_sizes: np.ndarray,
+) -> None:
+    """Cluster one posting list (``rows`` int32 ascending, ``weights`` float32) into
+    ``n_centroids`` blocks; writes the rows grouped by block (ascending inside a block)
+    to ``out_rows`` and the block sizes (some may be 0) to ``block_sizes`` int64.
+
+    ``t_start`` int64 (dim,) and ``t_count`` int32 (dim,) are zeroed scratch, left zeroed.
+    """
+    n = rows.shape[0]
+    if n_centroids <= 1 or n <= 1:
+        out_rows[:] = rows
+        block_sizes[0] = n
+        for c in range(1, n_centroids):
+            block_sizes[c] = 0
+        return
+    cpos = sample_positions(n, n_centroids, seed)
+    # Inverted index over the centroids' full vectors: term -> (centroid, weight).
+    total = 0
+    for c in range(n_centroids):
+        r = rows[cpos[c]]
+        total += d_indptr[r + 1] - d_indptr[r]
+    touched = np.empty(total, dtype=np.int32)
+    n_touched = 0
+    for c in range(n_centroids):
+        r = rows[cpos[c]]
+        for j in range(d_indptr[r], d_indptr[r + 1]):
+            u = d_indices[j]
+            if t_count[u] == 0:
+                touched[n_touched] = u
+                n_touched += 1
+            t_count[u] += 1
+    pos = 0
+    for i in range(n_touched):
+        u = touched[i]
+        t_start[u] = pos
+        pos += t_count[u]
+        t_count[u] = 0
+    e_cent = np.empty(total, dtype=np.int32)
+    e_val = np.empty(total, dtype=np.float32)
+    best_on_list = 0
+    for c in range(n_centroids):
+        if weights[cpos[c]] > weights[cpos[best_on_list]]:
+            best_on_list = c
+        r = rows[cpos[c]]
+        for j in range(d_indptr[r], d_indptr[r + 1]):
+            u = d_indices[j]
+            e = t_start[u] + t_count[u]
+            e_cent[e] = c
+            e_val[e] = d_data[j]
+            t_count[u] += 1
+    acc = np.zeros(n_centroids, dtype=np.float32)
+    hit = np.empty(n_centroids, dtype=np.int32)
+    mark = np.zeros(n_centroids, dtype=np.int64)
+    assign = np.empty(n, dtype=np.int32)
+    sizes = np.zeros(n_centroids, dtype=np.int64)
+    alive = np.ones(n_centroids, dtype=np.uint8)
+    for i in range(n):
+        best = _best_centroid(rows[i], i + 1, top_terms, top_vals, top_len, t_start, t_count,
+                              e_cent, e_val, acc, mark, hit, alive, best_on_list)
+        assign[i] = best
+        sizes[best] += 1
+    # Seismic's min_cluster_size: dissolve clusters of at most that many documents and
+    # send their documents to the best surviving centroid.
+    n_alive = 0
+    for c in range(n_centroids):
+        if sizes[c] > min_cluster_size:
+            n_alive += 1
+    if 0 < n_alive < n_centroids:
+        best_on_list = -1
+        for c in range(n_centroids):
+            alive[c] = sizes[c] > min_cluster_size
+            if alive[c] and (best_on_list < 0 or weights[cpos[c]] > weights[cpos[best_on_list]]):
+                best_on_list = c
+        for i in range(n):
+            if alive[assign[i]]:
+                continue
+            sizes[assign[i]] -= 1
+            best = _best_centroid(rows[i], n + i + 1, top_terms, top_vals, top_len, t_start,
+                                  t_count, e_cent, e_val, acc, mark, hit, alive, best_on_list)
+            assign[i] = best
+            sizes[best] += 1
+    for i in range(n_touched):
+        t_count[touched[i]] = 0
+    # Stable counting sort by block keeps rows ascending inside each block.
+    fill = np.empty(n_centroids, dtype=np.int64)
+    pos = 0
+    for c in range(n_centroids):
+        fill[c] = pos
+        pos += sizes[c]
+        block_sizes[c] = sizes[c]
+    for i in range(n):
+        c = assign[i]
+        out_rows[fill[c]] = rows[i]
+        fill[c] += 1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def cluster_lists(
+    offsets: np.ndarray,
+    rows: np.ndarray,
+    weights: np.ndarray,
+    n_centroids: np.ndarray,
+    block_base: np.ndarray,
+    seed: int,
+    min_cluster_size: int,
+    list_order: np.ndarray,
+    n_chunks: int,
+    d_indptr: np.ndarray,
+    d_indices: np.ndarray,
+    d_data: np.ndarray,
+    top_terms: np.ndarray,
+    top_vals: np.ndarray,
+    top_len: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster every pruned list (CSC ``offsets`` int64 (dim+1,), ``rows`` int32, ``weights``
+    float32). ``n_centroids`` int64 (dim,) per list, ``block_base`` int64 (dim+1,) its prefix
+    sum. Lists are handled in ``list_order`` (longest first), dealt round-robin to
+    ``n_chunks`` chunks so that threads get balanced work.
+
+    Returns ``(rows grouped by block int32 (len(rows),), block sizes int64 (block_base[-1],))``.
+    """
+    dim = offsets.shape[0] - 1
+    out_rows = np.empty_like(rows)
+    block_sizes = np.zeros(block_base[-1], dtype=np.int64)
+    n_lists = list_order.shape[0]
+    for ch in prange(n_chunks):
+        t_start = np.zeros(dim, dtype=np.int64)
+        t_count = np.zeros(dim, dtype=np.int32)
+        for i in range(ch, n_lists, n_chunks):
+            t = list_order[i]
+            a = offsets[t]
+            b = offsets[t + 1]
+            if a == b:
+                continue
+            list_seed = np.uint64(seed) ^ (np.uint64(t) * np.uint64(0x9E3779B97F4A7C15))
+            cluster_one_list(
+                rows[a:b], weights[a:b], n_centroids[t], min_cluster_size, list_seed,
+                d_indptr, d_indices, d_data, top_terms, top_vals, top_len,
+                t_start, t_count, out_rows[a:b], block_sizes[block_base[t] : block_base[t + 1]],
+            )
+    return out_rows, block_sizes

@@ -1,0 +1,98 @@
+"""Array-based top-k heap with a total order: higher score first, then lower row.
+
+The root of the heap is the *worst* kept hit, so a candidate enters only if it beats
+the root. Ties on score are broken by the lower row winning, which makes every top-k
+answer unique and independent of the order in which documents are visited.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _worse(s_a: float, r_a: int, s_b: float, r_b: int) -> bool:
+    """True when hit ``a`` ranks below hit ``b`` (lower score, or same score and higher row)."""
+    return s_a < s_b or (s_a == s_b and r_a > r_b)
+
+
+@njit(cache=True, nogil=True)
+def heap_push(scores: np.ndarray, rows: np.ndarray, size: int, score: float, row: int) -> int:
+    """Offer ``(score, row)`` to the heap ``scores`` float32 (k,), ``rows`` int64 (k,).
+
+    ``size`` is the number of valid entries; returns the new size (<= k).
+    """
+    k = scores.shape[0]
+    if size < k:
+        i = size
+        while i > 0:
+            parent = (i - 1) >> 1
+            if _worse(score, row, scores[parent], rows[parent]):
+                scores[i] = scores[parent]
+                rows[i] = rows[parent]
+                i = parent
+            else:
+                break
+        scores[i] = score
+        rows[i] = row
+        return size + 1
+    if not _worse(scores[0], rows[0], score, row):
+        return size
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= k:
+            break
+        child = left
+        right = left + 1
+        if right < k and _worse(scores[right], rows[right], scores[left], rows[left]):
+            child = right
+        if _worse(scores[child], rows[child], score, row):
+            scores[i] = scores[child]
+            rows[i] = rows[child]
+            i = child
+        else:
+            break
+    scores[i] = score
+    rows[i] = row
+    return size
+
+
+@njit(cache=True, nogil=True)
+def heap_drain(
+    scores: np.ndarray, rows: np.ndarray, size: int, out_rows: np.ndarray, out_scores: np.ndarray
+) -> None:
+    """Write the heap's hits best-first into ``out_rows`` int64 (k,) / ``out_scores`` float32 (k,).
+
+    Slots past ``size`` get row -1 and score 0.0. Destroys the heap.
+    """
+    k = out_rows.shape[0]
+    for j in range(size, k):
+        out_rows[j] = -1
+        out_scores[j] = 0.0
+    n = size
+    while n > 0:
+        # The root is the worst remaining hit: it goes to the last free slot.
+        out_rows[n - 1] = rows[0]
+        out_scores[n - 1] = scores[0]
+        n -= 1
+        last_s = scores[n]
+        last_r = rows[n]
+        i = 0
+        while True:
+            left = 2 * i + 1
+            if left >= n:
+                break
+            child = left
+            right = left + 1
+            if right < n and _worse(scores[right], rows[right], scores[left], rows[left]):
+                child = right
+            if _worse(scores[child], rows[child], last_s, last_r):
+                scores[i] = scores[child]
+                rows[i] = rows[child]
+                i = child
+            else:
+                break
+        scores[i] = last_s
+        rows[i] = last_r

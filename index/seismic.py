@@ -1,0 +1,316 @@
+"""``SeismicIndex``: owns the arrays, parameters and files of a Seismic-style index and
+calls the Numba kernels for build and search."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+
+from index.builder import BuildParams, build_arrays
+from index.kernels.exact import check_vector
+from index.kernels.search import _GROUP, search_batch, search_serial
+from index.storage import IndexFormatError, load_arrays, save_arrays
+from index.validation import as_csr, check_k, check_queries, check_query_params
+
+ARRAY_NAMES = (
+    "list_blocks", "block_docs", "postings", "block_min", "block_scale",
+    "list_sterms", "sterm", "sterm_entries", "sentry_block", "sentry_code",
+    "fwd_offsets", "fwd_packed", "fwd_terms", "fwd_values", "row_ids", "list_entries",
+    "list_block_bytes",
+)
+DEFAULT_QUERY_CUT = 10
+DEFAULT_HEAP_FACTOR = 0.8
+# Visit the blocks of all cut lists in one best-first order (True) or list by list (False,
+# as the Rust Seismic does).
+DEFAULT_GLOBAL_ORDER = True
+# Batches this small run serially on the caller's thread with pooled scratch.
+SERIAL_BATCH = 4
+# The default ("workqueue") Numba threading layer is not safe for parallel kernels entered
+# from several Python threads at once; this lock serialises only those calls.
+_PARALLEL_LOCK = threading.Lock()
+
+
+@dataclass
+class _Scratch:
+    """One thread's search buffers, reused across queries (see ``search_one``)."""
+
+    arrays: tuple
+
+
+@dataclass
+class SeismicIndex:
+    """A Seismic blocked inverted index over ``n_docs`` sparse vectors of dimension ``dim``.
+
+    Build with :meth:`build`, query with :meth:`search`, persist with :meth:`save` /
+    :meth:`load`. Rows (``int``) are the input matrix's row numbers.
+    """
+
+    arrays: dict[str, np.ndarray]
+    params: BuildParams
+    n_docs: int
+    dim: int
+    build_seconds: float = 0.0
+    _pool: list[_Scratch] = field(default_factory=list, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        a = self.arrays
+        self._max_blocks = int(np.diff(a["list_blocks"]).max(initial=0)) or 1
+        self._fwd_bits = a["fwd_values"].view(np.uint16)
+        self._ix = self._kernel_arrays()
+        # Serial searches add [docs scored, blocks visited, blocks summary-scored] here.
+        self.stats = np.zeros(4, dtype=np.int64)
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, docs_csr: Any, **params: Any) -> SeismicIndex:
+        """Index the rows of ``docs_csr`` (scipy sparse, non-negative finite weights).
+
+        ``params`` are :class:`BuildParams` fields: ``n_postings``, ``max_fraction``,
+        ``centroid_fraction``, ``summary_energy``, ``doc_cut``, ``seed``.
+        """
+        unknown = set(params) - set(BuildParams.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown build parameters: {sorted(unknown)}")
+        bp = BuildParams(**params)
+        docs = as_csr(docs_csr, name="docs")
+        if docs.n_cols > 2**31 - 1:
+            raise ValueError("dim too large")
+        start = time.perf_counter()
+        arrays = build_arrays(docs, bp)
+        return cls(arrays, bp, docs.n_rows, docs.n_cols, time.perf_counter() - start)
+
+    # ----------------------------------------------------------------- search
+    def search(
+        self,
+        queries_csr: Any,
+        k: int = 10,
+        query_cut: int = DEFAULT_QUERY_CUT,
+        heap_factor: float = DEFAULT_HEAP_FACTOR,
+        allowed: np.ndarray | None = None,
+        global_order: bool = DEFAULT_GLOBAL_ORDER,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-``k`` rows for each query row by inner product.
+
+        ``query_cut``: heaviest query terms whose lists are walked; ``heap_factor``: a block is
+        skipped when its summary score is below ``heap_factor * heap_min`` (Seismic's rule;
+        smaller = more blocks visited, 0 visits every block); ``global_order``: walk the
+        blocks of all cut lists in one best-first order instead of list by list;
+        ``allowed``: optional bool (n_docs,) mask, rows where False are never returned.
+        Returns ``(ids int64, scores float32)`` of shape (n_queries, k), best first, ties to
+        the lower row, padded with id -1 and score 0.0.
+        """
+        k = check_k(k)
+        query_cut, heap_factor = check_query_params(query_cut, heap_factor)
+        queries = as_csr(queries_csr, name="queries")
+        check_queries(queries, self.dim)
+        return self._search_arrays(
+            queries.indptr, queries.indices, queries.data, k, query_cut, heap_factor,
+            bool(global_order), self._allowed(allowed),
+        )
+
+    def search_vector(
+        self,
+        indices: np.ndarray,
+        values: np.ndarray,
+        k: int = 10,
+        query_cut: int = DEFAULT_QUERY_CUT,
+        heap_factor: float = DEFAULT_HEAP_FACTOR,
+        allowed: np.ndarray | None = None,
+        global_order: bool = DEFAULT_GLOBAL_ORDER,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One query given as term ids and weights (low overhead, for a service).
+
+        Returns ``(ids int64 (k,), scores float32 (k,))``. Same rules as :meth:`search`;
+        duplicate terms are summed.
+        """
+        k = check_k(k)
+        query_cut, heap_factor = check_query_params(query_cut, heap_factor)
+        idx = _as_1d(indices, np.int32, "indices")
+        val = _as_1d(values, np.float32, "values")
+        if idx.shape != val.shape:
+            raise ValueError("indices and values must have the same length")
+        status = check_vector(idx, val, self.dim)
+        if status == 2:
+            raise ValueError(f"term ids must lie in [0, {self.dim})")
+        if status == 3:
+            raise ValueError("values must be finite and >= 0")
+        if status == 1:
+            order = np.argsort(idx, kind="stable")
+            idx, val = idx[order], val[order]
+            uniq, start = np.unique(idx, return_index=True)
+            val = np.add.reduceat(val, start).astype(np.float32) if idx.size else val
+            idx = uniq.astype(np.int32)
+            keep = val != 0
+            idx, val = idx[keep], val[keep]
+        indptr = np.array([0, idx.shape[0]], dtype=np.int64)
+        ids, scores = self._search_arrays(
+            indptr, idx, val, k, query_cut, heap_factor, bool(global_order),
+            self._allowed(allowed),
+        )
+        return ids[0], scores[0]
+
+    def _allowed(self, allowed: np.ndarray | None) -> np.ndarray:
+        if allowed is None:
+            return np.empty(0, dtype=np.uint8)
+        mask = np.asarray(allowed)
+        if mask.shape != (self.n_docs,) or mask.dtype != np.bool_:
+            raise ValueError(f"allowed must be a bool array of shape ({self.n_docs},)")
+        return mask.view(np.uint8)
+
+    def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        a = self.arrays
+        return (
+            a["list_blocks"], a["block_docs"], a["postings"], a["block_min"], a["block_scale"],
+            a["list_sterms"], a["sterm"], a["sterm_entries"], a["sentry_block"],
+            a["sentry_code"], a["fwd_offsets"], a["fwd_packed"], a["fwd_terms"],
+            self._fwd_bits, a["row_ids"], a["list_entries"], a["list_block_bytes"],
+        )
+
+    def _search_arrays(
+        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int,
+        query_cut: int, heap_factor: float, global_order: bool, allowed: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        nq = indptr.shape[0] - 1
+        max_nnz = int(indptr[1] - indptr[0]) if nq == 1 else int(np.diff(indptr).max(initial=0))
+        max_cand = max(1, self._max_blocks * (min(query_cut, max_nnz) if global_order else 1))
+        out_rows = np.empty((nq, k), dtype=np.int64)
+        out_scores = np.empty((nq, k), dtype=np.float32)
+        if nq <= SERIAL_BATCH or numba.get_num_threads() == 1:
+            scratch = self._take_scratch(max_cand)
+            try:
+                arrays = scratch.arrays
+                run = (
+                    *arrays[:7], np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64),
+                    arrays[7], self.stats,
+                )
+                search_serial(
+                    indptr, indices, data, query_cut, heap_factor, global_order, self._ix,
+                    allowed, run, out_rows, out_scores,
+                )
+            finally:
+                self._give_scratch(scratch)
+            return out_rows, out_scores
+        with _PARALLEL_LOCK:
+            search_batch(
+                indptr, indices, data, query_cut, heap_factor, global_order, self._ix,
+                allowed, self.dim, self._max_blocks, max_cand,
+                max(1, min(nq, numba.get_num_threads())), out_rows, out_scores,
+            )
+        return out_rows, out_scores
+
+    def _take_scratch(self, max_cand: int) -> _Scratch:
+        with self._pool_lock:
+            scratch = self._pool.pop() if self._pool else None
+        if scratch is None or scratch.arrays[5].shape[0] < max_cand:
+            n_words = self.n_docs // 64 + 1
+            mb = self._max_blocks
+            cap = max(mb, max_cand)
+            scratch = _Scratch((
+                np.zeros(self.dim, dtype=np.float32), np.zeros(n_words, dtype=np.uint64),
+                np.empty(n_words, dtype=np.int32), np.empty(mb, dtype=np.float32),
+                np.empty(mb, dtype=np.float32), np.empty(cap, dtype=np.float32),
+                np.empty(cap, dtype=np.int32), np.empty(_GROUP, dtype=np.int64),
+            ))
+        return scratch
+
+    def _give_scratch(self, scratch: _Scratch) -> None:
+        with self._pool_lock:
+            self._pool.append(scratch)
+
+    # -------------------------------------------------------------------- I/O
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all stored arrays (what :meth:`save` writes, without file headers)."""
+        return int(sum(a.nbytes for a in self.arrays.values()))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the index to directory ``path`` atomically (replacing an older one)."""
+        meta = {
+            "params": self.params.to_dict(),
+            "n_docs": self.n_docs,
+            "dim": self.dim,
+            "nnz": int(self.arrays["fwd_offsets"][-1]),
+            "n_blocks": int(self.arrays["block_min"].shape[0]),
+            "n_postings_kept": int(self.arrays["postings"].shape[0]),
+        }
+        save_arrays(path, {n: self.arrays[n] for n in ARRAY_NAMES}, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, verify: bool = True) -> SeismicIndex:
+        """Memory-map an index written by :meth:`save`; a damaged one raises
+        :class:`index.storage.IndexFormatError` (a ``ValueError``)."""
+        arrays, manifest = load_arrays(path, ARRAY_NAMES, verify=verify)
+        try:
+            params = BuildParams(**manifest["params"])
+            n_docs = int(manifest["n_docs"])
+            dim = int(manifest["dim"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(f"{path}: bad manifest parameters: {exc}") from None
+        _check_structure(arrays, n_docs, dim, path)
+        return cls(arrays, params, n_docs, dim)
+
+
+def _as_1d(array: Any, dtype: type, name: str) -> np.ndarray:
+    """``array`` as a contiguous 1-D ``dtype`` array (no copy when it already is one)."""
+    a = array if isinstance(array, np.ndarray) else np.asarray(array)
+    if a.dtype != dtype:
+        kind = a.dtype.kind
+        if a.size and (kind not in "iu" if dtype is np.int32 else kind not in "iuf"):
+            raise ValueError(f"{name} must be {'integers' if dtype is np.int32 else 'reals'}, "
+                             f"got dtype {a.dtype}")
+        if dtype is np.int32 and a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
+            raise ValueError(f"{name} must lie in [0, 2**31)")
+        a = a.astype(dtype)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _check_structure(a: dict[str, np.ndarray], n_docs: int, dim: int, path: object) -> None:
+    """Cheap consistency checks so that a bad index fails here, not inside a kernel."""
+    problems = []
+    if a["list_blocks"].shape != (dim + 1,) or a["list_sterms"].shape != (dim + 1,):
+        problems.append("per-term offsets do not match dim")
+    if a["fwd_offsets"].shape != (n_docs + 1,):
+        problems.append("forward offsets do not match n_docs")
+    n_blocks = a["block_min"].shape[0]
+    if a["block_docs"].shape != (n_blocks + 1,) or a["block_scale"].shape != (n_blocks,):
+        problems.append("block arrays disagree")
+    ends = [
+        ("list_blocks", n_blocks), ("block_docs", a["postings"].shape[0]),
+        ("list_sterms", a["sterm"].shape[0]), ("list_entries", a["sentry_code"].shape[0]),
+        ("list_block_bytes", a["sentry_block"].shape[0] - 4),
+        ("fwd_offsets", max(a["fwd_packed"].shape[0], a["fwd_terms"].shape[0])),
+    ]
+    for name, end in ends:
+        off = a[name]
+        if off.shape[0] == 0 or off[0] != 0 or off[-1] != end or np.any(np.diff(off) < 0):
+            problems.append(f"{name} is not a valid offsets array")
+    if a["sterm_entries"].shape != a["sterm"].shape:
+        problems.append("sterm_entries length")
+    if a["list_entries"].shape != (dim + 1,) or a["list_block_bytes"].shape != (dim + 1,):
+        problems.append("per-list summary offsets do not match dim")
+    if a["fwd_values"].shape != a["fwd_terms"].shape:
+        problems.append("value arrays disagree with their ids")
+    if a["fwd_packed"].size and a["fwd_terms"].size:
+        problems.append("forward index stored twice")
+    if a["fwd_packed"].size and int(a["fwd_packed"].max() >> 16) >= dim:
+        problems.append("fwd_packed terms out of range")
+    if a["row_ids"].shape != (n_docs,):
+        problems.append("row_ids does not match n_docs")
+    elif n_docs and (a["row_ids"].min() < 0 or a["row_ids"].max() >= n_docs):
+        problems.append("row_ids out of range")
+    if a["postings"].size and (a["postings"].min() < 0 or a["postings"].max() >= n_docs):
+        problems.append("posting rows out of range")
+    for name in ("fwd_terms", "sterm"):
+        if a[name].size and int(a[name].max()) >= dim:
+            problems.append(f"{name} out of range")
+    if problems:
+        raise IndexFormatError(f"{path}: inconsistent index ({'; '.join(problems)})")

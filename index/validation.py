@@ -1,0 +1,132 @@
+"""Input checks and the one conversion at the boundary: any scipy sparse matrix -> CSR arrays.
+
+Kernels assume valid input; everything a user can get wrong is caught here with a
+``ValueError`` that says what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+# float16 forward index: larger weights would overflow to inf.
+MAX_WEIGHT = 65504.0
+
+
+@dataclass(frozen=True)
+class CsrArrays:
+    """A validated CSR matrix: sorted, de-duplicated, no explicit zeros.
+
+    ``indptr`` int64 (n_rows + 1,), ``indices`` int32 (nnz,), ``data`` float32 (nnz,).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_rows: int
+    n_cols: int
+
+    @property
+    def nnz(self) -> int:
+        return int(self.data.shape[0])
+
+
+def as_csr(matrix: object, *, name: str, allow_empty_rows: bool = True) -> CsrArrays:
+    """Validate ``matrix`` (a scipy sparse array or matrix) and convert it once to CSR arrays.
+
+    Raises ``ValueError`` for anything that is not a 2-D real sparse matrix with at least
+    one row and one column, or whose values are NaN, infinite or negative, or whose column
+    indices fall outside its shape.
+    """
+    if not sp.issparse(matrix):
+        raise ValueError(
+            f"{name} must be a scipy.sparse csr_array/csr_matrix, got {type(matrix).__name__}"
+        )
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {matrix.shape}")
+    n_rows, n_cols = (int(s) for s in matrix.shape)
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError(f"{name} is empty (shape {matrix.shape}); need >= 1 row and column")
+    if n_cols > np.iinfo(np.int32).max or n_rows > np.iinfo(np.int32).max:
+        raise ValueError(f"{name} shape {matrix.shape} exceeds int32 row/column ids")
+    dtype = matrix.dtype
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ValueError(f"{name} must have real float or integer values, got dtype {dtype}")
+    csr = matrix.tocsr() if matrix.format != "csr" else matrix
+    indptr = np.asarray(csr.indptr)
+    indices = np.asarray(csr.indices)
+    data = np.asarray(csr.data)
+    if indptr.shape != (n_rows + 1,) or indptr[0] != 0 or indptr[-1] != data.shape[0]:
+        raise ValueError(f"{name} has an inconsistent indptr array")
+    if np.any(np.diff(indptr) < 0):
+        raise ValueError(f"{name} has a decreasing indptr array")
+    if indices.shape != data.shape:
+        raise ValueError(f"{name} indices and data have different lengths")
+    if data.size:
+        if not np.all(np.isfinite(data)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if data.min() < 0:
+            raise ValueError(f"{name} contains negative weights; inner-product LSR needs >= 0")
+        if indices.min() < 0 or indices.max() >= n_cols:
+            raise ValueError(
+                f"{name} has a column index outside [0, {n_cols}): "
+                f"min {int(indices.min())}, max {int(indices.max())}"
+            )
+    clean = sp.csr_array(
+        (data.astype(np.float32, copy=False), indices, indptr), shape=(n_rows, n_cols)
+    )
+    if not clean.has_canonical_format:
+        clean = clean.copy()
+        clean.sum_duplicates()
+    if clean.nnz and not np.all(clean.data != 0):
+        clean = clean.copy()
+        clean.eliminate_zeros()
+    if not allow_empty_rows and clean.nnz == 0:
+        raise ValueError(f"{name} has no non-zero entries")
+    out_data = np.ascontiguousarray(clean.data, dtype=np.float32)
+    if out_data.size and not np.all(np.isfinite(out_data)):
+        raise ValueError(f"{name} has values that overflow float32")
+    return CsrArrays(
+        indptr=np.ascontiguousarray(clean.indptr, dtype=np.int64),
+        indices=np.ascontiguousarray(clean.indices, dtype=np.int32),
+        data=out_data,
+        n_rows=n_rows,
+        n_cols=n_cols,
+    )
+
+
+def check_queries(queries: CsrArrays, dim: int) -> None:
+    """Queries may be narrower or wider than the index, but their terms must exist in it."""
+    if queries.nnz and int(queries.indices.max()) >= dim:
+        raise ValueError(
+            f"queries use column {int(queries.indices.max())} but the index has dim {dim}"
+        )
+
+
+def check_k(k: object) -> int:
+    """``k`` must be a positive integer."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def check_query_params(query_cut: object, heap_factor: object) -> tuple[int, float]:
+    """``query_cut`` >= 1 (int), ``heap_factor`` finite and >= 0 (0 disables skipping)."""
+    if (
+        isinstance(query_cut, bool)
+        or not isinstance(query_cut, (int, np.integer))
+        or int(query_cut) <= 0
+    ):
+        raise ValueError(f"query_cut must be a positive integer, got {query_cut!r}")
+    try:
+        hf = float(heap_factor)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"heap_factor must be a number >= 0, got {heap_factor!r}") from None
+    if not math.isfinite(hf) or hf < 0:
+        raise ValueError(
+            f"heap_factor must be finite and >= 0 (0 disables skipping), got {heap_factor!r}"
+        )
+    return int(query_cut), hf
