@@ -1,0 +1,145 @@
+"""CSR vs its dense base: nDCG@10 per collection at several k, exact search over the codes.
+
+    python benchmarks/bench_csr.py [--model encoders/models/csr-minilm] [--data-dir ../shared/data]
+        [--ks 16 32 64 128] [--device auto] [--embeddings-cache FILE] [--seismic]
+
+Baseline in the same process: the dense all-MiniLM-L6-v2 embeddings (cosine, exact). CSR:
+the same embeddings through the TopK autoencoder at each ``k``, exact inner-product search
+(``index.exact_search``, or scipy with ``--search scipy``). ``--seismic`` also builds a
+``SeismicIndex`` over the k=64 codes and reports its nDCG@10 and recall@10 against exact.
+Judged queries only; test splits only. Writes JSON to benchmarks/results/.
+Embedding the 12k test documents takes seconds on a GPU but ~20 minutes on 2 CPU cores:
+``--embeddings-cache FILE`` saves them once (fp16) and reuses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from encoders.csr import load_csr  # noqa: E402
+from encoders.training.retrieval import (  # noqa: E402
+    COLLECTIONS,
+    load_beir,
+    ndcg_at_10,
+    top_dense,
+    top_sparse,
+)
+
+
+def embeddings_for(encoder, coll, cache: dict[str, np.ndarray], limit: int | None):
+    """(doc, query) dense embeddings of a collection, from ``cache`` when present."""
+    key_d, key_q = f"{coll.name}/docs", f"{coll.name}/queries"
+    if key_d not in cache:
+        t = time.perf_counter()
+        cache[key_d] = encoder.embedder.embed(coll.doc_texts[:limit], progress=True)
+        cache[key_q] = encoder.embedder.embed(coll.query_texts)
+        cache[f"{coll.name}/seconds"] = np.array(time.perf_counter() - t)
+    return cache[key_d].astype(np.float32), cache[key_q].astype(np.float32)
+
+
+def seismic_row(docs, queries, exact_rows, coll) -> dict[str, float]:
+    """Build a SeismicIndex over the codes and search it; nDCG@10 and recall@10 vs exact."""
+    from index import SeismicIndex
+
+    t = time.perf_counter()
+    idx = SeismicIndex.build(docs)
+    build_s = time.perf_counter() - t
+    t = time.perf_counter()
+    rows, scores = idx.search(queries, k=100)
+    search_us = 1e6 * (time.perf_counter() - t) / max(1, queries.shape[0])
+    hits = [
+        len(set(rows[i, :10][rows[i, :10] >= 0]) & set(exact_rows[i, :10][exact_rows[i, :10] >= 0]))
+        / max(1, int((exact_rows[i, :10] >= 0).sum()))
+        for i in range(len(rows))
+    ]
+    return {
+        "ndcg10": ndcg_at_10(rows, scores, coll.query_ids, coll.doc_ids, coll.qrels),
+        "recall_vs_exact10": float(np.mean(hits)),
+        "build_s": build_s,
+        "search_us_per_query": search_us,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, default=ROOT / "encoders" / "models" / "csr-minilm")
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--collections", nargs="+", default=list(COLLECTIONS))
+    p.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--embeddings-cache", type=Path, default=None, help="npz of dense embeddings")
+    p.add_argument("--limit-docs", type=int, default=None, help="first N documents (smoke runs)")
+    p.add_argument("--search", choices=("index", "scipy"), default="index")
+    p.add_argument("--seismic", action="store_true", help="also search a SeismicIndex at k=64")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_bench.json")
+    args = p.parse_args(argv)
+
+    encoder = load_csr(args.model, device=args.device)
+    ks = [k for k in args.ks if k <= encoder.max_k]
+    cache: dict[str, np.ndarray] = {}
+    if args.embeddings_cache and args.embeddings_cache.is_file():
+        with np.load(args.embeddings_cache) as z:
+            cache = {k: z[k] for k in z.files}
+    colls = {name: load_beir(args.data_dir / name, "test") for name in args.collections}
+    for coll in colls.values():
+        if args.limit_docs:
+            coll.doc_ids = coll.doc_ids[: args.limit_docs]
+        embeddings_for(encoder, coll, cache, args.limit_docs)
+    if args.embeddings_cache and not args.embeddings_cache.is_file():
+        np.savez(args.embeddings_cache, **{k: v.astype(np.float16) for k, v in cache.items()})
+    results: dict[str, dict] = {}
+    for name, coll in colls.items():
+        d, q = embeddings_for(encoder, coll, cache, args.limit_docs)
+        dense = ndcg_at_10(*top_dense(q, d), coll.query_ids, coll.doc_ids, coll.qrels)
+        row: dict = {"docs": len(coll.doc_ids), "queries": len(coll.query_ids), "dense": dense}
+        for k in ks:
+            docs_k, queries_k = encoder.sparsify(d, k), encoder.sparsify(q, k)
+            ranked = top_sparse(queries_k, docs_k, use_index=args.search == "index")
+            score = ndcg_at_10(*ranked, coll.query_ids, coll.doc_ids, coll.qrels)
+            row[f"csr_k{k}"] = score
+            row[f"ratio_k{k}"] = score / dense if dense else float("nan")
+            row[f"doc_nnz_k{k}"] = float(np.diff(docs_k.indptr).mean())
+            if args.seismic and k == 64:
+                row["seismic_k64"] = seismic_row(docs_k, queries_k, ranked[0], coll)
+        results[name] = row
+
+    header = f"{'collection':<10} {'dense':>7} " + " ".join(f"{'k=' + str(k):>7}" for k in ks)
+    print(header + f" {'k64/dense':>10}")
+    for name, row in results.items():
+        cells = " ".join(f"{row[f'csr_k{k}']:>7.4f}" for k in ks)
+        ratio = f"{row['ratio_k64']:>10.3f}" if "ratio_k64" in row else ""
+        print(f"{name:<10} {row['dense']:>7.4f} {cells} {ratio}")
+    summary = {
+        f"mean_ratio_k{k}": float(np.mean([r[f"ratio_k{k}"] for r in results.values()])) for k in ks
+    }
+    summary.update(
+        {f"min_ratio_k{k}": float(np.min([r[f"ratio_k{k}"] for r in results.values()])) for k in ks}
+    )
+    print("summary:", {k: round(v, 4) for k, v in summary.items()})
+    cmd = sys.argv[1:] if argv is None else argv
+    out = {
+        "command": " ".join(["python benchmarks/bench_csr.py", *cmd]),
+        "model": str(args.model),
+        "device": str(encoder.device),
+        "search": args.search,
+        "python": platform.python_version(),
+        "collections": results,
+        "summary": summary,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Training texts for CSR from the shared data folder.
+
+Reconstruction: every document of the BEIR folders and of ``vectors/*_docs.txt.gz``, plus
+the short texts below. Contrastive pairs: (query, relevant document) from SciFact's
+``qrels/train.tsv`` only (a seeded share of those queries is held out as a dev set for model
+selection) and pseudo pairs (a document's title or first sentence vs. the rest of it).
+Test queries are never read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from encoders.training.retrieval import COLLECTIONS, doc_text, read_jsonl, read_qrels
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+@dataclass
+class TrainingTexts:
+    """Unique texts to embed once, and row indices into them for each use.
+
+    ``pair_query``/``pair_doc``: rows of (query, positive) pairs; ``pair_labeled``: True for
+    real SciFact train judgments; ``pair_group``: an id per positive text (in-batch masking).
+    ``dev_*``: held-out SciFact train queries and the SciFact corpus, for model selection.
+    """
+
+    texts: list[str] = field(default_factory=list)
+    recon: list[int] = field(default_factory=list)
+    pair_query: list[int] = field(default_factory=list)
+    pair_doc: list[int] = field(default_factory=list)
+    pair_labeled: list[bool] = field(default_factory=list)
+    dev_query_rows: list[int] = field(default_factory=list)
+    dev_query_ids: list[str] = field(default_factory=list)
+    dev_doc_rows: list[int] = field(default_factory=list)
+    dev_doc_ids: list[str] = field(default_factory=list)
+    dev_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    text_group: list[int] = field(default_factory=list)
+    _row_of: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def start_group(self, name: str) -> None:
+        """Texts added from now on belong to source ``name`` (for per-source sampling)."""
+        self.groups.append(name)
+
+    def row(self, text: str) -> int:
+        """Row of ``text``, adding it on first sight (in the current group)."""
+        row = self._row_of.get(text)
+        if row is None:
+            row = self._row_of[text] = len(self.texts)
+            self.texts.append(text)
+            self.text_group.append(max(0, len(self.groups) - 1))
+        return row
+
+    def add_pseudo_pair(self, head: str, rest: str) -> None:
+        if len(head.split()) >= 3 and len(rest.split()) >= 8:
+            self.pair_query.append(self.row(head))
+            self.pair_doc.append(self.row(rest))
+            self.pair_labeled.append(False)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The index lists as int64 / bool arrays."""
+        return {
+            "recon": np.unique(np.asarray(self.recon, np.int64)),
+            "pair_query": np.asarray(self.pair_query, np.int64),
+            "pair_doc": np.asarray(self.pair_doc, np.int64),
+            "pair_labeled": np.asarray(self.pair_labeled, bool),
+            "group": np.asarray(self.text_group, np.int64),
+            "domain_groups": np.asarray(
+                [i for i, g in enumerate(self.groups) if g in (*COLLECTIONS, "scifact_train")],
+                np.int64,
+            ),
+        }
+
+
+def split_head(text: str) -> tuple[str, str] | None:
+    """``(first sentence, rest)`` of a text with at least two sentences, else None."""
+    parts = _SENTENCE_END.split(text.strip(), maxsplit=1)
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def read_lines(path: Path, limit: int | None = None) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    lines = [line for line in lines if line]
+    return lines[:limit] if limit else lines
+
+
+def build_training_texts(
+    data_dir: str | Path,
+    *,
+    collections: tuple[str, ...] = COLLECTIONS,
+    dev_fraction: float = 0.2,
+    seed: int = 0,
+    limit_per_source: int | None = None,
+) -> TrainingTexts:
+    """Collect texts and pairs from ``data_dir`` (the shared ``data`` folder).
+
+    ``limit_per_source`` caps each source (for quick runs and tests).
+    """
+    data_dir = Path(data_dir)
+    out = TrainingTexts()
+    for name in collections:
+        folder = data_dir / name
+        if not (folder / "corpus.jsonl").is_file():
+            continue
+        docs = read_jsonl(folder / "corpus.jsonl")[:limit_per_source]
+        out.start_group(name)
+        for doc in docs:
+            out.recon.append(out.row(doc_text(doc)))
+            title, body = (doc.get("title") or "").strip(), (doc.get("text") or "").strip()
+            if title and body and not body.startswith(title):
+                out.add_pseudo_pair(title, body)
+            elif (parts := split_head(body)) is not None:
+                out.add_pseudo_pair(*parts)
+        out.sources[name] = len(docs)
+    for path in sorted((data_dir / "vectors").glob("*_docs.txt*")):
+        lines = read_lines(path, limit_per_source)
+        out.start_group(path.name.split(".")[0])
+        for line in lines:
+            out.recon.append(out.row(line))
+            if (parts := split_head(line)) is not None:
+                out.add_pseudo_pair(*parts)
+        out.sources[path.name] = len(lines)
+    _add_scifact_train(out, data_dir / "scifact", dev_fraction, seed)
+    # Short texts (titles, first sentences, train queries) teach the query side too.
+    out.recon.extend(out.pair_query)
+    out.recon.extend(out.pair_doc)
+    return out
+
+
+def _add_scifact_train(out: TrainingTexts, folder: Path, dev_fraction: float, seed: int) -> None:
+    train_file = folder / "qrels" / "train.tsv"
+    if not train_file.is_file():
+        return
+    qrels = read_qrels(train_file)
+    out.start_group("scifact_train")
+    queries = {str(q["_id"]): q["text"] for q in read_jsonl(folder / "queries.jsonl")}
+    corpus = {str(d["_id"]): doc_text(d) for d in read_jsonl(folder / "corpus.jsonl")}
+    qids = sorted(q for q in qrels if q in queries)
+    rng = np.random.default_rng(seed)
+    n_dev = int(round(dev_fraction * len(qids)))
+    dev = set(rng.choice(qids, size=n_dev, replace=False).tolist()) if n_dev else set()
+    for qid in qids:
+        if qid in dev:
+            continue
+        for doc_id, grade in qrels[qid].items():
+            if grade > 0 and doc_id in corpus:
+                out.pair_query.append(out.row(queries[qid]))
+                out.pair_doc.append(out.row(corpus[doc_id]))
+                out.pair_labeled.append(True)
+    if dev:
+        out.dev_doc_ids = list(corpus)
+        out.dev_doc_rows = [out.row(t) for t in corpus.values()]
+        out.dev_query_ids = sorted(dev)
+        out.dev_query_rows = [out.row(queries[q]) for q in out.dev_query_ids]
+        out.dev_qrels = {q: qrels[q] for q in out.dev_query_ids}
+    out.sources["scifact_train_pairs"] = int(sum(out.pair_labeled))

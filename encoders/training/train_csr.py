@@ -1,0 +1,220 @@
+"""Train a CSR model (TopK sparse autoencoder over all-MiniLM-L6-v2) from the shared data.
+
+    python -m encoders.training.train_csr --data-dir ../shared/data \\
+        --out encoders/models/csr-minilm --cache /tmp/csr_emb.npz [--device cuda]
+
+Steps: collect texts and pairs (:mod:`encoders.training.data`), embed them once with the
+dense model (cached in ``--cache``), train (:mod:`encoders.training.trainer`), score
+nDCG@10 on held-out SciFact *train* queries as it goes, and write the model directory
+(``lsr_encoder.json``, ``sae.safetensors``, ``train_log.json``, ``loss_curves.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from encoders.csr import CSREncoder, CSRSettings, save_csr_model
+from encoders.csr_embedder import DenseEmbedder, resolve_device
+from encoders.csr_sae import TopKSAE
+from encoders.training.data import TrainingTexts, build_training_texts
+from encoders.training.trainer import TrainConfig, train_sae
+
+logger = logging.getLogger("train_csr")
+
+
+def texts_fingerprint(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
+def embed_cached(texts: list[str], embedder_factory, cache: Path | None) -> np.ndarray:
+    """Embeddings of ``texts``, from ``cache`` (npz, fp16) when it holds these exact texts."""
+    key = texts_fingerprint(texts)
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            if str(z["fingerprint"]) == key:
+                logger.info("embeddings from cache %s", cache)
+                return z["embeddings"].astype(np.float32)
+        logger.info("cache %s is for other texts: recomputing", cache)
+    emb = embedder_factory().embed(texts, progress=True)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, embeddings=emb.astype(np.float16), fingerprint=np.array(key))
+    return emb
+
+
+def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
+    """``on_log`` hook: nDCG@10 of held-out SciFact train queries at k = 32 and 64."""
+    if not data.dev_query_rows:
+        return None
+    from encoders.training.retrieval import ndcg_at_10, top_dense, top_sparse
+
+    try:
+        import ir_measures  # noqa: F401
+    except ImportError:
+        logger.warning("ir_measures missing: no dev nDCG during training")
+        return None
+    q = emb[data.dev_query_rows]
+    d = emb[data.dev_doc_rows]
+    dense = ndcg_at_10(*top_dense(q, d), data.dev_query_ids, data.dev_doc_ids, data.dev_qrels)
+    logger.info("dev (held-out SciFact train queries) dense nDCG@10 = %.4f", dense)
+
+    def on_log(step: int, sae: TopKSAE) -> dict[str, float]:
+        enc = CSREncoder(sae, CSRSettings(default_k=min(64, sae.config.k)), device=device)
+        row = {"dev_dense_ndcg10": dense}
+        for k in (32, 64):
+            if k <= sae.config.k:
+                ranked = top_sparse(enc.sparsify(q, k), enc.sparsify(d, k), use_index=False)
+                row[f"dev_ndcg10_k{k}"] = ndcg_at_10(
+                    *ranked, data.dev_query_ids, data.dev_doc_ids, data.dev_qrels
+                )
+        return row
+
+    return on_log
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
+    """Loss curves (log scale) and dev nDCG@10 against step, as a PNG; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib missing: no loss curve plot")
+        return None
+    history = [h for h in history if "loss" in h]
+    steps = [h["step"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("loss", "recon", "recon_4k", "auxk", "distill", "infonce"):
+        if key in history[0]:
+            ax1.plot(steps, [max(h[key], 1e-6) for h in history], label=key)
+    ax1.set_yscale("log")
+    ax1.set_xlabel("step")
+    ax1.set_title("training losses")
+    ax1.legend()
+    for key in sorted(k for k in history[-1] if k.startswith("dev_")):
+        ax2.plot(steps, [h.get(key, np.nan) for h in history], label=key)
+    ax2.set_xlabel("step")
+    ax2.set_title("nDCG@10, held-out SciFact train queries")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data-dir", type=Path, required=True, help="the shared data folder")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--dense-model", default=None, help="all-MiniLM-L6-v2 folder (default: found)")
+    p.add_argument("--cache", type=Path, default=None, help="npz cache of the text embeddings")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--embed-batch-size", type=int, default=None)
+    p.add_argument("--limit-per-source", type=int, default=None, help="cap texts per source")
+    p.add_argument("--default-k", type=int, default=64, help="k the encoder uses by default")
+    p.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=0.2,
+        help="share of SciFact train queries held out for the dev nDCG (0: none)",
+    )
+    p.add_argument("--no-dev", action="store_true", help="skip the dev nDCG during training")
+    for f in fields(TrainConfig):
+        if f.name == "k_levels":
+            p.add_argument("--k-levels", type=int, nargs="+", default=list(f.default))
+        elif f.type in ("bool", bool):
+            p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true")
+        else:
+            caster = float if isinstance(f.default, float) else int
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=caster, default=f.default)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    data = build_training_texts(
+        args.data_dir, limit_per_source=args.limit_per_source, dev_fraction=args.dev_fraction
+    )
+    arrays = data.arrays()
+    logger.info(
+        "%d unique texts, %d for reconstruction, %d pairs (%d labeled); sources %s",
+        len(data.texts),
+        len(arrays["recon"]),
+        len(arrays["pair_query"]),
+        int(arrays["pair_labeled"].sum()),
+        data.sources,
+    )
+
+    def factory() -> DenseEmbedder:
+        return DenseEmbedder(args.dense_model, device=device, batch_size=args.embed_batch_size)
+
+    emb = embed_cached(data.texts, factory, args.cache)
+    on_log = None if args.no_dev else dev_callback(data, emb, device)
+    result = train_sae(
+        emb,
+        arrays["recon"],
+        arrays["pair_query"],
+        arrays["pair_doc"],
+        arrays["pair_labeled"],
+        cfg,
+        device=device,
+        on_log=on_log,
+        groups=arrays["group"],
+        domain_groups=arrays["domain_groups"],
+    )
+    sae = result.sae.cpu().eval()
+    settings = CSRSettings(default_k=min(args.default_k, cfg.k))
+    save_csr_model(
+        args.out,
+        sae,
+        settings,
+        description=f"CSR: all-MiniLM-L6-v2 + TopK SAE ({cfg.latent_dim} latents, k <= {cfg.k})",
+    )
+    log = {
+        "train_config": asdict(cfg),
+        "data": {
+            "unique_texts": len(data.texts),
+            "reconstruction_texts": len(arrays["recon"]),
+            "pairs": len(arrays["pair_query"]),
+            "labeled_pairs": int(arrays["pair_labeled"].sum()),
+            "dev_queries": len(data.dev_query_ids),
+            "sources": data.sources,
+            "groups": data.groups,
+        },
+        "device": str(device),
+        "torch": torch.__version__,
+        "train_seconds": round(result.seconds, 1),
+        "history": result.history,
+    }
+    (args.out / "train_log.json").write_text(json.dumps(log, indent=1) + "\n")
+    plot_history(result.history, args.out / "loss_curves.png")
+    print(
+        json.dumps(
+            {"out": str(args.out), "seconds": log["train_seconds"], "last": result.history[-1]}
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The CSR training loop over cached dense embeddings.
+
+Per step: a reconstruction batch (nested TopK codes at each ``k`` of ``k_levels``, plus 4k;
+AuxK on latents dead for ``dead_after`` samples; in-batch similarity distillation) and a
+pair batch (InfoNCE on (query, document) codes at each ``k`` of ``k_levels``). Decoder rows
+stay unit-norm (gradient projected, rows renormalised after each step).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from encoders.csr_sae import SAEConfig, TopKSAE
+from encoders.errors import EncoderError
+from encoders.training.losses import (
+    auxk_loss,
+    dense_codes,
+    info_nce,
+    normalized_mse,
+    similarity_distillation,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (saved with the model)."""
+
+    latent_dim: int = 8192
+    k: int = 128
+    k_levels: tuple[int, ...] = (16, 32, 64, 128)
+    tied: bool = False
+    steps: int = 6000
+    batch_size: int = 4096
+    pair_batch_size: int = 1024
+    labeled_fraction: float = 0.25
+    lr: float = 5e-4
+    warmup_steps: int = 200
+    recon_4k_coef: float = 0.125
+    aux_k: int = 512
+    aux_coef: float = 1 / 32
+    dead_after: int = 1_000_000
+    contrastive_coef: float = 0.5
+    distill_coef: float = 1.0
+    distill_batch: int = 1024
+    # Share of each reconstruction / pseudo-pair batch drawn from the "domain" groups (the
+    # BEIR corpora), which are a few % of the texts; 0 samples all texts uniformly.
+    domain_weight: float = 0.0
+    # Distillation batches drawn from one source at a time, so that fine distinctions
+    # inside a narrow domain (all-aeronautics Cranfield) are taught, not only across domains.
+    distill_by_group: bool = False
+    scale: float = 20.0
+    seed: int = 0
+    log_every: int = 50
+    time_budget_s: float = 0.0  # > 0: stop early (logged) once training took this long
+
+    def __post_init__(self) -> None:
+        self.k_levels = tuple(sorted({int(k) for k in self.k_levels} | {int(self.k)}))
+        if self.k_levels[-1] > self.k or self.k_levels[0] < 1:
+            raise EncoderError(f"k_levels {self.k_levels} must lie in [1, k={self.k}]")
+        if 4 * self.k > self.latent_dim:
+            raise EncoderError(f"4k = {4 * self.k} exceeds latent_dim = {self.latent_dim}")
+
+
+@dataclass
+class TrainResult:
+    sae: TopKSAE
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10%."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def train_sae(
+    embeddings: np.ndarray,
+    recon_rows: np.ndarray,
+    pair_query: np.ndarray,
+    pair_doc: np.ndarray,
+    pair_labeled: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    device: str | torch.device = "cpu",
+    on_log: Callable[[int, TopKSAE], dict[str, float]] | None = None,
+    groups: np.ndarray | None = None,
+    domain_groups: np.ndarray | None = None,
+) -> TrainResult:
+    """Train a TopK SAE on ``embeddings`` ``(N, d)`` (unit-norm rows).
+
+    ``recon_rows``: rows used for reconstruction; ``pair_*``: (query row, doc row, labeled?)
+    for InfoNCE (may be empty: then no contrastive term). ``on_log(step, sae)`` may return
+    extra numbers (e.g. a dev nDCG) to record in the history. ``groups`` ``(N,)``: source id
+    of each row; ``domain_groups``: the ids that ``cfg.domain_weight`` favours.
+    """
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    data = torch.as_tensor(np.asarray(embeddings, np.float32), device=device)
+    recon_rows_t = torch.as_tensor(recon_rows, device=device)
+    if len(recon_rows_t) == 0:
+        raise EncoderError("no reconstruction rows to train on")
+    sae = TopKSAE(SAEConfig(data.shape[1], cfg.latent_dim, cfg.k, cfg.tied)).to(device)
+    with torch.no_grad():
+        sae.pre_bias.copy_(data[recon_rows_t].mean(0))
+    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+    labeled = torch.as_tensor(np.flatnonzero(pair_labeled), device=device)
+    sampler = _Sampler(recon_rows, groups, domain_groups, cfg.domain_weight, gen, device)
+    pair_sampler = _Sampler(
+        np.flatnonzero(~np.asarray(pair_labeled, bool)),
+        None if groups is None else groups[np.asarray(pair_query, np.int64)],
+        domain_groups,
+        cfg.domain_weight,
+        gen,
+        device,
+    )
+    pair_q = torch.as_tensor(pair_query, device=device)
+    pair_d = torch.as_tensor(pair_doc, device=device)
+    since_fired = torch.zeros(cfg.latent_dim, dtype=torch.long, device=device)
+    result = TrainResult(sae)
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        if cfg.time_budget_s > 0 and time.perf_counter() - start > cfg.time_budget_s:
+            logger.warning("time budget %.0f s spent: stopping at step %d", cfg.time_budget_s, step)
+            result.history.append({"step": step, "stopped_early": 1.0})
+            break
+        x = data[sampler.sample(cfg.batch_size)]
+        pre = sae.pre_activations(x)
+        values, indices = sae.topk(pre, 4 * cfg.k)
+        parts: dict[str, torch.Tensor] = {}
+        recon = [normalized_mse(x, sae.decode(values[:, :k], indices[:, :k])) for k in cfg.k_levels]
+        parts["recon"] = torch.stack(recon).mean()
+        parts["recon_4k"] = normalized_mse(x, sae.decode(values, indices))
+        with torch.no_grad():
+            main = sae.decode(values[:, : cfg.k], indices[:, : cfg.k])
+            fired = torch.zeros(cfg.latent_dim, dtype=torch.bool, device=device)
+            fired[indices[:, : cfg.k][values[:, : cfg.k] > 0]] = True
+            since_fired += cfg.batch_size
+            since_fired[fired] = 0
+            dead = since_fired >= cfg.dead_after
+        parts["auxk"] = auxk_loss(x - main, pre, dead, sae.decoder_weight, cfg.aux_k)
+        if cfg.distill_coef > 0:
+            nb = min(cfg.distill_batch, cfg.batch_size)
+            if cfg.distill_by_group and sampler.by_group:
+                xd = data[sampler.sample_one_group(nb)]
+                dv, di = sae.encode(xd, cfg.k)
+            else:
+                xd, dv, di = x[:nb], values[:nb], indices[:nb]
+            distill = [
+                similarity_distillation(
+                    dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim), xd, scale=cfg.scale
+                )
+                for k in cfg.k_levels
+            ]
+            parts["distill"] = torch.stack(distill).mean()
+        if cfg.contrastive_coef > 0 and len(pair_q) > 0:
+            parts["infonce"] = _contrastive(
+                sae, data, pair_q, pair_d, labeled, pair_sampler, cfg, gen
+            )
+        loss = (
+            parts["recon"]
+            + cfg.recon_4k_coef * parts["recon_4k"]
+            + cfg.aux_coef * parts["auxk"]
+            + cfg.distill_coef * parts.get("distill", 0.0)
+            + cfg.contrastive_coef * parts.get("infonce", 0.0)
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.remove_parallel_grad()
+        opt.step()
+        sched.step()
+        sae.normalize_decoder()
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            row = {"step": step, "loss": float(loss.detach()), "dead": int(dead.sum())}
+            row.update({name: float(v) for name, v in parts.items()})
+            if on_log is not None:
+                sae.eval()
+                row.update(on_log(step, sae))
+                sae.train()
+            result.history.append(row)
+            logger.info("step %d %s", step, {k: round(v, 4) for k, v in row.items()})
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _contrastive(
+    sae: TopKSAE,
+    data: torch.Tensor,
+    pair_q: torch.Tensor,
+    pair_d: torch.Tensor,
+    labeled: torch.Tensor,
+    unlabeled: _Sampler,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """InfoNCE over a batch mixing labeled and pseudo pairs, averaged over ``k_levels``."""
+    n_lab = min(len(labeled), int(round(cfg.labeled_fraction * cfg.pair_batch_size)))
+    if unlabeled.size == 0:
+        n_lab = min(len(labeled), cfg.pair_batch_size)
+    n_unl = min(unlabeled.size, cfg.pair_batch_size - n_lab)
+    chosen = []
+    if n_lab:
+        chosen.append(
+            labeled[torch.randperm(len(labeled), generator=gen)[:n_lab].to(labeled.device)]
+        )
+    if n_unl:
+        chosen.append(unlabeled.sample(n_unl))
+    idx = torch.cat(chosen)
+    qv, qi = sae.encode(data[pair_q[idx]], cfg.k)
+    dv, di = sae.encode(data[pair_d[idx]], cfg.k)
+    losses = [
+        info_nce(
+            dense_codes(qv[:, :k], qi[:, :k], cfg.latent_dim),
+            dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim),
+            scale=cfg.scale,
+            doc_ids=pair_d[idx],
+        )
+        for k in cfg.k_levels
+    ]
+    return torch.stack(losses).mean()
+
+
+class _Sampler:
+    """Random rows of a pool, a ``weight`` share of them from the ``domain`` groups.
+
+    ``pool`` holds ids (embedding rows, or pair ids); ``groups[id]`` is the group of an id.
+    """
+
+    def __init__(
+        self,
+        pool: np.ndarray,
+        groups: np.ndarray | None,
+        domain: np.ndarray | None,
+        weight: float,
+        gen: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        pool = np.asarray(pool, np.int64)
+        self.size, self.gen, self.device = len(pool), gen, device
+        self.pool = torch.as_tensor(pool, device=device)
+        self.by_group = groups is not None and len(pool) > 0
+        self.weight = weight if self.by_group and domain is not None else 0.0
+        if not self.by_group:
+            return
+        pool_groups = np.asarray(groups)[pool]
+        in_domain = np.isin(pool_groups, domain if domain is not None else [])
+        self.domain = torch.as_tensor(pool[in_domain], device=device)
+        self.other = torch.as_tensor(pool[~in_domain], device=device)
+        if len(self.domain) == 0 or len(self.other) == 0:
+            self.weight = 0.0
+        self.per_group = [
+            torch.as_tensor(pool[pool_groups == g], device=device)
+            for g in np.unique(pool_groups)
+            if (pool_groups == g).sum() >= 2
+        ]
+
+    def _draw(self, rows: torch.Tensor, n: int) -> torch.Tensor:
+        pick = torch.randint(len(rows), (n,), generator=self.gen)
+        return rows[pick.to(self.device)]
+
+    def sample(self, n: int) -> torch.Tensor:
+        """``n`` rows, ``round(weight * n)`` of them from the domain groups."""
+        n_dom = int(round(self.weight * n))
+        if n_dom == 0:
+            return self._draw(self.pool, n)
+        return torch.cat([self._draw(self.domain, n_dom), self._draw(self.other, n - n_dom)])
+
+    def sample_one_group(self, n: int) -> torch.Tensor:
+        """Up to ``n`` distinct rows of one group chosen uniformly."""
+        g = int(torch.randint(len(self.per_group), (1,), generator=self.gen))
+        rows = self.per_group[g]
+        pick = torch.randperm(len(rows), generator=self.gen)[:n]
+        return rows[pick.to(self.device)]

@@ -1,0 +1,222 @@
+"""CSR training: losses behave, a tiny run learns, data never reads test queries, evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from encoders.csr import CSREncoder, CSRSettings
+from encoders.csr_sae import SAEConfig, TopKSAE
+from encoders.errors import EncoderError
+from encoders.training.data import build_training_texts, split_head
+from encoders.training.losses import (
+    auxk_loss,
+    info_nce,
+    normalized_mse,
+    similarity_distillation,
+)
+from encoders.training.retrieval import load_beir, ndcg_at_10, top_dense, top_sparse
+from encoders.training.trainer import TrainConfig, train_sae
+
+
+def test_normalized_mse() -> None:
+    x = torch.randn(32, 8)
+    assert float(normalized_mse(x, x)) == 0.0
+    # Predicting the batch mean leaves all the variance unexplained.
+    assert float(normalized_mse(x, x.mean(0, keepdim=True).expand_as(x))) == pytest.approx(1.0)
+
+
+def test_auxk_is_zero_without_dead_latents_and_revives_only_dead_ones() -> None:
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(input_dim=8, latent_dim=32, k=4))
+    x = torch.randn(16, 8)
+    pre = sae.pre_activations(x)
+    residual = (x - sae(x)).detach()
+    none_dead = torch.zeros(32, dtype=torch.bool)
+    loss = auxk_loss(residual, pre, none_dead, sae.decoder_weight, k_aux=8)
+    assert float(loss.detach()) == 0.0
+    loss.backward()  # still part of the graph
+    sae.zero_grad()
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[[3, 7, 11]] = True
+    pre = sae.pre_activations(x)
+    loss = auxk_loss(residual, pre, dead, sae.decoder_weight, k_aux=8)
+    assert float(loss.detach()) > 0
+    loss.backward()
+    rows_with_grad = set(torch.nonzero(sae.encoder_weight.grad.abs().sum(1)).flatten().tolist())
+    assert rows_with_grad <= {3, 7, 11} and rows_with_grad
+
+
+def test_info_nce_prefers_aligned_pairs_and_masks_duplicates() -> None:
+    torch.manual_seed(0)
+    q = torch.relu(torch.randn(8, 16))
+    aligned = info_nce(q, q.clone())
+    shuffled = info_nce(q, q[torch.roll(torch.arange(8), 1)])
+    assert float(aligned) < float(shuffled)
+    doc_ids = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6])
+    masked = info_nce(q, q.clone(), doc_ids=doc_ids)
+    assert torch.isfinite(masked) and float(masked) <= float(aligned) + 1e-6
+
+
+def test_similarity_distillation_is_zero_for_identical_geometry() -> None:
+    x = torch.nn.functional.normalize(torch.randn(12, 6), dim=1)
+    assert float(similarity_distillation(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(similarity_distillation(torch.relu(torch.randn(12, 30)), x)) > 0
+
+
+def _synthetic(n: int = 1500, d: int = 24, atoms: int = 48, active: int = 4) -> np.ndarray:
+    """Unit vectors that are sparse non-negative mixtures of a hidden dictionary."""
+    rng = np.random.default_rng(0)
+    dictionary = rng.normal(size=(atoms, d))
+    codes = np.zeros((n, atoms))
+    for row in codes:
+        row[rng.choice(atoms, active, replace=False)] = rng.uniform(0.5, 1.5, active)
+    x = codes @ dictionary
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_tiny_training_run_decreases_loss() -> None:
+    x = _synthetic()
+    pairs = np.arange(0, 200, 2)
+    cfg = TrainConfig(
+        latent_dim=96,
+        k=8,
+        k_levels=(4, 8),
+        steps=80,
+        batch_size=256,
+        pair_batch_size=64,
+        aux_k=16,
+        dead_after=2048,
+        distill_batch=64,
+        lr=3e-3,
+        warmup_steps=5,
+        log_every=10,
+    )
+    groups = (np.arange(len(x)) % 3).astype(np.int64)
+    result = train_sae(
+        x,
+        np.arange(len(x)),
+        pairs,
+        pairs + 1,
+        np.arange(len(pairs)) < 20,
+        cfg,
+        groups=groups,
+        domain_groups=np.array([0]),
+    )
+    first, last = result.history[0], result.history[-1]
+    assert last["recon"] < 0.6 * first["recon"]
+    assert last["loss"] < first["loss"]
+    norms = result.sae.decoder_weight.detach().norm(dim=1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+
+
+def test_train_config_checks() -> None:
+    with pytest.raises(EncoderError, match="4k"):
+        TrainConfig(latent_dim=100, k=32, k_levels=(32,))
+    assert TrainConfig(k=64, k_levels=(16, 32)).k_levels == (16, 32, 64)
+    with pytest.raises(EncoderError, match="k_levels"):
+        TrainConfig(k=8, k_levels=(16,), latent_dim=64)
+
+
+@pytest.fixture
+def beir_folder(tmp_path: Path) -> Path:
+    """A tiny BEIR folder: 4 documents, a train query, a test query."""
+    root = tmp_path / "data"
+    folder = root / "scifact"
+    (folder / "qrels").mkdir(parents=True)
+    docs = [
+        {
+            "_id": "d1",
+            "title": "Aspirin and pain",
+            "text": "Aspirin reduces pain in adults. It is cheap.",
+        },
+        {
+            "_id": "d2",
+            "title": "",
+            "text": "Wings lift aircraft at speed. "
+            "Flaps add lift on landing and slow the aircraft down.",
+        },
+        {
+            "_id": "d3",
+            "title": "Cells",
+            "text": "Cells divide by mitosis in most tissues of the body.",
+        },
+        {"_id": "d4", "title": "Stars", "text": "Stars fuse hydrogen into helium in their cores."},
+    ]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    queries = [
+        {"_id": "q1", "text": "does aspirin help pain"},
+        {"_id": "q9", "text": "SECRET TEST"},
+    ]
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq9\td4\t1\n")
+    return root
+
+
+def test_training_texts_never_read_test_queries(beir_folder: Path) -> None:
+    data = build_training_texts(beir_folder, dev_fraction=0.0)
+    assert "SECRET TEST" not in data.texts
+    labeled = [
+        (data.texts[q], data.texts[d])
+        for q, d, lab in zip(data.pair_query, data.pair_doc, data.pair_labeled, strict=True)
+        if lab
+    ]
+    assert labeled == [
+        ("does aspirin help pain", "Aspirin and pain Aspirin reduces pain in adults. It is cheap.")
+    ]
+    # Pseudo pairs: title vs body, or first sentence vs rest when there is no title.
+    assert (
+        "Wings lift aircraft at speed.",
+        "Flaps add lift on landing and slow the aircraft down.",
+    ) in [
+        (data.texts[q], data.texts[d])
+        for q, d, lab in zip(data.pair_query, data.pair_doc, data.pair_labeled, strict=True)
+        if not lab
+    ]
+    arrays = data.arrays()
+    assert len(arrays["group"]) == len(data.texts)
+    assert set(arrays["domain_groups"].tolist()) == {0, 1}  # scifact corpus + train queries
+    held_out = build_training_texts(beir_folder, dev_fraction=1.0)
+    assert held_out.dev_query_ids == ["q1"] and not any(held_out.pair_labeled)
+
+
+def test_split_head() -> None:
+    assert split_head("One sentence. Two sentences here.") == (
+        "One sentence.",
+        "Two sentences here.",
+    )
+    assert split_head("only one sentence") is None
+
+
+def test_retrieval_eval_on_tiny_folder(beir_folder: Path) -> None:
+    coll = load_beir(beir_folder / "scifact", "test")
+    assert coll.query_ids == ["q9"] and len(coll.doc_ids) == 4
+    docs = np.eye(4, dtype=np.float32)
+    perfect = ndcg_at_10(*top_dense(docs[[3]], docs), coll.query_ids, coll.doc_ids, coll.qrels)
+    assert perfect == pytest.approx(1.0)
+    wrong = ndcg_at_10(
+        *top_dense(docs[[0]], docs[:3]), coll.query_ids, coll.doc_ids[:3], coll.qrels
+    )
+    assert wrong == 0.0
+    rows_s, scores_s = top_sparse(sp.csr_array(docs[[3]]), sp.csr_array(docs), use_index=False)
+    assert rows_s[0, 0] == 3 and scores_s[0, 0] == pytest.approx(1.0)
+
+
+def test_csr_codes_index_and_search_through_seismic() -> None:
+    index = pytest.importorskip("index")
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(input_dim=24, latent_dim=256, k=16)).eval()
+    enc = CSREncoder(sae, CSRSettings(default_k=16), device="cpu")
+    x = _synthetic(n=600)
+    docs, queries = enc.sparsify(x[:500]), enc.sparsify(x[500:])
+    idx = index.SeismicIndex.build(docs)
+    rows, _ = idx.search(queries, k=10)
+    exact_rows, _ = index.exact_search(docs, queries, k=10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact_rows, strict=True)])
+    assert recall >= 0.9
