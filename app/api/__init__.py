@@ -1,0 +1,1 @@
+"""HTTP layer: routes (one router per resource), dependencies, schemas, middleware."""

@@ -1,0 +1,47 @@
+"""Documents: bulk add, upsert, delete by ids, get by id."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api import schemas
+from app.api.deps import Auth, State
+
+router = APIRouter(
+    prefix="/v1/collections/{name}/documents", tags=["documents"], dependencies=[Auth]
+)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=schemas.WriteResult,
+    responses={409: {"model": schemas.ErrorOut}},
+)
+async def add_documents(name: str, req: schemas.DocumentsIn, state: State) -> schemas.WriteResult:
+    """Add new documents (text or vector, metadata); 409 if an id exists. Durable on 2xx."""
+    return await state.write_pool.run(state.service.write_documents, name, req, False)
+
+
+@router.put("", response_model=schemas.WriteResult)
+async def upsert_documents(
+    name: str, req: schemas.DocumentsIn, state: State
+) -> schemas.WriteResult:
+    """Add or replace documents (delete + add). Durable on 2xx."""
+    return await state.write_pool.run(state.service.write_documents, name, req, True)
+
+
+@router.delete("", response_model=schemas.DeleteResult)
+async def delete_documents(name: str, req: schemas.DeleteIn, state: State) -> schemas.DeleteResult:
+    """Delete documents by id; ids that do not exist are listed in ``not_found``."""
+    return await state.write_pool.run(state.service.delete_documents, name, req)
+
+
+@router.get(
+    "/{doc_id:path}",
+    response_model=schemas.DocumentOut,
+    responses={404: {"model": schemas.ErrorOut}},
+)
+async def get_document(name: str, doc_id: str, state: State) -> schemas.DocumentOut:
+    """A document's stored vector and metadata."""
+    return state.service.get_document(name, doc_id)

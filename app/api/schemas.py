@@ -1,0 +1,177 @@
+"""Request and response models (apart from storage); every float rejects NaN and infinity."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+Weight = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class IndicesValues(Strict):
+    """A sparse vector as parallel lists: column ids and their (non-negative) weights."""
+
+    indices: list[StrictInt]
+    values: list[StrictInt | StrictFloat]
+
+
+# {"indices": [...], "values": [...]} or {"token": weight, ...}
+VectorIn = IndicesValues | dict[str, Annotated[StrictInt | StrictFloat, Field(allow_inf_nan=False)]]
+
+
+class CollectionCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="letters, digits, _ and -; 1-64 chars")
+    encoder: str = Field(
+        "splade-tiny",
+        min_length=1,
+        max_length=256,
+        description='an encoder name, or "none" for vectors only',
+    )
+    dim: int | None = Field(None, ge=1, le=2**31 - 1, description='required with encoder "none"')
+    index_params: dict[str, Any] = Field(
+        default_factory=dict, description="SeismicIndex.build params"
+    )
+    query_params: dict[str, Any] = Field(
+        default_factory=dict, description="default query_cut, heap_factor"
+    )
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    encoder: str
+    dim: int
+    index_params: dict[str, Any]
+    query_params: dict[str, Any]
+    created_at: float
+    documents: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionInfo]
+
+
+class DocumentIn(Strict):
+    id: str = Field(min_length=1)
+    text: str | None = None
+    vector: VectorIn | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class DocumentsIn(Strict):
+    documents: list[DocumentIn] = Field(min_length=1)
+
+
+class WriteResult(BaseModel):
+    written: int
+    ids: list[str]
+
+
+class DeleteIn(Strict):
+    ids: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+
+
+class DeleteResult(BaseModel):
+    deleted: int
+    ids: list[str]
+    not_found: list[str]
+
+
+class DocumentOut(BaseModel):
+    id: str
+    metadata: dict[str, Any] | None
+    vector: IndicesValues
+
+
+class SearchIn(Strict):
+    query: str | None = None
+    vector: VectorIn | None = None
+    k: int = Field(10, ge=1)
+    filter: dict[str, Any] | None = None
+    query_cut: int | None = Field(None, ge=1, le=100_000)
+    heap_factor: float | None = Field(
+        None, ge=0, le=1e6, description="Seismic heap_factor for block skipping (see index docs)"
+    )
+    exact: bool = Field(False, description="score every document exactly (slow, for checks)")
+
+
+class Hit(BaseModel):
+    id: str
+    score: float
+    metadata: dict[str, Any] | None = None
+
+
+class SearchOut(BaseModel):
+    hits: list[Hit]
+    took_ms: float
+
+
+class BatchSearchIn(Strict):
+    searches: list[SearchIn] = Field(min_length=1)
+
+
+class BatchSearchOut(BaseModel):
+    results: list[SearchOut]
+    took_ms: float
+
+
+class ExplainIn(SearchIn):
+    ids: list[str] | None = Field(None, description="explain these documents instead of the hits")
+
+
+class TermContribution(BaseModel):
+    token: str
+    column: int
+    query_weight: float
+    doc_weight: float
+    contribution: float
+
+
+class ExplainedHit(Hit):
+    terms: list[TermContribution]
+
+
+class ExplainOut(BaseModel):
+    hits: list[ExplainedHit]
+    query_terms: list[TermContribution]
+    took_ms: float
+
+
+class JobIn(Strict):
+    source: str = Field(
+        min_length=1, description="a JSONL / Parquet file or a BEIR folder on the server"
+    )
+    batch_size: int = Field(64, ge=1, le=4096)
+    upsert: bool = True
+    limit: int | None = Field(None, ge=1)
+
+
+class JobOut(BaseModel):
+    id: str
+    collection: str
+    source: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    done: int
+    total: int | None
+    error: str | None
+    created_at: float
+    finished_at: float | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[Any] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

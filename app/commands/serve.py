@@ -1,0 +1,50 @@
+"""``lsr serve``: run the REST service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="run the REST search service")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where collections live (env LSR_DATA_DIR; default ./lsr-data)",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--threads", type=int, default=None, help="worker threads (LSR_THREADS)")
+    parser.add_argument("--log-level", default="info")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Several request threads may call parallel Numba kernels: use a thread-safe layer.
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "omp")
+    import uvicorn
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    overrides: dict = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.threads is not None:
+        overrides["threads"] = args.threads
+    settings = Settings(**overrides)
+    print(
+        f"lsr serve: data dir {settings.data_dir.resolve()}, http://{args.host}:{args.port}/docs",
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+    )
+    return 0

@@ -1,0 +1,60 @@
+"""Typed service errors; one handler in :mod:`app.main` turns them into JSON 4xx/5xx answers."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class: ``status`` is the HTTP status, ``code`` a stable machine-readable name."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(ServiceError, ValueError):
+    """The request is well-formed JSON but asks for something impossible."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class NotFoundError(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ServiceError):
+    status = 409
+    code = "conflict"
+
+
+class UnauthorizedError(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+class PayloadTooLargeError(ServiceError):
+    status = 413
+    code = "payload_too_large"
+
+
+class OverloadedError(ServiceError):
+    """Every worker is busy and the queue is full: retry later."""
+
+    status = 503
+    code = "overloaded"
+
+
+class NotReadyError(ServiceError):
+    status = 503
+    code = "not_ready"
+
+
+class StorageError(ServiceError):
+    """The data directory is damaged or unwritable (a server problem, not the client's)."""
+
+    status = 500
+    code = "storage_error"

@@ -1,0 +1,1 @@
+"""Service layer: collection registry, encoders, worker pools, search, indexing jobs."""

@@ -1,0 +1,78 @@
+"""Micro-batching of query encoding: concurrent text queries are encoded together.
+
+One worker thread per encoder takes whatever queries are waiting (up to ``max_batch``),
+encodes them in one call and resolves each caller's future. Under load this turns many
+single-text forward passes into a few batched ones; alone, a query waits for nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from typing import Any
+
+from app.errors import OverloadedError
+from app.storage.vectors import SparseVector, rows_from_csr
+
+log = logging.getLogger(__name__)
+
+
+class QueryBatcher:
+    def __init__(self, encoder: Any, max_batch: int = 32, max_pending: int = 256) -> None:
+        self.encoder = encoder
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="lsr-encode", daemon=True)
+        self._stopped = False
+        self._thread.start()
+
+    async def encode(self, text: str) -> SparseVector:
+        """The query vector of ``text``; raises :class:`OverloadedError` when the queue is full."""
+        if self._queue.qsize() >= self.max_pending:
+            raise OverloadedError(f"{self.max_pending} queries wait for the encoder; retry shortly")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._queue.put((text, loop, future))
+        return await future
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._stopped = True
+                    break
+                batch.append(nxt)
+            try:
+                rows = rows_from_csr(self.encoder.encode_queries([t for t, _, _ in batch]))
+                for (_, loop, fut), row in zip(batch, rows, strict=True):
+                    loop.call_soon_threadsafe(_resolve, fut, row, None)
+            except Exception as exc:  # hand the error to every waiting caller
+                log.exception("query encoding failed")
+                for _, loop, fut in batch:
+                    loop.call_soon_threadsafe(_resolve, fut, None, exc)
+            if self._stopped:
+                return
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+
+def _resolve(fut: asyncio.Future, value: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(value)

@@ -1,0 +1,95 @@
+"""Encoders by name, loaded once and shared by every collection that uses them."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from app.errors import InvalidInputError
+from app.services.batcher import QueryBatcher
+
+NO_ENCODER = "none"
+
+
+class EncoderPool:
+    """Lazily loads ``encoders.load_encoder(name)``; ``"none"`` means vectors only."""
+
+    def __init__(self, allowed: str = "*") -> None:
+        self.allowed = allowed
+        self._encoders: dict[str, Any] = {}
+        self._token_maps: dict[str, dict[str, int]] = {}
+        self._batchers: dict[str, QueryBatcher] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Any:
+        if name == NO_ENCODER:
+            return None
+        enc = self._encoders.get(name)
+        if enc is not None:
+            return enc
+        with self._lock:
+            if name not in self._encoders:
+                from encoders import load_encoder
+
+                try:
+                    self._encoders[name] = load_encoder(name)
+                except Exception as exc:  # whatever the loader raises, the name was the cause
+                    raise InvalidInputError(
+                        f"encoder {name[:200]!r} cannot be loaded: {str(exc)[:500]}"
+                    ) from exc
+            return self._encoders[name]
+
+    def check_allowed(self, name: str) -> None:
+        """Only operator-approved encoders for new collections (``LSR_ENCODERS``): a client
+        must not make the server read arbitrary folders or download models."""
+        if name == NO_ENCODER:
+            return
+        if self.allowed.strip() == "*":
+            return
+        if self.allowed.strip() == "registered":
+            from encoders.registry import MODELS
+
+            allowed = set(MODELS)
+        else:
+            allowed = {a.strip() for a in self.allowed.split(",") if a.strip()}
+        if name not in allowed:
+            raise InvalidInputError(
+                f"encoder {name[:200]!r} is not allowed here; use one of "
+                f"{sorted(allowed) + [NO_ENCODER]} (operators: LSR_ENCODERS)"
+            )
+
+    def token_map(self, name: str) -> dict[str, int]:
+        """token -> column for ``{token: weight}`` vectors (integer strings for ``none``)."""
+        if name not in self._token_maps:
+            enc = self.get(name)
+            names = [] if enc is None else list(enc.feature_names)
+            self._token_maps[name] = {tok: col for col, tok in enumerate(names)}
+        return self._token_maps[name]
+
+    def feature_name(self, name: str, column: int) -> str:
+        enc = self.get(name)
+        if enc is None:
+            return str(column)
+        names = enc.feature_names
+        return names[column] if 0 <= column < len(names) else str(column)
+
+    def loaded_batcher(self, name: str) -> QueryBatcher | None:
+        return self._batchers.get(name)
+
+    def batcher(self, name: str) -> QueryBatcher:
+        """The query micro-batcher of encoder ``name`` (loads the encoder on first use)."""
+        found = self._batchers.get(name)
+        if found is not None:
+            return found
+        enc = self.get(name)
+        with self._lock:
+            if name not in self._batchers:
+                self._batchers[name] = QueryBatcher(enc)
+            return self._batchers[name]
+
+    def close(self) -> None:
+        for batcher in self._batchers.values():
+            batcher.close()
+
+    def loaded(self) -> list[str]:
+        return sorted(self._encoders)

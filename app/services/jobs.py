@@ -1,0 +1,171 @@
+"""Background indexing jobs: read a corpus file on the server, encode, write in batches.
+
+One job runs at a time (a single worker thread, others queue); each reports progress and
+can be cancelled between batches. Every batch is an ordinary durable upsert, so a cancelled
+or crashed job leaves whole batches behind, never half a document. Jobs live in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.api import schemas
+from app.errors import ConflictError, InvalidInputError, NotFoundError, OverloadedError
+from app.services.search import SearchService, _quantise
+from app.settings import Settings
+from app.storage.vectors import rows_from_csr
+
+log = logging.getLogger(__name__)
+MAX_QUEUED_JOBS = 16
+
+
+@dataclass
+class Job:
+    id: str
+    collection: str
+    source: str
+    batch_size: int
+    upsert: bool
+    limit: int | None
+    state: str = "queued"
+    done: int = 0
+    total: int | None = None
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def out(self) -> schemas.JobOut:
+        return schemas.JobOut(
+            id=self.id,
+            collection=self.collection,
+            source=self.source,
+            state=self.state,
+            done=self.done,
+            total=self.total,
+            error=self.error,
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+        )
+
+
+class JobManager:
+    def __init__(self, settings: Settings, service: SearchService) -> None:
+        self.settings = settings
+        self.service = service
+        self._jobs: dict[str, Job] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsr-job")
+
+    def _check_source(self, source: str) -> Path:
+        try:
+            path = Path(source).expanduser().resolve()
+            exists = path.exists()
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise InvalidInputError(f"source {source[:200]!r} is not a usable path: {exc}") from exc
+        roots = self.settings.import_root_list
+        if roots and not any(path == r or r in path.parents for r in roots):
+            raise InvalidInputError(f"source {source!r} is outside the allowed import folders")
+        if not exists:
+            raise InvalidInputError(f"source {source!r} does not exist on the server")
+        return path
+
+    def submit(self, name: str, req: schemas.JobIn) -> schemas.JobOut:
+        from app.jobs.corpus import open_corpus
+        from app.jobs.errors import CorpusError
+
+        coll = self.service.registry.get(name)
+        if coll.config.encoder == "none":
+            raise InvalidInputError(f"collection {name!r} has no encoder; a job needs one for text")
+        path = self._check_source(req.source)
+        try:
+            corpus = open_corpus(path)
+        except CorpusError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        active = sum(j.state in ("queued", "running") for j in self._jobs.values())
+        if active >= MAX_QUEUED_JOBS:
+            raise OverloadedError(f"{active} jobs are queued or running; wait for some to finish")
+        job = Job(uuid.uuid4().hex[:16], name, str(path), req.batch_size, req.upsert, req.limit)
+        self._jobs[job.id] = job
+        self._executor.submit(self._run, job, corpus)
+        return job.out()
+
+    def get(self, job_id: str) -> schemas.JobOut:
+        return self._job(job_id).out()
+
+    def _job(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"job {job_id[:64]!r} not found")
+        return job
+
+    def list(self) -> schemas.JobList:
+        return schemas.JobList(jobs=[j.out() for j in self._jobs.values()])
+
+    def cancel(self, job_id: str) -> schemas.JobOut:
+        job = self._job(job_id)
+        if job.state not in ("queued", "running"):
+            raise ConflictError(f"job {job_id!r} is already {job.state}")
+        job.cancel.set()
+        if job.state == "queued":
+            job.state = "cancelled"
+            job.finished_at = time.time()
+        return job.out()
+
+    def _run(self, job: Job, corpus: object) -> None:
+        if job.cancel.is_set():
+            return
+        job.state = "running"
+        try:
+            try:
+                job.total = corpus.count()  # type: ignore[attr-defined]
+            except Exception:  # a count is a nicety; the job goes on without it
+                job.total = None
+            if job.limit is not None and job.total is not None:
+                job.total = min(job.total, job.limit)
+            batch: list = []
+            for doc in corpus:  # type: ignore[attr-defined]
+                if job.cancel.is_set():
+                    break
+                if job.limit is not None and job.done + len(batch) >= job.limit:
+                    break
+                batch.append(doc)
+                if len(batch) >= job.batch_size:
+                    self._write(job, batch)
+                    batch = []
+            if batch and not job.cancel.is_set():
+                self._write(job, batch)
+            job.state = "cancelled" if job.cancel.is_set() else "done"
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            job.state = "failed"
+            job.error = str(exc)[:1000]
+        finally:
+            job.finished_at = time.time()
+
+    def _write(self, job: Job, batch: list) -> None:
+        coll = self.service.registry.get(job.collection)
+        enc = self.service.encoders.get(coll.config.encoder)
+        limit = self.settings.max_text_length
+        # the last duplicate id of a batch wins, as it would in consecutive upserts
+        unique = list({d.doc_id: d for d in batch}.values())
+        vectors = rows_from_csr(enc.encode_documents([d.text[:limit] for d in unique]))
+        coll.write(
+            [d.doc_id for d in unique],
+            [_quantise(v) for v in vectors],
+            [None] * len(unique),
+            upsert=job.upsert,
+        )
+        job.done += len(batch)
+        if coll.needs_seal():
+            self.service.registry.wake()
+
+    def close(self) -> None:
+        for job in self._jobs.values():
+            job.cancel.set()
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""Durable collections: write-ahead log, sealed and mutable segments, filters, manifests."""
