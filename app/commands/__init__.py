@@ -1,0 +1,1 @@
+"""Sub-commands of ``lsr``; each module exposes ``register(subparsers)``."""
