@@ -216,7 +216,7 @@ class SeismicIndex:
                 np.zeros(self.dim, dtype=np.float32), np.zeros(n_words, dtype=np.uint64),
                 np.empty(n_words, dtype=np.int32), np.empty(mb, dtype=np.float32),
                 np.empty(mb, dtype=np.float32), np.empty(cap, dtype=np.float32),
-                np.empty(cap, dtype=np.int32), np.empty(_GROUP, dtype=np.int64),
+                np.empty(cap, dtype=np.int32), np.empty(3 * _GROUP, dtype=np.int64),
             ))
         return scratch
 

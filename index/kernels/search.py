@@ -56,20 +56,41 @@ def _sift_down_max(keys: np.ndarray, vals: np.ndarray, i: int, n: int) -> None:
 
 @njit(cache=True, nogil=True, inline="always")
 def forward_dot(
-    dense: np.ndarray, fwd_offsets: np.ndarray, fwd_packed: np.ndarray,
-    fwd_terms: np.ndarray, fwd_bits: np.ndarray, row: int,
+    dense: np.ndarray, fwd_packed: np.ndarray, fwd_terms: np.ndarray, fwd_bits: np.ndarray,
+    start: int, stop: int,
 ) -> np.float32:
-    """Inner product of ``dense`` float32 (dim,) with forward row ``row``, summed in term
-    order (the same order as :func:`index.kernels.exact.dot_dense_csr`)."""
+    """Inner product of ``dense`` float32 (dim,) with the forward entries ``[start, stop)``
+    of one row, summed in term order (the same order as
+    :func:`index.kernels.exact.dot_dense_csr`)."""
     acc = np.float32(0.0)
     if fwd_terms.shape[0] == 0:
-        for j in range(fwd_offsets[row], fwd_offsets[row + 1]):
+        for j in range(start, stop):
             x = fwd_packed[j]
             acc += dense[x >> 16] * f16_bits_to_f32(np.uint16(x & 0xFFFF))
     else:
-        for j in range(fwd_offsets[row], fwd_offsets[row + 1]):
+        for j in range(start, stop):
             acc += dense[fwd_terms[j]] * f16_bits_to_f32(fwd_bits[j])
     return acc
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_row(fwd_packed: np.ndarray, fwd_terms: np.ndarray, fwd_bits: np.ndarray,
+                  start: int, stop: int) -> None:
+    """Prefetch every cache line of forward entries ``[start, stop)``: a SPLADE row spans
+    2-4 lines, and fetching only its first leaves the others as serial misses."""
+    if stop <= start:
+        return
+    if fwd_terms.shape[0] == 0:
+        for j in range(start, stop, 16):
+            prefetch(fwd_packed, j)
+        prefetch(fwd_packed, stop - 1)
+    else:
+        for j in range(start, stop, 16):
+            prefetch(fwd_terms, j)
+        prefetch(fwd_terms, stop - 1)
+        for j in range(start, stop, 32):
+            prefetch(fwd_bits, j)
+        prefetch(fwd_bits, stop - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -78,7 +99,9 @@ def _score_block(p0: int, p1: int, ix: tuple, allowed: np.ndarray, scratch: tupl
     """Score the unseen documents of postings ``[p0, p1)`` into the heap.
 
     Returns the new heap size and number of touched bitset words. Works in groups of
-    ``_GROUP`` documents: their forward rows are prefetched before any is scored.
+    ``_GROUP`` documents in three passes, so that the cache misses of a group overlap:
+    mark them seen and prefetch their forward offsets; read the offsets and prefetch all
+    lines of their forward rows; score them.
     """
     postings = ix[2]
     fwd_offsets, fwd_packed, fwd_terms, fwd_bits, row_ids = ix[10], ix[11], ix[12], ix[13], ix[14]
@@ -86,12 +109,9 @@ def _score_block(p0: int, p1: int, ix: tuple, allowed: np.ndarray, scratch: tupl
         scratch[0], scratch[1], scratch[2], scratch[7], scratch[8], scratch[9], scratch[10]
     )
     k = heap_scores.shape[0]
-    packed = fwd_terms.shape[0] == 0
     filtered = allowed.shape[0] > 0
     for g in range(p0, p1, _GROUP):
         g1 = min(p1, g + _GROUP)
-        for p in range(g, g1):
-            prefetch(fwd_offsets, postings[p])
         n = 0
         for p in range(g, g1):
             r = postings[p]
@@ -105,22 +125,25 @@ def _score_block(p0: int, p1: int, ix: tuple, allowed: np.ndarray, scratch: tupl
             seen[w] |= bit
             if filtered and allowed[row_ids[r]] == 0:
                 continue
-            start = fwd_offsets[r]
-            if packed:
-                prefetch(fwd_packed, start)
-            else:
-                prefetch(fwd_terms, start)
-                prefetch(fwd_bits, start)
+            prefetch(fwd_offsets, r)
             pend[n] = r
             n += 1
-        stats[0] += n
+        # pend holds rows in [0, _GROUP), row starts in [_GROUP, 2 _GROUP), ends after.
         for i in range(n):
             r = pend[i]
-            s = forward_dot(dense, fwd_offsets, fwd_packed, fwd_terms, fwd_bits, r)
+            a = fwd_offsets[r]
+            e = fwd_offsets[r + 1]
+            pend[_GROUP + i] = a
+            pend[2 * _GROUP + i] = e
+            _prefetch_row(fwd_packed, fwd_terms, fwd_bits, a, e)
+        stats[0] += n
+        for i in range(n):
+            s = forward_dot(dense, fwd_packed, fwd_terms, fwd_bits, pend[_GROUP + i],
+                            pend[2 * _GROUP + i])
             # Ties are broken on the caller's row numbers: look them up only for documents
             # that may enter the heap.
             if size < k or s >= heap_scores[0]:
-                size = heap_push(heap_scores, heap_rows, size, s, row_ids[r])
+                size = heap_push(heap_scores, heap_rows, size, s, row_ids[pend[i]])
     return size, n_words
 
 
@@ -204,7 +227,7 @@ def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_fac
     ``allowed`` uint8 (n_docs,) masks caller rows out where 0 (length 0: no filter).
     ``scratch`` = ``(dense float32 (dim,) zeroed, seen uint64 (n_docs/64+1,) zeroed,
     words int32 (same), acc, qsum float32 (max blocks per list), cand_s float32, cand_b
-    int32 (candidate capacity), heap float32 (k,), heap int64 (k,), pend int64 (_GROUP,),
+    int32 (candidate capacity), heap float32 (k,), heap int64 (k,), pend int64 (3 * _GROUP,),
     stats int64 (4,))``; the zeroed arrays are left zeroed. Results go to ``out_rows``
     int64 / ``out_scores`` float32 (k,), best first, padded with -1 / 0.0.
     """
@@ -269,7 +292,7 @@ def make_scratch(dim: int, n_docs: int, max_blocks: int, max_cand: int, k: int) 
         np.empty(n_words, dtype=np.int32), np.empty(max_blocks, dtype=np.float32),
         np.empty(max_blocks, dtype=np.float32), np.empty(max_cand, dtype=np.float32),
         np.empty(max_cand, dtype=np.int32), np.empty(k, dtype=np.float32),
-        np.empty(k, dtype=np.int64), np.empty(_GROUP, dtype=np.int64),
+        np.empty(k, dtype=np.int64), np.empty(3 * _GROUP, dtype=np.int64),
         np.zeros(4, dtype=np.int64),
     )
 
