@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 from scipy import sparse
 
 from app.jobs.errors import JobStateError
+from app.storage.files import fsync_dir
+from app.storage.files import write_bytes_atomic as atomic_write_bytes
 
 SHARD_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -31,31 +33,6 @@ SHARD_SCHEMA = pa.schema(
         ("values", pa.list_(pa.float32())),
     ]
 )
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (after a rename) where the platform allows it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def matrix_to_table(doc_ids: Sequence[str], matrix: sparse.csr_array) -> pa.Table:
