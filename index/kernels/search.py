@@ -175,9 +175,29 @@ def _walk_blocks(nc: int, heap_factor: float, ix: tuple, allowed: np.ndarray,
 
 
 @njit(cache=True, nogil=True)
+def _prefetch_list_terms(t: int, ix: tuple) -> None:
+    """Prefetch the summary term ids of list ``t`` (and their entry offsets), which the
+    binary searches of :func:`_list_block_scores` would otherwise miss on one by one."""
+    list_sterms, sterm, sterm_entries = ix[5], ix[6], ix[7]
+    lo = list_sterms[t]
+    hi = list_sterms[t + 1]
+    step_t = 64 // sterm.itemsize
+    step_e = 64 // sterm_entries.itemsize
+    for j in range(lo, hi, step_t):
+        prefetch(sterm, j)
+    for j in range(lo, hi, step_e):
+        prefetch(sterm_entries, j)
+
+
+@njit(cache=True, nogil=True)
 def _list_block_scores(t: int, q_terms: np.ndarray, q_vals: np.ndarray, ix: tuple,
-                       acc: np.ndarray, qsum: np.ndarray) -> int:
-    """Summary score of each block of list ``t`` into ``acc``; returns the block count."""
+                       acc: np.ndarray, qsum: np.ndarray, m_idx: np.ndarray) -> int:
+    """Summary score of each block of list ``t`` into ``acc``; returns the block count.
+
+    Two passes: find the list's entries of every query term (``m_idx`` int64 scratch of
+    the query's length) and prefetch them, then accumulate them: the entries of
+    different terms lie far apart, and this way their misses overlap.
+    """
     list_blocks, block_min, block_scale = ix[0], ix[3], ix[4]
     list_sterms, sterm, sterm_entries, sentry_block, sentry_code = ix[5], ix[6], ix[7], ix[8], ix[9]
     list_entries, list_block_bytes = ix[15], ix[16]
@@ -193,26 +213,35 @@ def _list_block_scores(t: int, q_terms: np.ndarray, q_vals: np.ndarray, ix: tupl
     # Query terms and the list's summary terms are both ascending: a moving binary search.
     lo = list_sterms[t]
     hi = list_sterms[t + 1]
+    n_m = 0
     for j in range(q_terms.shape[0]):
         if lo >= hi:
             break
         u = q_terms[j]
         idx = lo + np.searchsorted(sterm[lo:hi], u)
         if idx < hi and sterm[idx] == u:
-            v = q_vals[j]
             e0 = np.int64(sterm_entries[idx])
-            e1 = np.int64(sterm_entries[idx + 1]) if idx + 1 < hi else n_entries
-            for e in range(e0, e1):
-                pos = e * width
-                y = y_base + (pos >> 3)
-                x = np.int64(sentry_block[y]) | (np.int64(sentry_block[y + 1]) << 8)
-                x |= (np.int64(sentry_block[y + 2]) << 16) | (np.int64(sentry_block[y + 3]) << 24)
-                b = (x >> (pos & 7)) & mask
-                acc[b] += v * np.float32(sentry_code[e_base + e])
-                qsum[b] += v
+            prefetch(sentry_code, e_base + e0)
+            prefetch(sentry_block, y_base + ((e0 * width) >> 3))
+            m_idx[n_m] = j
+            m_idx[n_m + 1] = idx
+            n_m += 2
             lo = idx + 1
         else:
             lo = idx
+    for i in range(0, n_m, 2):
+        v = q_vals[m_idx[i]]
+        idx = m_idx[i + 1]
+        e0 = np.int64(sterm_entries[idx])
+        e1 = np.int64(sterm_entries[idx + 1]) if idx + 1 < hi else n_entries
+        for e in range(e0, e1):
+            pos = e * width
+            y = y_base + (pos >> 3)
+            x = np.int64(sentry_block[y]) | (np.int64(sentry_block[y + 1]) << 8)
+            x |= (np.int64(sentry_block[y + 2]) << 16) | (np.int64(sentry_block[y + 3]) << 24)
+            b = (x >> (pos & 7)) & mask
+            acc[b] += v * np.float32(sentry_code[e_base + e])
+            qsum[b] += v
     for b in range(nb):
         acc[b] = block_min[b0 + b] * qsum[b] + block_scale[b0 + b] * acc[b]
     return nb
@@ -239,6 +268,9 @@ def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_fac
         dense[q_terms[j]] = q_vals[j]
     order = np.argsort(-q_vals, kind="mergesort")
     n_cut = min(query_cut, nq)
+    for ci in range(n_cut):
+        _prefetch_list_terms(q_terms[order[ci]], ix)
+    m_idx = np.empty(2 * nq, dtype=np.int64)
     size = 0
     n_words = 0
     k = heap_scores.shape[0]
@@ -246,7 +278,7 @@ def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_fac
     for ci in range(n_cut):
         t = q_terms[order[ci]]
         b0 = list_blocks[t]
-        nb = _list_block_scores(t, q_terms, q_vals, ix, acc, qsum)
+        nb = _list_block_scores(t, q_terms, q_vals, ix, acc, qsum, m_idx)
         stats[2] += nb
         thr = -np.inf
         if size == k:
