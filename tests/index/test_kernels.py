@@ -95,8 +95,9 @@ def test_block_scores_from_stored_layout(centroid_fraction) -> None:
     for q in range(queries.shape[0]):
         qt = queries.indices[queries.indptr[q] : queries.indptr[q + 1]].astype(np.int32)
         qv = queries.data[queries.indptr[q] : queries.indptr[q + 1]]
+        m_idx = np.empty(2 * qt.shape[0], np.int64)
         for t in qt:
-            nb = _list_block_scores(int(t), qt, qv, idx._ix, acc, qsum)
+            nb = _list_block_scores(int(t), qt, qv, idx._ix, acc, qsum, m_idx)
             widths.add(nb > 256)
             want = ref.list_block_scores(idx.arrays, int(t), qt, qv)
             np.testing.assert_allclose(acc[:nb], want, rtol=1e-5, atol=1e-6)
