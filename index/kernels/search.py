@@ -2,12 +2,14 @@
 
 Per query: scatter it into a dense vector; score all blocks of the posting lists of its
 ``query_cut`` heaviest terms from the transposed quantised summaries; visit the blocks
-best-first (over all those lists together, or list by list as the Rust Seismic does) and
-stop at the first block whose summary score is below ``heap_factor * heap_min`` once
-the heap is full (Seismic's rule: summaries under-estimate, so ``heap_factor`` < 1
-leaves slack, and 0 never skips); score each unseen document exactly from the forward
-index. Documents are marked in a bitset (small enough to stay in cache), and the
-forward rows of a block are prefetched together so that their cache misses overlap.
+either best-first over all those lists together (``global_order``), or as the Rust
+Seismic does: the heaviest term's list best-first, then the other lists one by one with
+their blocks in stored order; a block is skipped when its summary score is below
+``heap_factor * heap_min`` once the heap is full (Seismic's rule: summaries
+under-estimate, so ``heap_factor`` < 1 leaves slack, and 0 never skips); score each
+unseen document exactly from the forward index. Documents are marked in a bitset
+(small enough to stay in cache) and scored through a short software pipeline that
+prefetches their forward rows ahead, so that the cache misses of many documents overlap.
 
 ``ix`` is the tuple of index arrays built by ``SeismicIndex._kernel_arrays``:
 ``(list_blocks, block_docs, postings, block_min, block_scale, list_sterms, sterm,
@@ -30,7 +32,11 @@ from index.kernels.heap import heap_drain, heap_push
 from index.kernels.intrinsics import f16_bits_to_f32, prefetch
 from index.kernels.summaries import id_bits
 
-_GROUP = 32
+# Scoring pipeline (see _score_block): ring size (a power of two >= _LAG1 + _LAG2 + 1)
+# and the two lags, in documents.
+_RING = 32
+_LAG1 = 6
+_LAG2 = 16
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -93,58 +99,96 @@ def _prefetch_row(fwd_packed: np.ndarray, fwd_terms: np.ndarray, fwd_bits: np.nd
         prefetch(fwd_bits, stop - 1)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _resolve(i: int, ix: tuple, pend: np.ndarray) -> None:
+    """Ring slot ``i``: read its row's forward offsets and prefetch the row's lines."""
+    fwd_offsets, fwd_packed, fwd_terms, fwd_bits = ix[10], ix[11], ix[12], ix[13]
+    slot = i & (_RING - 1)
+    r = pend[slot]
+    a = fwd_offsets[r]
+    e = fwd_offsets[r + 1]
+    pend[_RING + slot] = a
+    pend[2 * _RING + slot] = e
+    _prefetch_row(fwd_packed, fwd_terms, fwd_bits, a, e)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _score(i: int, ix: tuple, scratch: tuple, size: int) -> int:
+    """Ring slot ``i``: score its row exactly and offer it to the heap; returns the heap size."""
+    fwd_packed, fwd_terms, fwd_bits, row_ids = ix[11], ix[12], ix[13], ix[14]
+    dense, heap_scores, heap_rows, pend = scratch[0], scratch[7], scratch[8], scratch[9]
+    slot = i & (_RING - 1)
+    s = forward_dot(dense, fwd_packed, fwd_terms, fwd_bits, pend[_RING + slot],
+                    pend[2 * _RING + slot])
+    # Ties are broken on the caller's row numbers: look them up only for documents that
+    # may enter the heap.
+    if size < heap_scores.shape[0] or s >= heap_scores[0]:
+        size = heap_push(heap_scores, heap_rows, size, s, row_ids[pend[slot]])
+    return size
+
+
 @njit(cache=True, nogil=True)
 def _score_block(p0: int, p1: int, ix: tuple, allowed: np.ndarray, scratch: tuple,
                  size: int, n_words: int) -> tuple[int, int]:
-    """Score the unseen documents of postings ``[p0, p1)`` into the heap.
+    """Feed the unseen documents of postings ``[p0, p1)`` to the scoring pipeline.
 
-    Returns the new heap size and number of touched bitset words. Works in groups of
-    ``_GROUP`` documents in three passes, so that the cache misses of a group overlap:
-    mark them seen and prefetch their forward offsets; read the offsets and prefetch all
-    lines of their forward rows; score them.
+    Returns the new heap size and number of touched bitset words. The pipeline is a ring
+    (``pend``): a document's forward offsets are prefetched when it enters, read (and all
+    lines of its row prefetched) ``_LAG1`` documents later, and it is scored ``_LAG2``
+    documents after that, across block boundaries, so that the cache misses of about
+    ``_LAG1 + _LAG2`` documents are always in flight. Scores therefore reach the heap a
+    few documents late: block skipping sees a slightly older ``heap_min`` (never skips
+    more). :func:`_flush` scores what is left.
     """
-    postings = ix[2]
-    fwd_offsets, fwd_packed, fwd_terms, fwd_bits, row_ids = ix[10], ix[11], ix[12], ix[13], ix[14]
-    dense, seen, words, heap_scores, heap_rows, pend, stats = (
-        scratch[0], scratch[1], scratch[2], scratch[7], scratch[8], scratch[9], scratch[10]
-    )
-    k = heap_scores.shape[0]
+    postings, fwd_offsets, row_ids = ix[2], ix[10], ix[14]
+    seen, words, pend, stats = scratch[1], scratch[2], scratch[9], scratch[10]
     filtered = allowed.shape[0] > 0
-    for g in range(p0, p1, _GROUP):
-        g1 = min(p1, g + _GROUP)
-        n = 0
-        for p in range(g, g1):
-            r = postings[p]
-            w = r >> 6
-            bit = np.uint64(1) << np.uint64(r & 63)
-            if seen[w] & bit:
-                continue
-            if seen[w] == 0:
-                words[n_words] = w
-                n_words += 1
-            seen[w] |= bit
-            if filtered and allowed[row_ids[r]] == 0:
-                continue
-            prefetch(fwd_offsets, r)
-            pend[n] = r
-            n += 1
-        # pend holds rows in [0, _GROUP), row starts in [_GROUP, 2 _GROUP), ends after.
-        for i in range(n):
-            r = pend[i]
-            a = fwd_offsets[r]
-            e = fwd_offsets[r + 1]
-            pend[_GROUP + i] = a
-            pend[2 * _GROUP + i] = e
-            _prefetch_row(fwd_packed, fwd_terms, fwd_bits, a, e)
-        stats[0] += n
-        for i in range(n):
-            s = forward_dot(dense, fwd_packed, fwd_terms, fwd_bits, pend[_GROUP + i],
-                            pend[2 * _GROUP + i])
-            # Ties are broken on the caller's row numbers: look them up only for documents
-            # that may enter the heap.
-            if size < k or s >= heap_scores[0]:
-                size = heap_push(heap_scores, heap_rows, size, s, row_ids[pend[i]])
+    head = pend[3 * _RING]
+    mid = pend[3 * _RING + 1]
+    tail = pend[3 * _RING + 2]
+    n = 0
+    for p in range(p0, p1):
+        r = postings[p]
+        w = r >> 6
+        bit = np.uint64(1) << np.uint64(r & 63)
+        if seen[w] & bit:
+            continue
+        if seen[w] == 0:
+            words[n_words] = w
+            n_words += 1
+        seen[w] |= bit
+        if filtered and allowed[row_ids[r]] == 0:
+            continue
+        prefetch(fwd_offsets, r)
+        pend[head & (_RING - 1)] = r
+        head += 1
+        n += 1
+        if head - mid > _LAG1:
+            _resolve(mid, ix, pend)
+            mid += 1
+            if mid - tail > _LAG2:
+                size = _score(tail, ix, scratch, size)
+                tail += 1
+    stats[0] += n
+    pend[3 * _RING] = head
+    pend[3 * _RING + 1] = mid
+    pend[3 * _RING + 2] = tail
     return size, n_words
+
+
+@njit(cache=True, nogil=True)
+def _flush(ix: tuple, scratch: tuple, size: int) -> int:
+    """Score every document still in the pipeline and empty it; returns the heap size."""
+    pend = scratch[9]
+    head = pend[3 * _RING]
+    for i in range(pend[3 * _RING + 1], head):
+        _resolve(i, ix, pend)
+    for i in range(pend[3 * _RING + 2], head):
+        size = _score(i, ix, scratch, size)
+    pend[3 * _RING] = 0
+    pend[3 * _RING + 1] = 0
+    pend[3 * _RING + 2] = 0
+    return size
 
 
 @njit(cache=True, nogil=True)
@@ -256,9 +300,10 @@ def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_fac
     ``allowed`` uint8 (n_docs,) masks caller rows out where 0 (length 0: no filter).
     ``scratch`` = ``(dense float32 (dim,) zeroed, seen uint64 (n_docs/64+1,) zeroed,
     words int32 (same), acc, qsum float32 (max blocks per list), cand_s float32, cand_b
-    int32 (candidate capacity), heap float32 (k,), heap int64 (k,), pend int64 (3 * _GROUP,),
-    stats int64 (4,))``; the zeroed arrays are left zeroed. Results go to ``out_rows``
-    int64 / ``out_scores`` float32 (k,), best first, padded with -1 / 0.0.
+    int32 (candidate capacity), heap float32 (k,), heap int64 (k,), pend int64
+    (3 * _RING + 3,) with its last 3 zeroed, stats int64 (4,))``; the zeroed arrays are
+    left zeroed. Results go to ``out_rows`` int64 / ``out_scores`` float32 (k,), best
+    first, padded with -1 / 0.0.
     """
     dense, seen, words, acc, qsum, cand_s, cand_b = scratch[:7]
     heap_scores, heap_rows, stats = scratch[7], scratch[8], scratch[10]
@@ -283,8 +328,17 @@ def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_fac
         thr = -np.inf
         if size == k:
             thr = heap_factor * heap_scores[0]
-        if not global_order:
-            nc = 0
+        if not global_order and ci > 0:
+            # Seismic's loop after the first list: blocks in list order, each skipped
+            # when its summary score is below heap_factor * heap_min at that moment.
+            block_docs = ix[1]
+            for b in range(nb):
+                if size == k and acc[b] < heap_factor * heap_scores[0]:
+                    continue
+                stats[1] += 1
+                size, n_words = _score_block(block_docs[b0 + b], block_docs[b0 + b + 1], ix,
+                                             allowed, scratch, size, n_words)
+            continue
         for b in range(nb):
             if acc[b] >= thr:
                 cand_s[nc] = acc[b]
@@ -294,6 +348,7 @@ def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_fac
             size, n_words = _walk_blocks(nc, heap_factor, ix, allowed, scratch, size, n_words)
     if global_order:
         size, n_words = _walk_blocks(nc, heap_factor, ix, allowed, scratch, size, n_words)
+    size = _flush(ix, scratch, size)
     heap_drain(heap_scores, heap_rows, size, out_rows, out_scores)
     for j in range(nq):
         dense[q_terms[j]] = 0.0
@@ -324,7 +379,7 @@ def make_scratch(dim: int, n_docs: int, max_blocks: int, max_cand: int, k: int) 
         np.empty(n_words, dtype=np.int32), np.empty(max_blocks, dtype=np.float32),
         np.empty(max_blocks, dtype=np.float32), np.empty(max_cand, dtype=np.float32),
         np.empty(max_cand, dtype=np.int32), np.empty(k, dtype=np.float32),
-        np.empty(k, dtype=np.int64), np.empty(3 * _GROUP, dtype=np.int64),
+        np.empty(k, dtype=np.int64), np.zeros(3 * _RING + 3, dtype=np.int64),
         np.zeros(4, dtype=np.int64),
     )
 
