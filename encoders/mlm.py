@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from encoders.errors import ModelNotFoundError
+from encoders.kernels.screened_head import ScreenedHead
 from encoders.kernels.splade_head import (
     PRECISIONS,
     fused_splade_head,
@@ -23,6 +24,7 @@ from encoders.kernels.splade_head import (
     split_bf16,
     triton_available,
 )
+from encoders.packed_bert import packed_body
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,11 @@ class SpladeMLM:
             self.weight_parts = (hi.to(head_dtype), lo.to(head_dtype))
         else:
             self.decoder_weight = weight.contiguous()  # (V, H) float32
+        # Short texts on the CPU (queries): bf16 screen + exact float32 on the survivors,
+        # built on first use (a document-only job never pays for the bf16 copy).
+        self.can_screen = device.type == "cpu" and not self.fused and not low_precision
+        self._screened: ScreenedHead | None = None
+        self._packed: torch.jit.ScriptModule | None = None
 
     def _warm_up(self) -> None:
         """Compile and autotune the fused kernel now, in one thread: Triton's autotuner is
@@ -185,6 +192,51 @@ class SpladeMLM:
             # masking then costs nothing inside the vocabulary loop.
             states = torch.where(mask[:, :, None], states, states[:, :1, :])
         return self._chunked_head(states.reshape(n_docs * n_tokens, -1), n_docs, n_tokens)
+
+    def _packed_states(
+        self, input_ids: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[ScreenedHead, torch.Tensor, list[int]]:
+        """The screened head, (T, H) states of the real tokens only, and B + 1 row offsets."""
+        if not self.can_screen:
+            raise ValueError("the screened head needs a float32 head on the CPU")
+        if self._screened is None:
+            self._packed = packed_body(self.body)
+            self._screened = ScreenedHead(self.decoder_weight, self.decoder_bias)
+        n_docs, n_tokens = input_ids.shape
+        if lengths is None:
+            lengths = torch.full((n_docs,), n_tokens, dtype=torch.int32)
+        offsets = [0, *torch.cumsum(lengths, 0).tolist()]
+        positions = torch.arange(n_tokens, device=input_ids.device)
+        mask = positions[None, :] < lengths[:, None]
+        if self._packed is not None:
+            segments = torch.arange(n_docs)[:, None].expand(n_docs, n_tokens)[mask]
+            positions = positions[None, :].expand(n_docs, n_tokens)[mask]
+            states = self._packed(input_ids.long()[mask], positions, segments)
+        else:
+            states = self.hidden(input_ids.long(), mask)[mask]
+        return self._screened, states, offsets
+
+    @torch.inference_mode()
+    def screened_weights(
+        self, input_ids: torch.Tensor, lengths: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Like :meth:`weights`, through :class:`ScreenedHead` (float32 CPU models only):
+        only the real tokens reach the head, and the result equals the float32 path up to
+        the order of float32 additions."""
+        head, states, offsets = self._packed_states(input_ids, lengths)
+        return head.weights(states, offsets)
+
+    @torch.inference_mode()
+    def screened_sparse(
+        self,
+        input_ids: torch.Tensor,
+        lengths: torch.Tensor | None,
+        top_k: int | None,
+        threshold: float,
+    ) -> tuple:
+        """:meth:`screened_weights` pruned and sparse: per-row counts, columns, values."""
+        head, states, offsets = self._packed_states(input_ids, lengths)
+        return head.sparse(states, offsets, top_k, threshold)
 
     def _chunked_head(self, flat: torch.Tensor, n_docs: int, n_tokens: int) -> torch.Tensor:
         """Vocabulary slices of (tokens x slice) logits, max over tokens; (B, V) float32."""

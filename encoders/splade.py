@@ -109,16 +109,23 @@ class SpladeEncoder(SparseEncoder):
         self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
     ) -> sp.csr_array:
         """(len(texts), dim) query vectors, truncated at ``config.query_max_length`` tokens."""
-        return self._encode(texts, self.query_model, self._query_batcher, batch_size, show_progress)
+        return self._encode(
+            texts, self.query_model, self._query_batcher, batch_size, show_progress, screen=True
+        )
 
-    def _run_batch(self, model: SpladeMLM, batch: TokenBatch, progress: Any) -> SparseRows:
-        """One tokenised batch -> its non-zeros on the host."""
+    def _run_batch(
+        self, model: SpladeMLM, batch: TokenBatch, progress: Any, screen: bool = False
+    ) -> SparseRows:
+        """One tokenised batch -> its non-zeros on the host (``screen``: the CPU query head)."""
         uniform = bool(batch.lengths.min() == batch.lengths.max())
         ids = batch.input_ids.to(self.device, non_blocking=True)
         lengths = None if uniform else batch.lengths.to(self.device, non_blocking=True)
-        weights = model.weights(ids, lengths)
-        prune_on_device(weights, self.config.top_k, self.config.threshold)
-        result = sparse_to_host(weights)
+        if screen and model.can_screen:
+            result = model.screened_sparse(ids, lengths, self.config.top_k, self.config.threshold)
+        else:
+            weights = model.weights(ids, lengths)
+            prune_on_device(weights, self.config.top_k, self.config.threshold)
+            result = sparse_to_host(weights)
         if progress is not None:
             progress.update(len(batch.rows))
         return result
@@ -167,6 +174,7 @@ class SpladeEncoder(SparseEncoder):
         batcher: Batcher,
         batch_size: int | None,
         show_progress: bool,
+        screen: bool = False,
     ) -> sp.csr_array:
         texts = validate_texts(texts)
         batch_size = batch_size or self.batch_size
@@ -188,7 +196,7 @@ class SpladeEncoder(SparseEncoder):
                 parts = self._run_streams(model, batches, progress)
             else:
                 with torch.inference_mode():
-                    parts = [self._run_batch(model, batch, progress) for batch in batches]
+                    parts = [self._run_batch(model, b, progress, screen) for b in batches]
         finally:
             if progress is not None:
                 progress.close()

@@ -70,3 +70,52 @@ def test_fused_kernel_matches_reference(hidden, vocab) -> None:
             out = fused_splade_head(*args, wt, bias.to(dev), precision, stationary)
             assert out.shape == want.shape
             assert (out.cpu() - want).abs().max() <= atol, (precision, stationary)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_screened_head_equals_float32(seed) -> None:
+    """The bf16 screen never drops a column that is positive in float32, and what it keeps
+    is recomputed in float32: the result is the float32 head's, also for logits near 0."""
+    from encoders.kernels.screened_head import ScreenedHead
+
+    states, weight, bias, starts, lengths = random_head(seed, vocab=3000, hidden=128)
+    offsets = [0, *torch.cumsum(lengths, 0).tolist()]
+    packed = torch.cat([states[s : s + n] for s, n in zip(starts, lengths, strict=True)])
+    # Move every text's max logit of half the columns to within +-0.02 of zero, where bf16
+    # rounding (~0.01 here) decides the sign.
+    exact_max = torch.stack(
+        [(packed[a:b] @ weight.T).amax(0) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    )
+    gen = torch.Generator().manual_seed(seed)
+    near = -exact_max[seed % 5] + (torch.rand(weight.shape[0], generator=gen) - 0.5) * 0.04
+    bias = torch.where(torch.arange(weight.shape[0]) % 2 == 0, near, bias)
+    want = reference_splade_head(states, starts, lengths, weight, bias)
+    head = ScreenedHead(weight, bias)
+    got = head.weights(packed, offsets)
+    assert got.shape == want.shape
+    # (a dropped column would differ by its whole weight, up to 0.02 here)
+    assert (got - want).abs().max() <= 1e-5
+    assert ((got > 0) == (want > 0)).float().mean() > 0.999
+    approx = torch.mm(packed.bfloat16(), weight.bfloat16().T).float()
+    assert (approx - packed @ weight.T).abs().max() > 1e-3  # bf16 alone would not do
+    one = head.weights(packed[: lengths[0]], [0, int(lengths[0])])
+    assert (one[0] - want[0]).abs().max() <= 1e-5
+
+
+def test_screened_head_bound_holds_on_extreme_states() -> None:
+    """Large hidden norms and large weights: the radius scales with them."""
+    from encoders.kernels.screened_head import ScreenedHead
+
+    gen = torch.Generator().manual_seed(7)
+    weight = torch.randn(500, 96, generator=gen) * 3.0
+    packed = torch.randn(30, 96, generator=gen) * 40.0
+    offsets = [0, 10, 11, 30]
+    exact = torch.stack(
+        [(packed[a:b] @ weight.T).amax(0) for a, b in ((0, 10), (10, 11), (11, 30))]
+    )
+    bias = -exact[1] + (torch.rand(500, generator=gen) - 0.5)  # text 1's logits around 0
+    got = ScreenedHead(weight, bias).weights(packed, offsets)
+    want = torch.log1p(torch.relu(exact + bias))
+    # Logits here are ~1e4 before the bias cancels them: float32 itself is good to ~1e-3.
+    assert (got - want).abs().max() <= 2e-3
+    assert (got[1] > 0).sum() > 100

@@ -61,6 +61,20 @@ def test_equals_plain_transformers(splade_tiny_dir, shared_data, dtype, atol) ->
     assert (ours > 0).sum(axis=1).min() > 10
 
 
+def test_cpu_query_path_equals_plain_transformers(splade_tiny_dir, shared_data) -> None:
+    """Queries on the CPU take the packed TorchScript body and the bf16-screened head; the
+    weights are still float32's (the screen only decides which columns to compute)."""
+    texts = [t[:300] for t in _shared_texts(shared_data, 40)] + SENTENCES + ["a"]
+    enc = load_encoder(str(splade_tiny_dir), device="cpu")
+    ours = enc.encode_queries(texts, batch_size=8).toarray()
+    assert enc.query_model._packed is not None  # BERT: the packed body is in use
+    ref = reference_splade(splade_tiny_dir, texts, max_length=enc.config.query_max_length)
+    assert np.abs(ours - ref).max() <= 1e-4
+    assert np.array_equal(ours > 1e-4, ref > 1e-4)
+    one_by_one = np.vstack([enc.encode_queries([t]).toarray() for t in texts[:6]])
+    np.testing.assert_allclose(one_by_one, ours[:6], atol=1e-5)
+
+
 def test_rows_keep_input_order_across_batches(splade_tiny) -> None:
     texts = ["a short one", SENTENCES[0] * 5, "", SENTENCES[2], "x " * 40, SENTENCES[1]]
     together = splade_tiny.encode_documents(texts, batch_size=2).toarray()
