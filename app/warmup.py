@@ -35,7 +35,9 @@ def warm_up(state: Any) -> None:
             coll = state.registry.get(name)
             enc = state.encoders.get(coll.config.encoder)
             if enc is not None:
-                enc.encode_queries(["warm up"])
+                # A few batch shapes: TorchScript (the CPU query body) settles after ~2 calls.
+                for texts in (["warm up"], ["warm up", "a longer warm up query"], ["warm up"] * 4):
+                    enc.encode_queries(texts)
                 state.encoders.batcher(coll.config.encoder)
                 state.encoders.token_map(coll.config.encoder)
             view = coll.view

@@ -187,6 +187,7 @@ def main() -> int:
     parser.add_argument("--text-concurrency", default="8,32")
     parser.add_argument("--threads", type=int, default=2, help="server worker threads")
     parser.add_argument("--skip-text", action="store_true")
+    parser.add_argument("--skip-vector", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_api.json")
     args = parser.parse_args()
 
@@ -255,7 +256,7 @@ def main() -> int:
                 pass
             time.sleep(0.5)
         path = "/v1/collections/packages/search"
-        for c in (int(x) for x in args.concurrency.split(",")):
+        for c in () if args.skip_vector else (int(x) for x in args.concurrency.split(",")):
             result[f"http_vector_c{c}"] = asyncio.run(
                 load(port, path, vec_bodies, c, args.warmup, args.duration)
             )
