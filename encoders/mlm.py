@@ -125,7 +125,7 @@ class SpladeMLM:
             self.weight_parts = (hi.to(head_dtype), lo.to(head_dtype))
         else:
             self.decoder_weight = weight.contiguous()  # (V, H) float32
-        # Short texts on the CPU (queries): bf16 screen + exact float32 on the survivors,
+        # Short texts on the CPU (queries): int8/bf16 screen + exact float32 on the survivors,
         # built on first use (a document-only job never pays for the bf16 copy).
         self.can_screen = device.type == "cpu" and not self.fused and not low_precision
         self._screened: ScreenedHead | None = None

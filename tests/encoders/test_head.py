@@ -72,8 +72,18 @@ def test_fused_kernel_matches_reference(hidden, vocab) -> None:
             assert (out.cpu() - want).abs().max() <= atol, (precision, stationary)
 
 
+def _screens() -> list:
+    from encoders.kernels.screened_head import int8_matmul_is_exact
+
+    skip_int8 = pytest.mark.skipif(
+        not int8_matmul_is_exact(), reason="int8 matmul saturates on this CPU"
+    )
+    return ["bf16", pytest.param("int8", marks=skip_int8)]
+
+
+@pytest.mark.parametrize("screen", _screens())
 @pytest.mark.parametrize("seed", [3, 4, 5])
-def test_screened_head_equals_float32(seed) -> None:
+def test_screened_head_equals_float32(seed, screen) -> None:
     """The bf16 screen never drops a column that is positive in float32, and what it keeps
     is recomputed in float32: the result is the float32 head's, also for logits near 0."""
     from encoders.kernels.screened_head import ScreenedHead
@@ -90,7 +100,8 @@ def test_screened_head_equals_float32(seed) -> None:
     near = -exact_max[seed % 5] + (torch.rand(weight.shape[0], generator=gen) - 0.5) * 0.04
     bias = torch.where(torch.arange(weight.shape[0]) % 2 == 0, near, bias)
     want = reference_splade_head(states, starts, lengths, weight, bias)
-    head = ScreenedHead(weight, bias)
+    head = ScreenedHead(weight, bias, screen=screen)
+    assert head.screen == screen
     got = head.weights(packed, offsets)
     assert got.shape == want.shape
     # (a dropped column would differ by its whole weight, up to 0.02 here)
@@ -102,7 +113,8 @@ def test_screened_head_equals_float32(seed) -> None:
     assert (one[0] - want[0]).abs().max() <= 1e-5
 
 
-def test_screened_head_bound_holds_on_extreme_states() -> None:
+@pytest.mark.parametrize("screen", _screens())
+def test_screened_head_bound_holds_on_extreme_states(screen) -> None:
     """Large hidden norms and large weights: the radius scales with them."""
     from encoders.kernels.screened_head import ScreenedHead
 
@@ -114,8 +126,18 @@ def test_screened_head_bound_holds_on_extreme_states() -> None:
         [(packed[a:b] @ weight.T).amax(0) for a, b in ((0, 10), (10, 11), (11, 30))]
     )
     bias = -exact[1] + (torch.rand(500, generator=gen) - 0.5)  # text 1's logits around 0
-    got = ScreenedHead(weight, bias).weights(packed, offsets)
+    got = ScreenedHead(weight, bias, screen=screen).weights(packed, offsets)
     want = torch.log1p(torch.relu(exact + bias))
     # Logits here are ~1e4 before the bias cancels them: float32 itself is good to ~1e-3.
     assert (got - want).abs().max() <= 2e-3
     assert (got[1] > 0).sum() > 100
+
+
+def test_int8_check_and_bad_screen_name() -> None:
+    from encoders.kernels.screened_head import ScreenedHead, int8_matmul_is_exact
+
+    assert isinstance(int8_matmul_is_exact(), bool)
+    weight, bias = torch.randn(50, 16), torch.randn(50)
+    assert ScreenedHead(weight, bias).screen in ("int8", "bf16")
+    with pytest.raises(ValueError, match="screen"):
+        ScreenedHead(weight, bias, screen="fp8")
