@@ -194,9 +194,13 @@ class SpladeMLM:
         return self._chunked_head(states.reshape(n_docs * n_tokens, -1), n_docs, n_tokens)
 
     def _packed_states(
-        self, input_ids: torch.Tensor, lengths: torch.Tensor | None
+        self, input_ids: torch.Tensor, lengths: torch.Tensor | None, pack: bool = True
     ) -> tuple[ScreenedHead, torch.Tensor, list[int]]:
-        """The screened head, (T, H) states of the real tokens only, and B + 1 row offsets."""
+        """The screened head, (T, H) states of the real tokens only, and B + 1 row offsets.
+
+        ``pack``: run the body on the texts packed into one sequence (block-diagonal
+        attention: no padding, but quadratic in the batch's tokens; right for short
+        queries); otherwise padded, as :meth:`hidden` (length-sorted documents)."""
         if not self.can_screen:
             raise ValueError("the screened head needs a float32 head on the CPU")
         if self._screened is None:
@@ -208,7 +212,7 @@ class SpladeMLM:
         offsets = [0, *torch.cumsum(lengths, 0).tolist()]
         positions = torch.arange(n_tokens, device=input_ids.device)
         mask = positions[None, :] < lengths[:, None]
-        if self._packed is not None:
+        if self._packed is not None and pack:
             segments = torch.arange(n_docs)[:, None].expand(n_docs, n_tokens)[mask]
             positions = positions[None, :].expand(n_docs, n_tokens)[mask]
             states = self._packed(input_ids.long()[mask], positions, segments)
@@ -233,9 +237,13 @@ class SpladeMLM:
         lengths: torch.Tensor | None,
         top_k: int | None,
         threshold: float,
+        each: bool = False,
     ) -> tuple:
-        """:meth:`screened_weights` pruned and sparse: per-row counts, columns, values."""
-        head, states, offsets = self._packed_states(input_ids, lengths)
+        """:meth:`screened_weights` pruned and sparse: per-row counts, columns, values
+        (``each``: screen every text alone, for long texts; see ``ScreenedHead.sparse_each``)."""
+        head, states, offsets = self._packed_states(input_ids, lengths, pack=not each)
+        if each:
+            return head.sparse_each(states, offsets, top_k, threshold)
         return head.sparse(states, offsets, top_k, threshold)
 
     def _chunked_head(self, flat: torch.Tensor, n_docs: int, n_tokens: int) -> torch.Tensor:

@@ -103,25 +103,31 @@ class SpladeEncoder(SparseEncoder):
         self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
     ) -> sp.csr_array:
         """(len(texts), dim) document vectors, truncated at ``config.max_length`` tokens."""
-        return self._encode(texts, self.doc_model, self._doc_batcher, batch_size, show_progress)
+        return self._encode(
+            texts, self.doc_model, self._doc_batcher, batch_size, show_progress, screen="each"
+        )
 
     def encode_queries(
         self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
     ) -> sp.csr_array:
         """(len(texts), dim) query vectors, truncated at ``config.query_max_length`` tokens."""
         return self._encode(
-            texts, self.query_model, self._query_batcher, batch_size, show_progress, screen=True
+            texts, self.query_model, self._query_batcher, batch_size, show_progress, screen="batch"
         )
 
     def _run_batch(
-        self, model: SpladeMLM, batch: TokenBatch, progress: Any, screen: bool = False
+        self, model: SpladeMLM, batch: TokenBatch, progress: Any, screen: str | None = None
     ) -> SparseRows:
-        """One tokenised batch -> its non-zeros on the host (``screen``: the CPU query head)."""
+        """One tokenised batch -> its non-zeros on the host. ``screen`` (CPU float32 models):
+        "batch" screens the batch's texts together (short queries), "each" text by text
+        (documents); the weights are the float32 head's either way."""
         uniform = bool(batch.lengths.min() == batch.lengths.max())
         ids = batch.input_ids.to(self.device, non_blocking=True)
         lengths = None if uniform else batch.lengths.to(self.device, non_blocking=True)
         if screen and model.can_screen:
-            result = model.screened_sparse(ids, lengths, self.config.top_k, self.config.threshold)
+            result = model.screened_sparse(
+                ids, lengths, self.config.top_k, self.config.threshold, each=screen == "each"
+            )
         else:
             weights = model.weights(ids, lengths)
             prune_on_device(weights, self.config.top_k, self.config.threshold)
@@ -174,7 +180,7 @@ class SpladeEncoder(SparseEncoder):
         batcher: Batcher,
         batch_size: int | None,
         show_progress: bool,
-        screen: bool = False,
+        screen: str | None = None,
     ) -> sp.csr_array:
         texts = validate_texts(texts)
         batch_size = batch_size or self.batch_size

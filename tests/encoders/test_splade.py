@@ -75,6 +75,18 @@ def test_cpu_query_path_equals_plain_transformers(splade_tiny_dir, shared_data) 
     np.testing.assert_allclose(one_by_one, ours[:6], atol=1e-5)
 
 
+def test_cpu_document_screen_equals_full_head(splade_tiny_dir, shared_data) -> None:
+    """Documents on the CPU are screened text by text; the weights and the non-zero
+    pattern are those of the full float32 head over the whole vocabulary."""
+    texts = _shared_texts(shared_data, 30) + SENTENCES
+    enc = load_encoder(str(splade_tiny_dir), device="cpu")
+    screened = enc.encode_documents(texts, batch_size=8)
+    assert enc.doc_model._screened is not None  # the screened head did run
+    full = enc._encode(texts, enc.doc_model, enc._doc_batcher, 8, False, screen=None)
+    assert np.abs((screened - full).toarray()).max() <= 1e-5
+    assert np.array_equal(screened.toarray() > 1e-5, full.toarray() > 1e-5)
+
+
 def test_rows_keep_input_order_across_batches(splade_tiny) -> None:
     texts = ["a short one", SENTENCES[0] * 5, "", SENTENCES[2], "x " * 40, SENTENCES[1]]
     together = splade_tiny.encode_documents(texts, batch_size=2).toarray()
