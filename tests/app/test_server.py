@@ -89,9 +89,16 @@ def test_kill_9_during_bulk_writes_loses_nothing_acknowledged(tmp_path: Path) ->
         threads.append(threading.Thread(target=deleter))
         for t in threads:
             t.start()
+        # Kill once enough is acknowledged and a seal has run (on a fast, idle machine 1500
+        # writes are acknowledged before the first background seal finishes).
         deadline = time.monotonic() + 20
-        while len(acked) < 1500 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with httpx.Client(base_url=srv.url, timeout=10) as c:
+            while time.monotonic() < deadline:
+                if len(acked) >= 1500:
+                    segments = c.get("/v1/collections/v/stats").json()["segments"]
+                    if any(s["kind"] == "sealed" for s in segments):
+                        break
+                time.sleep(0.05)
         srv.kill9()
         stop.set()
         for t in threads:
