@@ -17,6 +17,28 @@ def _worse(s_a: float, r_a: int, s_b: float, r_b: int) -> bool:
     return s_a < s_b or (s_a == s_b and r_a > r_b)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _replace_root(scores: np.ndarray, rows: np.ndarray, n: int, score: float, row: int) -> None:
+    """Put ``(score, row)`` at the root of the heap's first ``n`` entries and sift it down."""
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        child = left
+        right = left + 1
+        if right < n and _worse(scores[right], rows[right], scores[left], rows[left]):
+            child = right
+        if _worse(scores[child], rows[child], score, row):
+            scores[i] = scores[child]
+            rows[i] = rows[child]
+            i = child
+        else:
+            break
+    scores[i] = score
+    rows[i] = row
+
+
 @njit(cache=True, nogil=True)
 def heap_push(scores: np.ndarray, rows: np.ndarray, size: int, score: float, row: int) -> int:
     """Offer ``(score, row)`` to the heap ``scores`` float32 (k,), ``rows`` int64 (k,).
@@ -39,23 +61,7 @@ def heap_push(scores: np.ndarray, rows: np.ndarray, size: int, score: float, row
         return size + 1
     if not _worse(scores[0], rows[0], score, row):
         return size
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= k:
-            break
-        child = left
-        right = left + 1
-        if right < k and _worse(scores[right], rows[right], scores[left], rows[left]):
-            child = right
-        if _worse(scores[child], rows[child], score, row):
-            scores[i] = scores[child]
-            rows[i] = rows[child]
-            i = child
-        else:
-            break
-    scores[i] = score
-    rows[i] = row
+    _replace_root(scores, rows, k, score, row)
     return size
 
 
@@ -77,22 +83,4 @@ def heap_drain(
         out_rows[n - 1] = rows[0]
         out_scores[n - 1] = scores[0]
         n -= 1
-        last_s = scores[n]
-        last_r = rows[n]
-        i = 0
-        while True:
-            left = 2 * i + 1
-            if left >= n:
-                break
-            child = left
-            right = left + 1
-            if right < n and _worse(scores[right], rows[right], scores[left], rows[left]):
-                child = right
-            if _worse(scores[child], rows[child], last_s, last_r):
-                scores[i] = scores[child]
-                rows[i] = rows[child]
-                i = child
-            else:
-                break
-        scores[i] = last_s
-        rows[i] = last_r
+        _replace_root(scores, rows, n, scores[n], rows[n])
