@@ -5,6 +5,10 @@ the short texts below. Contrastive pairs: (query, relevant document) from SciFac
 ``qrels/train.tsv`` only (a seeded share of those queries is held out as a dev set for model
 selection) and pseudo pairs (a document's title or first sentence vs. the rest of it).
 Test queries are never read.
+
+Label-free dev set: a seeded share of each BEIR corpus's pseudo queries (titles / first
+sentences) is held out of every loss; how well code retrieval for them reproduces the dense
+model's top 10 over that corpus ("fidelity") selects among training runs without any judgment.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class TrainingTexts:
     ``pair_query``/``pair_doc``: rows of (query, positive) pairs; ``pair_labeled``: True for
     real SciFact train judgments; ``pair_group``: an id per positive text (in-batch masking).
     ``dev_*``: held-out SciFact train queries and the SciFact corpus, for model selection.
+    ``fidelity[corpus]``: (held-out pseudo-query rows, document rows) of each BEIR corpus.
     """
 
     texts: list[str] = field(default_factory=list)
@@ -40,6 +45,7 @@ class TrainingTexts:
     dev_doc_rows: list[int] = field(default_factory=list)
     dev_doc_ids: list[str] = field(default_factory=list)
     dev_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    fidelity: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     text_group: list[int] = field(default_factory=list)
@@ -59,24 +65,40 @@ class TrainingTexts:
         return row
 
     def add_pseudo_pair(self, head: str, rest: str) -> None:
-        if len(head.split()) >= 3 and len(rest.split()) >= 8:
+        if is_pseudo_pair(head, rest):
             self.pair_query.append(self.row(head))
             self.pair_doc.append(self.row(rest))
             self.pair_labeled.append(False)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The index lists as int64 / bool arrays."""
+        """The index lists as int64 / bool arrays; fidelity queries are in none of them."""
+        held = np.asarray([r for q, _ in self.fidelity.values() for r in q], np.int64)
+        pair_query = np.asarray(self.pair_query, np.int64)
+        keep = ~np.isin(pair_query, held)
         return {
-            "recon": np.unique(np.asarray(self.recon, np.int64)),
-            "pair_query": np.asarray(self.pair_query, np.int64),
-            "pair_doc": np.asarray(self.pair_doc, np.int64),
-            "pair_labeled": np.asarray(self.pair_labeled, bool),
+            "recon": np.setdiff1d(np.asarray(self.recon, np.int64), held),
+            "pair_query": pair_query[keep],
+            "pair_doc": np.asarray(self.pair_doc, np.int64)[keep],
+            "pair_labeled": np.asarray(self.pair_labeled, bool)[keep],
             "group": np.asarray(self.text_group, np.int64),
             "domain_groups": np.asarray(
                 [i for i, g in enumerate(self.groups) if g in (*COLLECTIONS, "scifact_train")],
                 np.int64,
             ),
         }
+
+
+def is_pseudo_pair(head: str, rest: str) -> bool:
+    """A (head, rest) split long enough on both sides to act as a (query, document) pair."""
+    return len(head.split()) >= 3 and len(rest.split()) >= 8
+
+
+def pseudo_query(doc: dict) -> tuple[str, str] | None:
+    """``(title or first sentence, rest)`` of a BEIR document, or None."""
+    title, body = (doc.get("title") or "").strip(), (doc.get("text") or "").strip()
+    if title and body and not body.startswith(title):
+        return title, body
+    return split_head(body)
 
 
 def split_head(text: str) -> tuple[str, str] | None:
@@ -100,26 +122,35 @@ def build_training_texts(
     dev_fraction: float = 0.2,
     seed: int = 0,
     limit_per_source: int | None = None,
+    fidelity_fraction: float = 0.1,
+    fidelity_max: int = 200,
 ) -> TrainingTexts:
     """Collect texts and pairs from ``data_dir`` (the shared ``data`` folder).
 
-    ``limit_per_source`` caps each source (for quick runs and tests).
+    ``limit_per_source`` caps each source (for quick runs and tests). ``fidelity_fraction``
+    (at most ``fidelity_max``) of each BEIR corpus's pseudo queries form its fidelity dev set.
     """
     data_dir = Path(data_dir)
     out = TrainingTexts()
+    rng = np.random.default_rng(seed)
     for name in collections:
         folder = data_dir / name
         if not (folder / "corpus.jsonl").is_file():
             continue
         docs = read_jsonl(folder / "corpus.jsonl")[:limit_per_source]
         out.start_group(name)
-        for doc in docs:
-            out.recon.append(out.row(doc_text(doc)))
-            title, body = (doc.get("title") or "").strip(), (doc.get("text") or "").strip()
-            if title and body and not body.startswith(title):
-                out.add_pseudo_pair(title, body)
-            elif (parts := split_head(body)) is not None:
-                out.add_pseudo_pair(*parts)
+        doc_rows = [out.row(doc_text(doc)) for doc in docs]
+        out.recon.extend(doc_rows)
+        heads = [(i, parts) for i, doc in enumerate(docs) if (parts := pseudo_query(doc))]
+        heads = [(i, parts) for i, parts in heads if is_pseudo_pair(*parts)]
+        n_held = min(fidelity_max, int(round(fidelity_fraction * len(heads))))
+        held = set(rng.choice(len(heads), size=n_held, replace=False).tolist()) if n_held else set()
+        for j, (_, (head, rest)) in enumerate(heads):
+            if j not in held:
+                out.add_pseudo_pair(head, rest)
+        if held:
+            queries = [out.row(heads[j][1][0]) for j in sorted(held)]
+            out.fidelity[name] = (queries, doc_rows)
         out.sources[name] = len(docs)
     for path in sorted((data_dir / "vectors").glob("*_docs.txt*")):
         lines = read_lines(path, limit_per_source)

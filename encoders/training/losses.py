@@ -78,9 +78,32 @@ def similarity_distillation(
     retrieval over the codes needs. ``codes`` ``(B, n)``; ``x`` ``(B, d)`` unit-norm inputs.
     """
     eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
-    teacher = (scale * x @ x.T).masked_fill(eye, float("-inf"))
-    student = (scale * codes @ codes.T).masked_fill(eye, float("-inf"))
+    return cross_distillation(codes, x, codes, x, scale=scale, exclude=eye)
+
+
+def cross_distillation(
+    query_codes: torch.Tensor,
+    xq: torch.Tensor,
+    doc_codes: torch.Tensor,
+    xd: torch.Tensor,
+    *,
+    scale: float = 20.0,
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """KL(dense || sparse) of each query's softmax over the documents of the batch.
+
+    ``query_codes`` ``(Q, n)`` and ``xq`` ``(Q, d)``; ``doc_codes`` ``(D, n)`` and ``xd``
+    ``(D, d)``; ``exclude`` ``(Q, D)`` bool marks pairs left out (a query facing itself).
+    """
+    teacher = scale * xq @ xd.T
+    student = scale * query_codes @ doc_codes.T
+    if exclude is not None:
+        teacher = teacher.masked_fill(exclude, float("-inf"))
+        student = student.masked_fill(exclude, float("-inf"))
     target = F.softmax(teacher, dim=1)
-    log_student = F.log_softmax(student, dim=1).masked_fill(eye, 0.0)
-    log_target = F.log_softmax(teacher, dim=1).masked_fill(eye, 0.0)
+    log_student = F.log_softmax(student, dim=1)
+    log_target = F.log_softmax(teacher, dim=1)
+    if exclude is not None:
+        log_student = log_student.masked_fill(exclude, 0.0)
+        log_target = log_target.masked_fill(exclude, 0.0)
     return (target * (log_target - log_student)).sum(1).mean()

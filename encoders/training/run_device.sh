@@ -7,7 +7,13 @@ OUT=${OUT:-/tmp/csr_out}
 mkdir -p "$OUT" /tmp/csrdata
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .devcarry/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-export LSR_DENSE_MODEL_DIR=$PWD/.devcarry/minilm
+if [ -f .devcarry/minilm/model.safetensors.xz ]; then
+  mkdir -p /tmp/minilm && cp -r .devcarry/minilm/. /tmp/minilm/
+  xz -d -f /tmp/minilm/model.safetensors.xz
+  export LSR_DENSE_MODEL_DIR=/tmp/minilm
+else
+  export LSR_DENSE_MODEL_DIR=$PWD/.devcarry/minilm
+fi
 tar xJf .devcarry/data.tar.xz -C /tmp/csrdata
 DATA=/tmp/csrdata/data
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
@@ -15,29 +21,26 @@ TRAIN="python3 -m encoders.training.train_csr --data-dir $DATA --cache /tmp/emb.
 # 1) embed everything once (fills the cache), with a 1-step throwaway run
 $TRAIN --out /tmp/warm --steps 1 --no-dev > /tmp/warm.log 2>&1 || { tail -30 /tmp/warm.log; exit 1; }
 tail -2 /tmp/warm.log
-# 2) variants in parallel (name: extra args), each with a time budget
-# History (benchmarks/results/csr_variants.json): call 1 trained A = distill 1 / infonce 0.5,
-# B = infonce 1 only, C = distill 3 / infonce 0.5, sampling all texts uniformly; call 2 sampled
-# half of each batch from the BEIR corpora and distilled within one source at a time (A), with
-# lr 1e-3 (B) or 75% in-domain (C); call 3 trained E and F below. E is csr-minilm.
-D="--domain-weight 0.5 --distill-by-group --distill-coef 3.0 --contrastive-coef 0.5"
+# 2) variants in parallel (name: extra args), each with a time budget over which the learning
+# rate decays. History (benchmarks/results/csr_variants.json): calls 1-3 trained A-F; E was
+# csr-minilm until call 4, which added query-to-document distillation (Q) and a sharper
+# distillation softmax (S). Selection: the best worst-corpus fidelity (label-free).
 E="--domain-weight 0.75 --distill-by-group --distill-coef 3.0 --contrastive-coef 0.5 --lr 0.001"
 declare -A VARIANTS=(
-  [A]="${CSR_ARGS_A:-$D}"
-  [B]="${CSR_ARGS_B:-$D --lr 0.001}"
-  [C]="${CSR_ARGS_C:-$D --domain-weight 0.75}"
   [E]="${CSR_ARGS_E:-$E}"
-  [F]="${CSR_ARGS_F:-$E --k-levels 32 64 128}"
+  [Q]="${CSR_ARGS_Q:-$E --query-distill-coef 3.0}"
+  [S]="${CSR_ARGS_S:-$E --distill-scale 50}"
+  [QS]="${CSR_ARGS_QS:-$E --query-distill-coef 3.0 --distill-scale 50}"
 )
-STEPS=${CSR_STEPS:-10000}
+STEPS=${CSR_STEPS:-100000}
 BUDGET=${CSR_BUDGET:-300}
-for v in ${CSR_VARIANTS:-E F}; do
+for v in ${CSR_VARIANTS:-E Q S QS}; do
   $TRAIN --out /tmp/m$v --steps "$STEPS" --log-every 250 --time-budget-s "$BUDGET" \
     ${VARIANTS[$v]} > /tmp/train_$v.log 2>&1 &
 done
 wait
 # 3) benchmark each variant (first run fills the eval-embedding cache)
-for v in ${CSR_VARIANTS:-E F}; do
+for v in ${CSR_VARIANTS:-E Q S QS}; do
   tail -1 /tmp/train_$v.log || true
   python3 benchmarks/bench_csr.py --model /tmp/m$v --data-dir $DATA --device cuda --search scipy \
     --embeddings-cache /tmp/evalemb.npz --out /tmp/m$v/bench.json 2>&1 \
@@ -46,3 +49,14 @@ for v in ${CSR_VARIANTS:-E F}; do
   tar cf "$OUT/$v.tar" -C /tmp m$v
 done
 cp /tmp/evalemb.npz "$OUT/" || true
+# 4) one line per variant: label-free dev numbers (the selection rule) and the test ratios
+python3 - ${CSR_VARIANTS:-E Q S QS} <<'PY' | tee "$OUT/summary.txt"
+import json, sys
+for v in sys.argv[1:]:
+    hist = json.load(open(f"/tmp/m{v}/train_log.json"))["history"]
+    last = [h for h in hist if "dev_fidelity_min" in h][-1]
+    fid = {k[13:]: round(x, 3) for k, x in last.items() if k.startswith("dev_fidelity_")}
+    print(v, "step", last["step"], "fidelity", fid, "scifact-dev k64", round(last.get("dev_ndcg10_k64", 0), 4))
+    test = json.load(open(f"/tmp/m{v}/bench.json"))["collections"]
+    print("   test k64/dense", {c: round(r["ratio_k64"], 3) for c, r in test.items()})
+PY

@@ -5,7 +5,8 @@
 
 Steps: collect texts and pairs (:mod:`encoders.training.data`), embed them once with the
 dense model (cached in ``--cache``), train (:mod:`encoders.training.trainer`), score
-nDCG@10 on held-out SciFact *train* queries as it goes, and write the model directory
+nDCG@10 on held-out SciFact *train* queries and the label-free fidelity to dense retrieval
+(:func:`dev_callback`) as it goes, and write the model directory
 (``lsr_encoder.json``, ``sae.safetensors``, ``train_log.json``, ``loss_curves.png``).
 """
 
@@ -55,33 +56,62 @@ def embed_cached(texts: list[str], embedder_factory, cache: Path | None) -> np.n
 
 
 def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
-    """``on_log`` hook: nDCG@10 of held-out SciFact train queries at k = 32 and 64."""
-    if not data.dev_query_rows:
-        return None
+    """``on_log`` hook: the label-free fidelity of each BEIR corpus at k = 64 and the nDCG@10
+    of held-out SciFact train queries at k = 32 and 64 (when ir_measures is installed).
+
+    Fidelity: the share of the dense model's top 10 that code retrieval also puts in its top
+    10, for the corpus's held-out pseudo queries; ``dev_fidelity_min`` is the worst corpus.
+    """
     from encoders.training.retrieval import ndcg_at_10, top_dense, top_sparse
 
-    try:
-        import ir_measures  # noqa: F401
-    except ImportError:
-        logger.warning("ir_measures missing: no dev nDCG during training")
+    fidelity = {
+        name: (emb[q], emb[d], top_dense(emb[q], emb[d], depth=10)[0])
+        for name, (q, d) in data.fidelity.items()
+    }
+    labeled = bool(data.dev_query_rows)
+    if labeled:
+        try:
+            import ir_measures  # noqa: F401
+        except ImportError:
+            logger.warning("ir_measures missing: no dev nDCG during training")
+            labeled = False
+    if not labeled and not fidelity:
         return None
-    q = emb[data.dev_query_rows]
-    d = emb[data.dev_doc_rows]
-    dense = ndcg_at_10(*top_dense(q, d), data.dev_query_ids, data.dev_doc_ids, data.dev_qrels)
-    logger.info("dev (held-out SciFact train queries) dense nDCG@10 = %.4f", dense)
+    q, d = emb[data.dev_query_rows], emb[data.dev_doc_rows]
+    dense = None
+    if labeled:
+        dense = ndcg_at_10(*top_dense(q, d), data.dev_query_ids, data.dev_doc_ids, data.dev_qrels)
+        logger.info("dev (held-out SciFact train queries) dense nDCG@10 = %.4f", dense)
 
     def on_log(step: int, sae: TopKSAE) -> dict[str, float]:
         enc = CSREncoder(sae, CSRSettings(default_k=min(64, sae.config.k)), device=device)
-        row = {"dev_dense_ndcg10": dense}
-        for k in (32, 64):
-            if k <= sae.config.k:
-                ranked = top_sparse(enc.sparsify(q, k), enc.sparsify(d, k), use_index=False)
-                row[f"dev_ndcg10_k{k}"] = ndcg_at_10(
-                    *ranked, data.dev_query_ids, data.dev_doc_ids, data.dev_qrels
-                )
+        row: dict[str, float] = {}
+        k64 = min(64, sae.config.k)
+        for name, (fq, fd, dense_top) in fidelity.items():
+            top = top_sparse(enc.sparsify(fq, k64), enc.sparsify(fd, k64), 10, use_index=False)
+            row[f"dev_fidelity_{name}"] = top10_overlap(top[0], dense_top)
+        if fidelity:
+            row["dev_fidelity_min"] = min(row[f"dev_fidelity_{n}"] for n in fidelity)
+        if dense is not None:
+            row["dev_dense_ndcg10"] = dense
+            for k in (32, 64):
+                if k <= sae.config.k:
+                    ranked = top_sparse(enc.sparsify(q, k), enc.sparsify(d, k), use_index=False)
+                    row[f"dev_ndcg10_k{k}"] = ndcg_at_10(
+                        *ranked, data.dev_query_ids, data.dev_doc_ids, data.dev_qrels
+                    )
         return row
 
     return on_log
+
+
+def top10_overlap(rows: np.ndarray, reference: np.ndarray) -> float:
+    """Mean share of each reference row's top 10 found in the same row's top 10 of ``rows``."""
+    hits = [
+        len(set(a[:10].tolist()) & set(b[:10].tolist())) / max(1, len(b[:10]))
+        for a, b in zip(rows, reference, strict=True)
+    ]
+    return float(np.mean(hits)) if hits else 0.0
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
@@ -97,7 +127,7 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
     history = [h for h in history if "loss" in h]
     steps = [h["step"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("loss", "recon", "recon_4k", "auxk", "distill", "infonce"):
+    for key in ("loss", "recon", "recon_4k", "auxk", "distill", "qdistill", "infonce"):
         if key in history[0]:
             ax1.plot(steps, [max(h[key], 1e-6) for h in history], label=key)
     ax1.set_yscale("log")
@@ -105,9 +135,9 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
     ax1.set_title("training losses")
     ax1.legend()
     for key in sorted(k for k in history[-1] if k.startswith("dev_")):
-        ax2.plot(steps, [h.get(key, np.nan) for h in history], label=key)
+        ax2.plot(steps, [h.get(key, np.nan) for h in history], label=key[4:])
     ax2.set_xlabel("step")
-    ax2.set_title("nDCG@10, held-out SciFact train queries")
+    ax2.set_title("dev: SciFact train nDCG@10, fidelity to dense top 10")
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -198,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "pairs": len(arrays["pair_query"]),
             "labeled_pairs": int(arrays["pair_labeled"].sum()),
             "dev_queries": len(data.dev_query_ids),
+            "fidelity_queries": {n: len(q) for n, (q, _) in data.fidelity.items()},
             "sources": data.sources,
             "groups": data.groups,
         },

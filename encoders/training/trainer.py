@@ -1,9 +1,10 @@
 """The CSR training loop over cached dense embeddings.
 
 Per step: a reconstruction batch (nested TopK codes at each ``k`` of ``k_levels``, plus 4k;
-AuxK on latents dead for ``dead_after`` samples; in-batch similarity distillation) and a
-pair batch (InfoNCE on (query, document) codes at each ``k`` of ``k_levels``). Decoder rows
-stay unit-norm (gradient projected, rows renormalised after each step).
+AuxK on latents dead for ``dead_after`` samples; in-batch similarity distillation; optionally
+query-to-document distillation within one source) and a pair batch (InfoNCE on (query,
+document) codes at each ``k`` of ``k_levels``). Decoder rows stay unit-norm (gradient
+projected, rows renormalised after each step).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from encoders.csr_sae import SAEConfig, TopKSAE
 from encoders.errors import EncoderError
 from encoders.training.losses import (
     auxk_loss,
+    cross_distillation,
     dense_codes,
     info_nce,
     normalized_mse,
@@ -57,6 +59,13 @@ class TrainConfig:
     # Distillation batches drawn from one source at a time, so that fine distinctions
     # inside a narrow domain (all-aeronautics Cranfield) are taught, not only across domains.
     distill_by_group: bool = False
+    # Softmax scale of both distillation terms (0: ``scale``); a larger one weighs the top
+    # of each ranking more, where nDCG@10 is decided.
+    distill_scale: float = 0.0
+    # Query-to-document distillation: short texts of one source (titles, first sentences,
+    # train queries) rank that source's documents as the dense cosine does.
+    query_distill_coef: float = 0.0
+    query_distill_batch: int = 256
     scale: float = 20.0
     seed: int = 0
     log_every: int = 50
@@ -77,11 +86,14 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 10%."""
+def _lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 10% over the steps, or over the time budget
+    when that ends first (so a run cut by its budget still ends on a small rate)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    if cfg.time_budget_s > 0:
+        t = max(t, elapsed_s / cfg.time_budget_s)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
@@ -116,7 +128,6 @@ def train_sae(
     with torch.no_grad():
         sae.pre_bias.copy_(data[recon_rows_t].mean(0))
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
     labeled = torch.as_tensor(np.flatnonzero(pair_labeled), device=device)
     sampler = _Sampler(recon_rows, groups, domain_groups, cfg.domain_weight, gen, device)
     pair_sampler = _Sampler(
@@ -127,6 +138,12 @@ def train_sae(
         gen,
         device,
     )
+    query_pools = (
+        _QueryDocPools(recon_rows, pair_query, groups, gen, device)
+        if cfg.query_distill_coef > 0 and groups is not None
+        else None
+    )
+    distill_scale = cfg.distill_scale or cfg.scale
     pair_q = torch.as_tensor(pair_query, device=device)
     pair_d = torch.as_tensor(pair_doc, device=device)
     since_fired = torch.zeros(cfg.latent_dim, dtype=torch.long, device=device)
@@ -161,11 +178,14 @@ def train_sae(
                 xd, dv, di = x[:nb], values[:nb], indices[:nb]
             distill = [
                 similarity_distillation(
-                    dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim), xd, scale=cfg.scale
+                    dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim), xd, scale=distill_scale
                 )
                 for k in cfg.k_levels
             ]
             parts["distill"] = torch.stack(distill).mean()
+        if query_pools is not None and query_pools.groups:
+            q_rows, d_rows = query_pools.sample(cfg.query_distill_batch, cfg.distill_batch)
+            parts["qdistill"] = _query_distill(sae, data, q_rows, d_rows, cfg, distill_scale)
         if cfg.contrastive_coef > 0 and len(pair_q) > 0:
             parts["infonce"] = _contrastive(
                 sae, data, pair_q, pair_d, labeled, pair_sampler, cfg, gen
@@ -176,16 +196,18 @@ def train_sae(
             + cfg.aux_coef * parts["auxk"]
             + cfg.distill_coef * parts.get("distill", 0.0)
             + cfg.contrastive_coef * parts.get("infonce", 0.0)
+            + cfg.query_distill_coef * parts.get("qdistill", 0.0)
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         sae.remove_parallel_grad()
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(step, cfg, time.perf_counter() - start)
         opt.step()
-        sched.step()
         sae.normalize_decoder()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             row = {"step": step, "loss": float(loss.detach()), "dead": int(dead.sum())}
-            row.update({name: float(v) for name, v in parts.items()})
+            row.update({name: float(v.detach()) for name, v in parts.items()})
             if on_log is not None:
                 sae.eval()
                 row.update(on_log(step, sae))
@@ -231,6 +253,66 @@ def _contrastive(
         for k in cfg.k_levels
     ]
     return torch.stack(losses).mean()
+
+
+def _query_distill(
+    sae: TopKSAE,
+    data: torch.Tensor,
+    q_rows: torch.Tensor,
+    d_rows: torch.Tensor,
+    cfg: TrainConfig,
+    scale: float,
+) -> torch.Tensor:
+    """Query-to-document distillation at each ``k`` of ``k_levels`` (mean)."""
+    xq, xd = data[q_rows], data[d_rows]
+    qv, qi = sae.encode(xq, cfg.k)
+    dv, di = sae.encode(xd, cfg.k)
+    same = q_rows[:, None] == d_rows[None, :]
+    losses = [
+        cross_distillation(
+            dense_codes(qv[:, :k], qi[:, :k], cfg.latent_dim),
+            xq,
+            dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim),
+            xd,
+            scale=scale,
+            exclude=same,
+        )
+        for k in cfg.k_levels
+    ]
+    return torch.stack(losses).mean()
+
+
+class _QueryDocPools:
+    """Per source: its query-like rows (pair queries) and its documents (other recon rows)."""
+
+    def __init__(
+        self,
+        recon_rows: np.ndarray,
+        pair_query: np.ndarray,
+        groups: np.ndarray,
+        gen: torch.Generator,
+        device: torch.device,
+        min_queries: int = 16,
+    ) -> None:
+        self.gen, self.device = gen, device
+        queries = np.unique(np.asarray(pair_query, np.int64))
+        docs = np.setdiff1d(np.asarray(recon_rows, np.int64), queries)
+        groups = np.asarray(groups)
+        self.groups: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for g in np.unique(groups[queries]) if len(queries) else []:
+            q, d = queries[groups[queries] == g], docs[groups[docs] == g]
+            if len(q) >= min_queries and len(d) >= 2:
+                self.groups.append(
+                    (torch.as_tensor(q, device=device), torch.as_tensor(d, device=device))
+                )
+
+    def sample(self, n_queries: int, n_docs: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to ``n_queries`` query rows and ``n_docs`` document rows of one source."""
+        g = int(torch.randint(len(self.groups), (1,), generator=self.gen))
+        q, d = self.groups[g]
+        pick_q = torch.randperm(len(q), generator=self.gen)[:n_queries].to(self.device)
+        pick_d = torch.randperm(len(d), generator=self.gen)[:n_docs].to(self.device)
+        return q[pick_q], d[pick_d]
 
 
 class _Sampler:

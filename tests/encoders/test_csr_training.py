@@ -16,6 +16,7 @@ from encoders.errors import EncoderError
 from encoders.training.data import build_training_texts, split_head
 from encoders.training.losses import (
     auxk_loss,
+    cross_distillation,
     info_nce,
     normalized_mse,
     similarity_distillation,
@@ -69,6 +70,22 @@ def test_similarity_distillation_is_zero_for_identical_geometry() -> None:
     assert float(similarity_distillation(torch.relu(torch.randn(12, 30)), x)) > 0
 
 
+def test_cross_distillation_ranks_documents_like_the_dense_model() -> None:
+    torch.manual_seed(0)
+    xq = torch.nn.functional.normalize(torch.randn(5, 6), dim=1)
+    xd = torch.nn.functional.normalize(torch.randn(9, 6), dim=1)
+    assert float(cross_distillation(xq, xq, xd, xd)) == pytest.approx(0.0, abs=1e-6)
+    reversed_codes = float(cross_distillation(-xq, xq, xd, xd))
+    assert reversed_codes > 0.1
+    # An excluded (query, document) pair is left out of both distributions.
+    exclude = torch.zeros(5, 9, dtype=torch.bool)
+    exclude[:, 0] = True
+    wrong_on_excluded = xd.clone()
+    wrong_on_excluded[0] = -wrong_on_excluded[0]
+    loss = cross_distillation(xq, xq, wrong_on_excluded, xd, exclude=exclude)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+
+
 def _synthetic(n: int = 1500, d: int = 24, atoms: int = 48, active: int = 4) -> np.ndarray:
     """Unit vectors that are sparse non-negative mixtures of a hidden dictionary."""
     rng = np.random.default_rng(0)
@@ -113,6 +130,55 @@ def test_tiny_training_run_decreases_loss() -> None:
     assert last["loss"] < first["loss"]
     norms = result.sae.decoder_weight.detach().norm(dim=1)
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+
+
+def test_query_distillation_and_distill_scale_train() -> None:
+    x = _synthetic(n=900)
+    groups = (np.arange(len(x)) % 3).astype(np.int64)
+    queries = np.arange(0, 300)
+    cfg = TrainConfig(
+        latent_dim=96,
+        k=8,
+        k_levels=(4, 8),
+        steps=30,
+        batch_size=128,
+        pair_batch_size=32,
+        aux_k=16,
+        distill_batch=64,
+        distill_by_group=True,
+        distill_scale=40.0,
+        query_distill_coef=1.0,
+        query_distill_batch=16,
+        contrastive_coef=0.0,
+        lr=3e-3,
+        warmup_steps=5,
+        log_every=10,
+    )
+    result = train_sae(
+        x,
+        np.arange(len(x)),
+        queries,
+        queries + 300,
+        np.zeros(len(queries), bool),
+        cfg,
+        groups=groups,
+        domain_groups=np.array([0]),
+    )
+    qdistill = [row["qdistill"] for row in result.history if "qdistill" in row]
+    assert len(qdistill) >= 3 and all(np.isfinite(qdistill))
+    assert qdistill[-1] < qdistill[0]
+
+
+def test_learning_rate_decays_over_the_time_budget() -> None:
+    from encoders.training.trainer import _lr_factor
+
+    cfg = TrainConfig(steps=100_000, warmup_steps=10, time_budget_s=100.0)
+    assert _lr_factor(0, cfg) == pytest.approx(0.1)
+    assert _lr_factor(20, cfg, elapsed_s=0.0) == pytest.approx(1.0, abs=1e-3)
+    assert _lr_factor(20, cfg, elapsed_s=50.0) == pytest.approx(0.55, abs=1e-3)
+    assert _lr_factor(20, cfg, elapsed_s=100.0) == pytest.approx(0.1)
+    no_budget = TrainConfig(steps=110, warmup_steps=10)
+    assert _lr_factor(110, no_budget) == pytest.approx(0.1)
 
 
 def test_train_config_checks() -> None:
@@ -184,6 +250,31 @@ def test_training_texts_never_read_test_queries(beir_folder: Path) -> None:
     assert set(arrays["domain_groups"].tolist()) == {0, 1}  # scifact corpus + train queries
     held_out = build_training_texts(beir_folder, dev_fraction=1.0)
     assert held_out.dev_query_ids == ["q1"] and not any(held_out.pair_labeled)
+
+
+def test_fidelity_queries_are_held_out_of_training(beir_folder: Path) -> None:
+    data = build_training_texts(beir_folder, dev_fraction=0.0, fidelity_fraction=1.0)
+    queries, docs = data.fidelity["scifact"]
+    assert {data.texts[q] for q in queries} == {"Aspirin and pain", "Wings lift aircraft at speed."}
+    assert len(docs) == 4
+    arrays = data.arrays()
+    used = set(arrays["recon"].tolist()) | set(arrays["pair_query"].tolist())
+    assert not used & set(queries)
+    assert not any(data.texts[q] == "Aspirin and pain" for q in arrays["pair_query"])
+
+
+def test_dev_callback_reports_fidelity(beir_folder: Path) -> None:
+    from encoders.training.train_csr import dev_callback, top10_overlap
+
+    assert top10_overlap(np.array([[1, 2, 3]]), np.array([[3, 2, 9]])) == pytest.approx(2 / 3)
+    data = build_training_texts(beir_folder, dev_fraction=0.0, fidelity_fraction=1.0)
+    emb = _synthetic(n=len(data.texts))
+    on_log = dev_callback(data, emb, torch.device("cpu"))
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(input_dim=emb.shape[1], latent_dim=256, k=64)).eval()
+    row = on_log(0, sae)
+    assert 0.0 <= row["dev_fidelity_scifact"] <= 1.0
+    assert row["dev_fidelity_min"] == row["dev_fidelity_scifact"]
 
 
 def test_split_head() -> None:
