@@ -39,6 +39,7 @@ declare -A VARIANTS=(
   [S2]="$S --seed 2"
   [S3]="$S --seed 3"
   [S4]="$S --seed 4"
+  [W]="$S --latent-dim 16384"
 )
 STEPS=${CSR_STEPS:-100000}
 BUDGET=${CSR_BUDGET:-300}
@@ -54,7 +55,14 @@ for v in ${CSR_VARIANTS:-E Q S QS}; do
     --embeddings-cache /tmp/evalemb.npz --out /tmp/m$v/bench.json 2>&1 \
     | grep -v -e Loading -e "embed:" || true
   cp /tmp/train_$v.log /tmp/m$v/
-  tar cf "$OUT/$v.tar" -C /tmp m$v
+  tar cf "/tmp/$v.tar" -C /tmp m$v
+  # the device tool returns files of at most 16 MiB: larger models come back in parts
+  # (cat $v.tar.part* > $v.tar)
+  if [ "$(stat -c %s "/tmp/$v.tar")" -gt 16000000 ]; then
+    split -b 15M -d "/tmp/$v.tar" "$OUT/$v.tar.part"
+  else
+    cp "/tmp/$v.tar" "$OUT/"
+  fi
 done
 cp /tmp/evalemb.npz "$OUT/" || true
 # 4) one line per variant: label-free dev numbers (the selection rule) and the test ratios

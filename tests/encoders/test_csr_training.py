@@ -97,10 +97,9 @@ def _synthetic(n: int = 1500, d: int = 24, atoms: int = 48, active: int = 4) -> 
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_tiny_training_run_decreases_loss() -> None:
-    x = _synthetic()
-    pairs = np.arange(0, 200, 2)
-    cfg = TrainConfig(
+def _tiny_config(**overrides) -> TrainConfig:
+    """A training configuration small enough for the synthetic data and the CPU."""
+    settings = dict(
         latent_dim=96,
         k=8,
         k_levels=(4, 8),
@@ -114,17 +113,27 @@ def test_tiny_training_run_decreases_loss() -> None:
         warmup_steps=5,
         log_every=10,
     )
+    return TrainConfig(**{**settings, **overrides})
+
+
+def _train_three_groups(x: np.ndarray, queries: np.ndarray, docs: np.ndarray, labeled, cfg):
     groups = (np.arange(len(x)) % 3).astype(np.int64)
-    result = train_sae(
+    return train_sae(
         x,
         np.arange(len(x)),
-        pairs,
-        pairs + 1,
-        np.arange(len(pairs)) < 20,
+        queries,
+        docs,
+        labeled,
         cfg,
         groups=groups,
         domain_groups=np.array([0]),
     )
+
+
+def test_tiny_training_run_decreases_loss() -> None:
+    x = _synthetic()
+    pairs = np.arange(0, 200, 2)
+    result = _train_three_groups(x, pairs, pairs + 1, np.arange(len(pairs)) < 20, _tiny_config())
     first, last = result.history[0], result.history[-1]
     assert last["recon"] < 0.6 * first["recon"]
     assert last["loss"] < first["loss"]
@@ -134,36 +143,19 @@ def test_tiny_training_run_decreases_loss() -> None:
 
 def test_query_distillation_and_distill_scale_train() -> None:
     x = _synthetic(n=900)
-    groups = (np.arange(len(x)) % 3).astype(np.int64)
     queries = np.arange(0, 300)
-    cfg = TrainConfig(
-        latent_dim=96,
-        k=8,
-        k_levels=(4, 8),
+    cfg = _tiny_config(
         steps=30,
         batch_size=128,
         pair_batch_size=32,
-        aux_k=16,
-        distill_batch=64,
+        dead_after=1_000_000,
         distill_by_group=True,
         distill_scale=40.0,
         query_distill_coef=1.0,
         query_distill_batch=16,
         contrastive_coef=0.0,
-        lr=3e-3,
-        warmup_steps=5,
-        log_every=10,
     )
-    result = train_sae(
-        x,
-        np.arange(len(x)),
-        queries,
-        queries + 300,
-        np.zeros(len(queries), bool),
-        cfg,
-        groups=groups,
-        domain_groups=np.array([0]),
-    )
+    result = _train_three_groups(x, queries, queries + 300, np.zeros(len(queries), bool), cfg)
     qdistill = [row["qdistill"] for row in result.history if "qdistill" in row]
     assert len(qdistill) >= 3 and all(np.isfinite(qdistill))
     assert qdistill[-1] < qdistill[0]
