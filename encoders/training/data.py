@@ -82,7 +82,11 @@ class TrainingTexts:
             "pair_labeled": np.asarray(self.pair_labeled, bool)[keep],
             "group": np.asarray(self.text_group, np.int64),
             "domain_groups": np.asarray(
-                [i for i, g in enumerate(self.groups) if g in (*COLLECTIONS, "scifact_train")],
+                [
+                    i
+                    for i, g in enumerate(self.groups)
+                    if g in (*COLLECTIONS, "scifact_train") or g.startswith("queries_")
+                ],
                 np.int64,
             ),
         }
@@ -124,11 +128,14 @@ def build_training_texts(
     limit_per_source: int | None = None,
     fidelity_fraction: float = 0.1,
     fidelity_max: int = 200,
+    query_texts: bool = False,
 ) -> TrainingTexts:
     """Collect texts and pairs from ``data_dir`` (the shared ``data`` folder).
 
     ``limit_per_source`` caps each source (for quick runs and tests). ``fidelity_fraction``
     (at most ``fidelity_max``) of each BEIR corpus's pseudo queries form its fidelity dev set.
+    ``query_texts``: also reconstruct ``vectors/*_queries.txt*`` (real search queries that no
+    CSR number is reported on), as an in-domain source, so the codes learn question-style text.
     """
     data_dir = Path(data_dir)
     out = TrainingTexts()
@@ -160,6 +167,12 @@ def build_training_texts(
             if (parts := split_head(line)) is not None:
                 out.add_pseudo_pair(*parts)
         out.sources[path.name] = len(lines)
+    if query_texts:
+        for path in sorted((data_dir / "vectors").glob("*_queries.txt*")):
+            lines = read_lines(path, limit_per_source)
+            out.start_group("queries_" + path.name.split(".")[0])
+            out.recon.extend(out.row(line) for line in lines)
+            out.sources[path.name] = len(lines)
     _add_scifact_train(out, data_dir / "scifact", dev_fraction, seed)
     # Short texts (titles, first sentences, train queries) teach the query side too.
     out.recon.extend(out.pair_query)

@@ -40,6 +40,7 @@ declare -A VARIANTS=(
   [S3]="$S --seed 3"
   [S4]="$S --seed 4"
   [W]="$S --latent-dim 16384"
+  [SQ]="$S --query-texts"
 )
 STEPS=${CSR_STEPS:-100000}
 BUDGET=${CSR_BUDGET:-300}

@@ -164,6 +164,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="share of SciFact train queries held out for the dev nDCG (0: none)",
     )
     p.add_argument("--no-dev", action="store_true", help="skip the dev nDCG during training")
+    p.add_argument(
+        "--query-texts",
+        action="store_true",
+        help="also reconstruct vectors/*_queries texts (in-domain), for question-style input",
+    )
     for f in fields(TrainConfig):
         if f.name == "k_levels":
             p.add_argument("--k-levels", type=int, nargs="+", default=list(f.default))
@@ -183,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     data = build_training_texts(
-        args.data_dir, limit_per_source=args.limit_per_source, dev_fraction=args.dev_fraction
+        args.data_dir,
+        limit_per_source=args.limit_per_source,
+        dev_fraction=args.dev_fraction,
+        query_texts=args.query_texts,
     )
     arrays = data.arrays()
     logger.info(

@@ -255,6 +255,23 @@ def test_fidelity_queries_are_held_out_of_training(beir_folder: Path) -> None:
     assert not any(data.texts[q] == "Aspirin and pain" for q in arrays["pair_query"])
 
 
+def test_query_texts_join_reconstruction_in_domain(beir_folder: Path) -> None:
+    vectors = beir_folder / "vectors"
+    vectors.mkdir()
+    (vectors / "packages_queries.txt").write_text("how to parse json\nfast sparse search\n")
+    (vectors / "packages_docs.txt").write_text("A JSON parser. It is fast.\n")
+    plain = build_training_texts(beir_folder, dev_fraction=0.0)
+    assert "how to parse json" not in plain.texts
+    data = build_training_texts(beir_folder, dev_fraction=0.0, query_texts=True)
+    arrays = data.arrays()
+    rows = [data.texts.index(t) for t in ("how to parse json", "fast sparse search")]
+    assert set(rows) <= set(arrays["recon"].tolist())
+    group = data.groups.index("queries_packages_queries")
+    assert group in arrays["domain_groups"] and data.groups[arrays["group"][rows[0]]] == (
+        "queries_packages_queries"
+    )
+
+
 def test_dev_callback_reports_fidelity(beir_folder: Path) -> None:
     from encoders.training.train_csr import dev_callback, top10_overlap
 
