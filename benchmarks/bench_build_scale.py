@@ -97,8 +97,14 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     truth, _ = exact_search(docs, queries, k=10)
     found, _ = index.search(queries, k=10)
-    rec = float(np.mean([len(set(f) & set(t[t >= 0])) / max(1, (t >= 0).sum())
-                         for f, t in zip(found, truth, strict=True)]))
+    rec = float(
+        np.mean(
+            [
+                len(set(f) & set(t[t >= 0])) / max(1, (t >= 0).sum())
+                for f, t in zip(found, truth, strict=True)
+            ]
+        )
+    )
 
     result = {
         "docs": docs.shape[0],
@@ -114,18 +120,24 @@ def main() -> int:
         "recall@10_default": rec,
         "queries": queries.shape[0],
         "threads": numba.get_num_threads(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "mem_total_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                    / 2**30},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "mem_total_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+        },
         "command": "python " + " ".join(sys.argv),
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"build_scale_{args.docs}.json"
     path.write_text(json.dumps(result, indent=1))
-    print(f"{'docs x nnz/doc':24s} {result['docs']:,} x {result['nnz_per_doc']:.1f} "
-          f"(input CSR {input_mb:,.0f} MB)")
-    print(f"{'build':24s} {build_s:.1f} s wall, {build_cpu_s:.1f} s CPU "
-          f"({result['cores_busy']:.2f} cores busy)")
+    print(
+        f"{'docs x nnz/doc':24s} {result['docs']:,} x {result['nnz_per_doc']:.1f} "
+        f"(input CSR {input_mb:,.0f} MB)"
+    )
+    print(
+        f"{'build':24s} {build_s:.1f} s wall, {build_cpu_s:.1f} s CPU "
+        f"({result['cores_busy']:.2f} cores busy)"
+    )
     print(f"{'peak RSS':24s} {rss_before:,.0f} MB before build, {rss_after:,.0f} MB after")
     print(f"{'index size':24s} {index_bytes / 2**20:,.0f} MB")
     print(f"{'Recall@10 (defaults)':24s} {rec:.4f} on {queries.shape[0]} queries")

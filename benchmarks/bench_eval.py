@@ -42,8 +42,14 @@ def summary_rows(summary: dict) -> list[list[str]]:
 
 
 def write_summary(summary: dict, meta: dict) -> None:
-    header = ["dataset", "system", *METRICS, "recall_vs_exact@10", "ms/query (1 per call)",
-              "ms/query (batch)"]
+    header = [
+        "dataset",
+        "system",
+        *METRICS,
+        "recall_vs_exact@10",
+        "ms/query (1 per call)",
+        "ms/query (batch)",
+    ]
     rows = summary_rows(summary)
     lines = [
         "# Evaluation on the shared test collections",

@@ -40,8 +40,18 @@ def complete_shards(out: Path) -> list[Path]:
 
 def lsr_index(args: argparse.Namespace, out: Path) -> list[str]:
     cmd = [
-        sys.executable, "-m", "app.cli", "index", "--corpus", args.corpus,
-        "--encoder", args.encoder, "--out", str(out), "--shard-size", str(args.shard_size),
+        sys.executable,
+        "-m",
+        "app.cli",
+        "index",
+        "--corpus",
+        args.corpus,
+        "--encoder",
+        args.encoder,
+        "--out",
+        str(out),
+        "--shard-size",
+        str(args.shard_size),
         "--no-progress",
     ]
     if args.device:
@@ -54,13 +64,16 @@ def lsr_index(args: argparse.Namespace, out: Path) -> list[str]:
 def run_killed(args: argparse.Namespace, out: Path) -> dict:
     """Start the job, SIGKILL it once ``kill_after`` shards are complete."""
     start = time.perf_counter()
-    proc = subprocess.Popen(lsr_index(args, out), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        lsr_index(args, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     while proc.poll() is None and len(complete_shards(out)) < args.kill_after:
         time.sleep(0.01)
     if proc.poll() is not None:
-        raise SystemExit(f"the job ended (rc {proc.returncode}) before {args.kill_after} shards "
-                         f"were complete: lower --kill-after or --shard-size\n{proc.stderr.read()}")
+        raise SystemExit(
+            f"the job ended (rc {proc.returncode}) before {args.kill_after} shards "
+            f"were complete: lower --kill-after or --shard-size\n{proc.stderr.read()}"
+        )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = complete_shards(out)
@@ -123,12 +136,14 @@ def compare(args: argparse.Namespace, resumed: Path, single: Path) -> dict:
         q = enc.encode_queries(queries)
         ia, sa = SeismicIndex.load(resumed / "index").search(q, k=10)
         ib, sb = SeismicIndex.load(single / "index").search(q, k=10)
-        out.update({
-            "queries": len(queries),
-            "same_top10_ids": bool(np.array_equal(ia, ib)),
-            "top10_ids_agreement": float((ia == ib).mean()),
-            "max_abs_score_diff": float(np.abs(sa - sb).max()),
-        })
+        out.update(
+            {
+                "queries": len(queries),
+                "same_top10_ids": bool(np.array_equal(ia, ib)),
+                "top10_ids_agreement": float((ia == ib).mean()),
+                "max_abs_score_diff": float(np.abs(sa - sb).max()),
+            }
+        )
     return out
 
 
@@ -183,14 +198,20 @@ def main() -> int:
     print(f"{'documents':28s} {c['documents']}")
     print(f"{'killed after shards':28s} {killed['shards_complete_at_kill']} of {len(after)}")
     print(f"{'finished shards kept':28s} {len(kept)} (not re-encoded)")
-    print(f"{'same shards (ids, terms)':28s} {c['same_doc_ids'] and c['same_terms']}, "
-          f"max |dw| {c['max_abs_weight_diff']:.3g}")
+    print(
+        f"{'same shards (ids, terms)':28s} {c['same_doc_ids'] and c['same_terms']}, "
+        f"max |dw| {c['max_abs_weight_diff']:.3g}"
+    )
     print(f"{'same row map':28s} {c['same_row_map']}")
     if "queries" in c:
-        print(f"{'same top-10 ids':28s} {c['same_top10_ids']} ({c['queries']} queries, "
-              f"agreement {c['top10_ids_agreement']:.4f})")
-    print(f"{'seconds (killed/resume/one)':28s} {killed['seconds']:.1f} / "
-          f"{second['seconds']:.1f} / {first_try['seconds']:.1f}")
+        print(
+            f"{'same top-10 ids':28s} {c['same_top10_ids']} ({c['queries']} queries, "
+            f"agreement {c['top10_ids_agreement']:.4f})"
+        )
+    print(
+        f"{'seconds (killed/resume/one)':28s} {killed['seconds']:.1f} / "
+        f"{second['seconds']:.1f} / {first_try['seconds']:.1f}"
+    )
     print(f"wrote {path}")
     ok = len(kept) == killed["shards_complete_at_kill"] and c["same_doc_ids"] and c["same_terms"]
     return 0 if ok else 1

@@ -49,7 +49,8 @@ class BuildParams:
 
     def __post_init__(self) -> None:
         if self.n_postings is not None and (
-            isinstance(self.n_postings, bool) or int(self.n_postings) != self.n_postings
+            isinstance(self.n_postings, bool)
+            or int(self.n_postings) != self.n_postings
             or self.n_postings <= 0
         ):
             raise ValueError(f"n_postings must be a positive int or None, got {self.n_postings!r}")
@@ -57,8 +58,11 @@ class BuildParams:
             raise ValueError(f"max_fraction must be >= 1, got {self.max_fraction!r}")
         if not 0.0 < self.centroid_fraction <= 1.0:
             raise ValueError(f"centroid_fraction must be in (0, 1], got {self.centroid_fraction!r}")
-        if (isinstance(self.min_cluster_size, bool) or int(self.min_cluster_size)
-                != self.min_cluster_size or self.min_cluster_size < 0):
+        if (
+            isinstance(self.min_cluster_size, bool)
+            or int(self.min_cluster_size) != self.min_cluster_size
+            or self.min_cluster_size < 0
+        ):
             raise ValueError(f"min_cluster_size must be an int >= 0, got {self.min_cluster_size!r}")
         if not 0.0 < self.summary_energy <= 1.0:
             raise ValueError(f"summary_energy must be in (0, 1], got {self.summary_energy!r}")
@@ -101,8 +105,14 @@ _SUMMARY_BATCH = 1 << 25
 
 
 def _summaries(
-    block_docs: np.ndarray, rows: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
-    data: np.ndarray, alpha: float, dim: int, n_chunks: int,
+    block_docs: np.ndarray,
+    rows: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    alpha: float,
+    dim: int,
+    n_chunks: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Quantised summaries of all blocks, block-major: ``(terms int32, codes uint8,
     block_min, block_scale, offsets int64 (n_blocks+1,))``.
@@ -127,8 +137,18 @@ def _summaries(
         buf_v = np.empty(int(bound[-1]), dtype=np.float32)
         bsizes = np.zeros(e - b, dtype=np.int64)
         summarize_blocks(
-            block_docs[b : e + 1], rows, indptr, indices, data, alpha, dim, n_chunks,
-            bound, buf_t, buf_v, bsizes,
+            block_docs[b : e + 1],
+            rows,
+            indptr,
+            indices,
+            data,
+            alpha,
+            dim,
+            n_chunks,
+            bound,
+            buf_t,
+            buf_v,
+            bsizes,
         )
         keep = np.repeat(bound[:-1] - np.concatenate([[0], np.cumsum(bsizes)[:-1]]), bsizes)
         keep += np.arange(int(bsizes.sum()))
@@ -142,9 +162,7 @@ def _summaries(
     codes = np.empty(terms.shape[0], dtype=np.uint8)
     block_min = np.empty(n_blocks, dtype=np.float32)
     block_scale = np.empty(n_blocks, dtype=np.float32)
-    pack_summaries(
-        offsets, sizes, terms, vals, offsets, terms, codes, block_min, block_scale
-    )
+    pack_summaries(offsets, sizes, terms, vals, offsets, terms, codes, block_min, block_scale)
     return terms, codes, block_min, block_scale, offsets
 
 
@@ -199,10 +217,21 @@ def build_arrays(docs: CsrArrays, params: BuildParams) -> dict[str, np.ndarray]:
     list_order = np.argsort(-lengths, kind="stable")[: int(np.count_nonzero(lengths))]
     n_chunks = max(1, 4 * n_threads)
     rows, block_sizes = cluster_lists(
-        offsets, rows, values, n_centroids, block_base, int(params.seed),
+        offsets,
+        rows,
+        values,
+        n_centroids,
+        block_base,
+        int(params.seed),
         int(params.min_cluster_size),
-        list_order.astype(np.int64), n_chunks,
-        docs.indptr, docs.indices, docs.data, top_terms, top_vals, top_len,
+        list_order.astype(np.int64),
+        n_chunks,
+        docs.indptr,
+        docs.indices,
+        docs.data,
+        top_terms,
+        top_vals,
+        top_len,
     )
     clock.mark("blocking")
     heaviest = np.where(top_len > 0, top_terms[:, 0], -1).astype(np.int32)
@@ -212,9 +241,7 @@ def build_arrays(docs: CsrArrays, params: BuildParams) -> dict[str, np.ndarray]:
     del keys, heaviest
     new_of_old = np.empty(docs.n_rows, dtype=np.int32)
     new_of_old[row_ids] = np.arange(docs.n_rows, dtype=np.int32)
-    fwd_indptr, fwd_indices, fwd_data = permute_csr(
-        docs.indptr, docs.indices, docs.data, row_ids
-    )
+    fwd_indptr, fwd_indices, fwd_data = permute_csr(docs.indptr, docs.indices, docs.data, row_ids)
     nonempty = block_sizes > 0
     list_of_block = np.repeat(np.arange(dim, dtype=np.int64), n_centroids)[nonempty]
     blocks_per_list = np.bincount(list_of_block, minlength=dim)
@@ -225,8 +252,14 @@ def build_arrays(docs: CsrArrays, params: BuildParams) -> dict[str, np.ndarray]:
 
     clock.mark("reorder")
     s_terms, s_codes, block_min, block_scale, sum_offsets = _summaries(
-        block_docs, rows, fwd_indptr, fwd_indices, fwd_data, float(params.summary_energy),
-        dim, n_chunks,
+        block_docs,
+        rows,
+        fwd_indptr,
+        fwd_indices,
+        fwd_data,
+        float(params.summary_energy),
+        dim,
+        n_chunks,
     )
     n_entries = int(sum_offsets[-1])
     clock.mark("block summaries")
@@ -236,8 +269,15 @@ def build_arrays(docs: CsrArrays, params: BuildParams) -> dict[str, np.ndarray]:
     u_start = np.empty(n_entries, dtype=np.int64)
     u_count = np.zeros(dim, dtype=np.int64)
     transpose_summaries(
-        list_blocks, sum_offsets, s_terms, s_codes, sentry_block, sentry_code,
-        u_terms, u_start, u_count,
+        list_blocks,
+        sum_offsets,
+        s_terms,
+        s_codes,
+        sentry_block,
+        sentry_code,
+        u_terms,
+        u_start,
+        u_count,
     )
     del s_terms, s_codes
     list_first_entry = sum_offsets[list_blocks[:-1]]

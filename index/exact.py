@@ -28,8 +28,18 @@ def exact_search(
     out_scores = np.empty((queries.n_rows, k), dtype=np.float32)
     n_chunks = max(1, min(queries.n_rows, numba.get_num_threads()))
     exact_batch(
-        queries.indptr, queries.indices, queries.data,
-        docs.indptr, docs.indices, docs.data,
-        t_offsets, t_rows, t_values, docs.n_cols, n_chunks, out_rows, out_scores,
+        queries.indptr,
+        queries.indices,
+        queries.data,
+        docs.indptr,
+        docs.indices,
+        docs.data,
+        t_offsets,
+        t_rows,
+        t_values,
+        docs.n_cols,
+        n_chunks,
+        out_rows,
+        out_scores,
     )
     return out_rows, out_scores

@@ -30,8 +30,11 @@ def prune_lists(offsets, rows, values, threshold, cap):
         out_r.extend(r[keep].tolist())
         out_v.extend(v[keep].tolist())
         new_off.append(len(out_r))
-    return (np.asarray(new_off, np.int64), np.asarray(out_r, np.int32),
-            np.asarray(out_v, np.float32))
+    return (
+        np.asarray(new_off, np.int64),
+        np.asarray(out_r, np.int32),
+        np.asarray(out_v, np.float32),
+    )
 
 
 def doc_top_terms(indptr, indices, data, doc_cut):
@@ -49,8 +52,9 @@ def block_summary(rows, indptr, indices, data, alpha):
     """Twin of :func:`index.kernels.summaries.block_summary`: ``(terms ascending, values)``."""
     mx: dict[int, float] = {}  # insertion order = first-seen order, as in the kernel
     for r in rows:
-        for t, v in zip(indices[indptr[r] : indptr[r + 1]], data[indptr[r] : indptr[r + 1]],
-                        strict=True):
+        for t, v in zip(
+            indices[indptr[r] : indptr[r + 1]], data[indptr[r] : indptr[r + 1]], strict=True
+        ):
             mx[int(t)] = max(mx.get(int(t), 0.0), float(np.float32(v)))
     total = 0.0
     for v in mx.values():
@@ -95,8 +99,9 @@ def list_block_scores(arrays: dict, t: int, q_terms, q_vals) -> np.ndarray:
         e1 = int(arrays["sterm_entries"][i + 1]) if i + 1 < ls[t + 1] else n_entries
         for e in range(e0, e1):
             pos = e * width
-            chunk = int.from_bytes(bytes(raw[y_base + pos // 8 : y_base + pos // 8 + 4].tolist()),
-                                   "little")
+            chunk = int.from_bytes(
+                bytes(raw[y_base + pos // 8 : y_base + pos // 8 + 4].tolist()), "little"
+            )
             b = (chunk >> (pos % 8)) & ((1 << width) - 1)
             acc[b] += q[term] * float(arrays["sentry_code"][e_base + e])
             qsum[b] += q[term]

@@ -19,9 +19,22 @@ from index.storage import IndexFormatError, load_arrays, save_arrays
 from index.validation import as_csr, check_k, check_queries, check_query_params
 
 ARRAY_NAMES = (
-    "list_blocks", "block_docs", "postings", "block_min", "block_scale",
-    "list_sterms", "sterm", "sterm_entries", "sentry_block", "sentry_code",
-    "fwd_offsets", "fwd_packed", "fwd_terms", "fwd_values", "row_ids", "list_entries",
+    "list_blocks",
+    "block_docs",
+    "postings",
+    "block_min",
+    "block_scale",
+    "list_sterms",
+    "sterm",
+    "sterm_entries",
+    "sentry_block",
+    "sentry_code",
+    "fwd_offsets",
+    "fwd_packed",
+    "fwd_terms",
+    "fwd_values",
+    "row_ids",
+    "list_entries",
     "list_block_bytes",
 )
 DEFAULT_QUERY_CUT = 10
@@ -114,8 +127,14 @@ class SeismicIndex:
         queries = as_csr(queries_csr, name="queries")
         check_queries(queries, self.dim)
         return self._search_arrays(
-            queries.indptr, queries.indices, queries.data, k, query_cut, heap_factor,
-            bool(global_order), self._allowed(allowed),
+            queries.indptr,
+            queries.indices,
+            queries.data,
+            k,
+            query_cut,
+            heap_factor,
+            bool(global_order),
+            self._allowed(allowed),
         )
 
     def search_vector(
@@ -154,7 +173,13 @@ class SeismicIndex:
             idx, val = idx[keep], val[keep]
         indptr = np.array([0, idx.shape[0]], dtype=np.int64)
         ids, scores = self._search_arrays(
-            indptr, idx, val, k, query_cut, heap_factor, bool(global_order),
+            indptr,
+            idx,
+            val,
+            k,
+            query_cut,
+            heap_factor,
+            bool(global_order),
             self._allowed(allowed),
         )
         return ids[0], scores[0]
@@ -170,15 +195,35 @@ class SeismicIndex:
     def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
         a = self.arrays
         return (
-            a["list_blocks"], a["block_docs"], a["postings"], a["block_min"], a["block_scale"],
-            a["list_sterms"], a["sterm"], a["sterm_entries"], a["sentry_block"],
-            a["sentry_code"], a["fwd_offsets"], a["fwd_packed"], a["fwd_terms"],
-            self._fwd_bits, a["row_ids"], a["list_entries"], a["list_block_bytes"],
+            a["list_blocks"],
+            a["block_docs"],
+            a["postings"],
+            a["block_min"],
+            a["block_scale"],
+            a["list_sterms"],
+            a["sterm"],
+            a["sterm_entries"],
+            a["sentry_block"],
+            a["sentry_code"],
+            a["fwd_offsets"],
+            a["fwd_packed"],
+            a["fwd_terms"],
+            self._fwd_bits,
+            a["row_ids"],
+            a["list_entries"],
+            a["list_block_bytes"],
         )
 
     def _search_arrays(
-        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int,
-        query_cut: int, heap_factor: float, global_order: bool, allowed: np.ndarray,
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        k: int,
+        query_cut: int,
+        heap_factor: float,
+        global_order: bool,
+        allowed: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         nq = indptr.shape[0] - 1
         max_nnz = int(indptr[1] - indptr[0]) if nq == 1 else int(np.diff(indptr).max(initial=0))
@@ -190,21 +235,44 @@ class SeismicIndex:
             try:
                 arrays = scratch.arrays
                 run = (
-                    *arrays[:7], np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64),
-                    arrays[7], self.stats,
+                    *arrays[:7],
+                    np.empty(k, dtype=np.float32),
+                    np.empty(k, dtype=np.int64),
+                    arrays[7],
+                    self.stats,
                 )
                 search_serial(
-                    indptr, indices, data, query_cut, heap_factor, global_order, self._ix,
-                    allowed, run, out_rows, out_scores,
+                    indptr,
+                    indices,
+                    data,
+                    query_cut,
+                    heap_factor,
+                    global_order,
+                    self._ix,
+                    allowed,
+                    run,
+                    out_rows,
+                    out_scores,
                 )
             finally:
                 self._give_scratch(scratch)
             return out_rows, out_scores
         with _PARALLEL_LOCK:
             search_batch(
-                indptr, indices, data, query_cut, heap_factor, global_order, self._ix,
-                allowed, self.dim, self._max_blocks, max_cand,
-                max(1, min(nq, numba.get_num_threads())), out_rows, out_scores,
+                indptr,
+                indices,
+                data,
+                query_cut,
+                heap_factor,
+                global_order,
+                self._ix,
+                allowed,
+                self.dim,
+                self._max_blocks,
+                max_cand,
+                max(1, min(nq, numba.get_num_threads())),
+                out_rows,
+                out_scores,
             )
         return out_rows, out_scores
 
@@ -215,12 +283,18 @@ class SeismicIndex:
             n_words = self.n_docs // 64 + 1
             mb = self._max_blocks
             cap = max(mb, max_cand)
-            scratch = _Scratch((
-                np.zeros(self.dim, dtype=np.float32), np.zeros(n_words, dtype=np.uint64),
-                np.empty(n_words, dtype=np.int32), np.empty(mb, dtype=np.float32),
-                np.empty(mb, dtype=np.float32), np.empty(cap, dtype=np.float32),
-                np.empty(cap, dtype=np.int32), np.zeros(3 * _RING + 3, dtype=np.int64),
-            ))
+            scratch = _Scratch(
+                (
+                    np.zeros(self.dim, dtype=np.float32),
+                    np.zeros(n_words, dtype=np.uint64),
+                    np.empty(n_words, dtype=np.int32),
+                    np.empty(mb, dtype=np.float32),
+                    np.empty(mb, dtype=np.float32),
+                    np.empty(cap, dtype=np.float32),
+                    np.empty(cap, dtype=np.int32),
+                    np.zeros(3 * _RING + 3, dtype=np.int64),
+                )
+            )
         return scratch
 
     def _give_scratch(self, scratch: _Scratch) -> None:
@@ -266,8 +340,10 @@ def _as_1d(array: Any, dtype: type, name: str) -> np.ndarray:
     if a.dtype != dtype:
         kind = a.dtype.kind
         if a.size and (kind not in "iu" if dtype is np.int32 else kind not in "iuf"):
-            raise ValueError(f"{name} must be {'integers' if dtype is np.int32 else 'reals'}, "
-                             f"got dtype {a.dtype}")
+            raise ValueError(
+                f"{name} must be {'integers' if dtype is np.int32 else 'reals'}, "
+                f"got dtype {a.dtype}"
+            )
         if dtype is np.int32 and a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
             raise ValueError(f"{name} must lie in [0, 2**31)")
         a = a.astype(dtype)
@@ -287,8 +363,10 @@ def _check_structure(a: dict[str, np.ndarray], n_docs: int, dim: int, path: obje
     if a["block_docs"].shape != (n_blocks + 1,) or a["block_scale"].shape != (n_blocks,):
         problems.append("block arrays disagree")
     ends = [
-        ("list_blocks", n_blocks), ("block_docs", a["postings"].shape[0]),
-        ("list_sterms", a["sterm"].shape[0]), ("list_entries", a["sentry_code"].shape[0]),
+        ("list_blocks", n_blocks),
+        ("block_docs", a["postings"].shape[0]),
+        ("list_sterms", a["sterm"].shape[0]),
+        ("list_entries", a["sentry_code"].shape[0]),
         ("list_block_bytes", a["sentry_block"].shape[0] - 4),
         ("fwd_offsets", max(a["fwd_packed"].shape[0], a["fwd_terms"].shape[0])),
     ]

@@ -20,9 +20,7 @@ def load_vector_shards(
     (float32 values, int32 indices), shape (rows, ``dim``)."""
     root = Path(directory)
     pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.npz$")
-    shards = sorted(
-        (int(m.group(1)), p) for p in root.iterdir() if (m := pattern.match(p.name))
-    )
+    shards = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := pattern.match(p.name)))
     if not shards:
         raise ValueError(f"no shards {prefix}.N.npz in {root}")
     if [n for n, _ in shards] != list(range(len(shards))):

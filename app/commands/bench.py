@@ -23,8 +23,10 @@ def available() -> list[str]:
 def run(args: argparse.Namespace) -> int:
     script = BENCHMARKS / f"bench_{args.name}.py"
     if not script.is_file():
-        print(f"no benchmark {args.name!r}; available: {', '.join(available()) or 'none'}",
-              file=sys.stderr)
+        print(
+            f"no benchmark {args.name!r}; available: {', '.join(available()) or 'none'}",
+            file=sys.stderr,
+        )
         return 2
     saved = sys.argv
     sys.argv = [str(script), *args.args]
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bench", help="run a benchmark script from benchmarks/",
+        "bench",
+        help="run a benchmark script from benchmarks/",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("name", help=f"benchmark name ({', '.join(available()) or 'none found'})")

@@ -30,22 +30,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="SeismicIndex.build parameters, e.g. n_postings=3500")  # fmt: skip
     p.add_argument("--query-params", nargs="*", default=[], metavar="KEY=VALUE",
                    help="search parameters, e.g. query_cut=10 heap_factor=0.9")  # fmt: skip
-    p.add_argument("--sweep", default=None, metavar="CUT:FACTOR,...",
-                   help="recall-vs-latency points, default 3:0.7,5:0.8,8:0.9,10:0.9,15:1,25:1")
+    p.add_argument(
+        "--sweep",
+        default=None,
+        metavar="CUT:FACTOR,...",
+        help="recall-vs-latency points, default 3:0.7,5:0.8,8:0.9,10:0.9,15:1,25:1",
+    )
     p.add_argument("--output-json", type=Path, default=None, help="write the metrics JSON here")
-    p.add_argument("--results-dir", type=Path, default=None,
-                   help="runs, results.json, report.md, plot (default lsr-eval/DATASET-ENCODER)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="texts per encoder batch (default: the encoder's, larger on a GPU)")
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="runs, results.json, report.md, plot (default lsr-eval/DATASET-ENCODER)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="texts per encoder batch (default: the encoder's, larger on a GPU)",
+    )
     p.add_argument("--device", default=None, help="encoder device (cuda, cpu; default: auto)")
     p.add_argument("--latency-queries", type=int, default=1000,
                    help="queries timed one at a time (the first N)")  # fmt: skip
     p.add_argument("--max-queries", type=int, default=None, help="only the first N judged queries")
     p.add_argument("--no-bm25", action="store_true", help="skip the BM25 baseline")
     p.add_argument("--no-index", action="store_true", help="skip the approximate index")
-    p.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "lsr" / "encoded",
-                   help="encoded documents are cached here and reused by the next run with "
-                   "the same corpus and model files (default ~/.cache/lsr/encoded)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path.home() / ".cache" / "lsr" / "encoded",
+        help="encoded documents are cached here and reused by the next run with "
+        "the same corpus and model files (default ~/.cache/lsr/encoded)",
+    )
     p.add_argument("--no-cache", action="store_true", help="encode the documents afresh")
     p.add_argument("--no-runs", action="store_true", help="do not write TREC run files")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

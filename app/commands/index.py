@@ -24,23 +24,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--index-params", nargs="*", default=[], metavar="KEY=VALUE",
                    help="SeismicIndex.build parameters, e.g. n_postings=3500")  # fmt: skip
     p.add_argument("--shard-size", type=int, default=4096, help="documents per encoded shard")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="texts per encoder batch (default: the encoder's, larger on a GPU)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="texts per encoder batch (default: the encoder's, larger on a GPU)",
+    )
     p.add_argument("--device", default=None, help="encoder device (cuda, cpu; default: auto)")
     p.add_argument("--limit", type=int, default=None, help="only the first N documents")
-    p.add_argument("--max-shards", type=int, default=None,
-                   help="stop after encoding N new shards (resume with the same command)")
+    p.add_argument(
+        "--max-shards",
+        type=int,
+        default=None,
+        help="stop after encoding N new shards (resume with the same command)",
+    )
     p.add_argument("--no-build", action="store_true", help="encode only, do not build the index")
     p.add_argument("--overwrite", action="store_true",
                    help="discard shards of a job with other settings in --out")  # fmt: skip
-    p.add_argument("--ray", default=None, metavar="ADDRESS|local",
-                   help="encode on Ray Data (a cluster address, or 'local'); needs ray[data]")
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS|local",
+        help="encode on Ray Data (a cluster address, or 'local'); needs ray[data]",
+    )
     p.add_argument("--ray-workers", type=int, default=1,
                    help="encoder actors (default 1; with GPUs, one per GPU is used)")  # fmt: skip
-    p.add_argument("--collection", default=None, metavar="NAME",
-                   help="also publish the documents as a service collection NAME (sealed)")
-    p.add_argument("--data-dir", type=Path, default=Path("lsr-data"),
-                   help="the service's data dir for --collection (default ./lsr-data)")
+    p.add_argument(
+        "--collection",
+        default=None,
+        metavar="NAME",
+        help="also publish the documents as a service collection NAME (sealed)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("lsr-data"),
+        help="the service's data dir for --collection (default ./lsr-data)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -86,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if config.build_index:
         print(f"index: {args.out / 'index'}  ids: {args.out / 'doc_ids.parquet'}")
     if summary.collection:
-        print(f"collection: {summary.collection['collection']} at {summary.collection['path']} "
-              f"(lsr serve --data-dir {args.data_dir})")
+        print(
+            f"collection: {summary.collection['collection']} at {summary.collection['path']} "
+            f"(lsr serve --data-dir {args.data_dir})"
+        )
     return 0

@@ -90,7 +90,8 @@ def load_beir_folder(folder: Path, split: str = "test") -> EvalDataset:
     qrels_file = folder / "qrels" / f"{split}.tsv"
     queries_file = folder / "queries.jsonl"
     missing = [
-        str(p) for p in (corpus_file or folder / "corpus.jsonl", queries_file, qrels_file)
+        str(p)
+        for p in (corpus_file or folder / "corpus.jsonl", queries_file, qrels_file)
         if not p.is_file()
     ]
     if missing:

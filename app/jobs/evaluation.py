@@ -178,8 +178,14 @@ class Evaluation:
         path = Path(corpus.source)
         if path.exists():
             describe["mtime"] = str(path.stat().st_mtime_ns)
-        key = json.dumps({"corpus": describe, "encoder": self.config.encoder,
-                          "model_files": model_fingerprint(self.config.encoder)}, sort_keys=True)
+        key = json.dumps(
+            {
+                "corpus": describe,
+                "encoder": self.config.encoder,
+                "model_files": model_fingerprint(self.config.encoder),
+            },
+            sort_keys=True,
+        )
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         return Path(self.config.cache_dir) / f"docs-{digest}.npz"
 
@@ -205,7 +211,9 @@ class Evaluation:
         self._stage("encode_documents", start)
         start = time.perf_counter()
         queries = encode_sorted(
-            self.encoder.encode_queries, query_texts, self.encoder.dim,
+            self.encoder.encode_queries,
+            query_texts,
+            self.encoder.dim,
             batch_size_for(self.encoder, self.config.batch_size),
         )
         self._stage("encode_queries", start)

@@ -142,8 +142,11 @@ class LocalShardEncoder:
     def encode(self, shards: Iterator[ShardInput], bar: tqdm) -> Iterator[ShardOutput]:
         for number, doc_ids, texts in shards:
             matrix = encode_sorted(
-                self.encoder.encode_documents, texts, self.dim,
-                batch_size_for(self.encoder, self.config.batch_size), bar.update,
+                self.encoder.encode_documents,
+                texts,
+                self.dim,
+                batch_size_for(self.encoder, self.config.batch_size),
+                bar.update,
             )
             yield number, doc_ids, matrix
 

@@ -12,8 +12,13 @@ from app.jobs.metrics import MEASURES
 logger = logging.getLogger(__name__)
 
 SYSTEMS = ("exact", "index", "bm25")
-COLUMNS = (*MEASURES, "recall_vs_exact@10", "latency_mean_ms", "latency_p99_ms",
-           "batch_ms_per_query")
+COLUMNS = (
+    *MEASURES,
+    "recall_vs_exact@10",
+    "latency_mean_ms",
+    "latency_p99_ms",
+    "batch_ms_per_query",
+)
 
 
 def _fmt(value: Any, column: str) -> str:
@@ -113,9 +118,17 @@ def write_report(folder: Path, details: dict[str, Any]) -> Path:
         "## Recall vs latency (Seismic index, k = 10)",
         "",
         markdown_table(
-            [[str(p["query_cut"]), str(p["heap_factor"]), _fmt(p["recall_vs_exact@10"], ""),
-              _fmt(p["nDCG@10"], ""), _fmt(p["latency_mean_ms"], "latency"),
-              _fmt(p["latency_p99_ms"], "latency")] for p in details.get("sweep", [])],
+            [
+                [
+                    str(p["query_cut"]),
+                    str(p["heap_factor"]),
+                    _fmt(p["recall_vs_exact@10"], ""),
+                    _fmt(p["nDCG@10"], ""),
+                    _fmt(p["latency_mean_ms"], "latency"),
+                    _fmt(p["latency_p99_ms"], "latency"),
+                ]
+                for p in details.get("sweep", [])
+            ],
             ["query_cut", "heap_factor", "recall_vs_exact@10", "nDCG@10", "mean ms", "p99 ms"],
         ),  # fmt: skip
         "",

@@ -45,9 +45,20 @@ def sample_positions(n: int, m: int, seed: np.uint64) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _best_centroid(
-    r: int, stamp: int, top_terms: np.ndarray, top_vals: np.ndarray, top_len: np.ndarray,
-    t_start: np.ndarray, t_count: np.ndarray, e_cent: np.ndarray, e_val: np.ndarray,
-    acc: np.ndarray, mark: np.ndarray, hit: np.ndarray, alive: np.ndarray, fallback: int,
+    r: int,
+    stamp: int,
+    top_terms: np.ndarray,
+    top_vals: np.ndarray,
+    top_len: np.ndarray,
+    t_start: np.ndarray,
+    t_count: np.ndarray,
+    e_cent: np.ndarray,
+    e_val: np.ndarray,
+    acc: np.ndarray,
+    mark: np.ndarray,
+    hit: np.ndarray,
+    alive: np.ndarray,
+    fallback: int,
 ) -> int:
     """The live centroid with the largest inner product with document ``r``'s top terms
     (ties to the lower centroid), or ``fallback`` when none shares a term with it."""
@@ -149,8 +160,22 @@ def cluster_one_list(
     sizes = np.zeros(n_centroids, dtype=np.int64)
     alive = np.ones(n_centroids, dtype=np.uint8)
     for i in range(n):
-        best = _best_centroid(rows[i], i + 1, top_terms, top_vals, top_len, t_start, t_count,
-                              e_cent, e_val, acc, mark, hit, alive, best_on_list)
+        best = _best_centroid(
+            rows[i],
+            i + 1,
+            top_terms,
+            top_vals,
+            top_len,
+            t_start,
+            t_count,
+            e_cent,
+            e_val,
+            acc,
+            mark,
+            hit,
+            alive,
+            best_on_list,
+        )
         assign[i] = best
         sizes[best] += 1
     # Seismic's min_cluster_size: dissolve clusters of at most that many documents and
@@ -169,8 +194,22 @@ def cluster_one_list(
             if alive[assign[i]]:
                 continue
             sizes[assign[i]] -= 1
-            best = _best_centroid(rows[i], n + i + 1, top_terms, top_vals, top_len, t_start,
-                                  t_count, e_cent, e_val, acc, mark, hit, alive, best_on_list)
+            best = _best_centroid(
+                rows[i],
+                n + i + 1,
+                top_terms,
+                top_vals,
+                top_len,
+                t_start,
+                t_count,
+                e_cent,
+                e_val,
+                acc,
+                mark,
+                hit,
+                alive,
+                best_on_list,
+            )
             assign[i] = best
             sizes[best] += 1
     for i in range(n_touched):
@@ -228,8 +267,20 @@ def cluster_lists(
                 continue
             list_seed = np.uint64(seed) ^ (np.uint64(t) * np.uint64(0x9E3779B97F4A7C15))
             cluster_one_list(
-                rows[a:b], weights[a:b], n_centroids[t], min_cluster_size, list_seed,
-                d_indptr, d_indices, d_data, top_terms, top_vals, top_len,
-                t_start, t_count, out_rows[a:b], block_sizes[block_base[t] : block_base[t + 1]],
+                rows[a:b],
+                weights[a:b],
+                n_centroids[t],
+                min_cluster_size,
+                list_seed,
+                d_indptr,
+                d_indices,
+                d_data,
+                top_terms,
+                top_vals,
+                top_len,
+                t_start,
+                t_count,
+                out_rows[a:b],
+                block_sizes[block_base[t] : block_base[t + 1]],
             )
     return out_rows, block_sizes

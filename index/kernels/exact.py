@@ -150,8 +150,21 @@ def exact_batch(
             a = q_indptr[q]
             b = q_indptr[q + 1]
             exact_one(
-                q_indices[a:b], q_data[a:b], d_indptr, d_indices, d_data, t_offsets, t_rows,
-                t_values, dense, acc, touched, heap_scores, heap_rows, out_rows[q], out_scores[q],
+                q_indices[a:b],
+                q_data[a:b],
+                d_indptr,
+                d_indices,
+                d_data,
+                t_offsets,
+                t_rows,
+                t_values,
+                dense,
+                acc,
+                touched,
+                heap_scores,
+                heap_rows,
+                out_rows[q],
+                out_scores[q],
             )
 
 

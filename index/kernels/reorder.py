@@ -10,7 +10,10 @@ from numba import njit, prange
 
 @njit(cache=True, nogil=True)
 def locality_keys(
-    offsets: np.ndarray, block_sizes: np.ndarray, block_base: np.ndarray, rows: np.ndarray,
+    offsets: np.ndarray,
+    block_sizes: np.ndarray,
+    block_base: np.ndarray,
+    rows: np.ndarray,
     heaviest: np.ndarray,
 ) -> np.ndarray:
     """Sort key per document: the (global, uncompacted) block holding it in the list of its

@@ -62,8 +62,12 @@ def _sift_down_max(keys: np.ndarray, vals: np.ndarray, i: int, n: int) -> None:
 
 @njit(cache=True, nogil=True, inline="always")
 def forward_dot(
-    dense: np.ndarray, fwd_packed: np.ndarray, fwd_terms: np.ndarray, fwd_bits: np.ndarray,
-    start: int, stop: int,
+    dense: np.ndarray,
+    fwd_packed: np.ndarray,
+    fwd_terms: np.ndarray,
+    fwd_bits: np.ndarray,
+    start: int,
+    stop: int,
 ) -> np.float32:
     """Inner product of ``dense`` float32 (dim,) with the forward entries ``[start, stop)``
     of one row, summed in term order (the same order as
@@ -80,8 +84,9 @@ def forward_dot(
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _prefetch_row(fwd_packed: np.ndarray, fwd_terms: np.ndarray, fwd_bits: np.ndarray,
-                  start: int, stop: int) -> None:
+def _prefetch_row(
+    fwd_packed: np.ndarray, fwd_terms: np.ndarray, fwd_bits: np.ndarray, start: int, stop: int
+) -> None:
     """Prefetch every cache line of forward entries ``[start, stop)``: a SPLADE row spans
     2-4 lines, and fetching only its first leaves the others as serial misses."""
     if stop <= start:
@@ -118,8 +123,9 @@ def _score(i: int, ix: tuple, scratch: tuple, size: int) -> int:
     fwd_packed, fwd_terms, fwd_bits, row_ids = ix[11], ix[12], ix[13], ix[14]
     dense, heap_scores, heap_rows, pend = scratch[0], scratch[7], scratch[8], scratch[9]
     slot = i & (_RING - 1)
-    s = forward_dot(dense, fwd_packed, fwd_terms, fwd_bits, pend[_RING + slot],
-                    pend[2 * _RING + slot])
+    s = forward_dot(
+        dense, fwd_packed, fwd_terms, fwd_bits, pend[_RING + slot], pend[2 * _RING + slot]
+    )
     # Ties are broken on the caller's row numbers: look them up only for documents that
     # may enter the heap.
     if size < heap_scores.shape[0] or s >= heap_scores[0]:
@@ -128,8 +134,9 @@ def _score(i: int, ix: tuple, scratch: tuple, size: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _score_block(p0: int, p1: int, ix: tuple, allowed: np.ndarray, scratch: tuple,
-                 size: int, n_words: int) -> tuple[int, int]:
+def _score_block(
+    p0: int, p1: int, ix: tuple, allowed: np.ndarray, scratch: tuple, size: int, n_words: int
+) -> tuple[int, int]:
     """Feed the unseen documents of postings ``[p0, p1)`` to the scoring pipeline.
 
     Returns the new heap size and number of touched bitset words. The pipeline is a ring
@@ -192,8 +199,15 @@ def _flush(ix: tuple, scratch: tuple, size: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _walk_blocks(nc: int, heap_factor: float, ix: tuple, allowed: np.ndarray,
-                 scratch: tuple, size: int, n_words: int) -> tuple[int, int]:
+def _walk_blocks(
+    nc: int,
+    heap_factor: float,
+    ix: tuple,
+    allowed: np.ndarray,
+    scratch: tuple,
+    size: int,
+    n_words: int,
+) -> tuple[int, int]:
     """Visit the ``nc`` candidate blocks (scratch ``cand_s`` scores / ``cand_b`` ids)
     best-first; once the heap is full, the first block scoring below
     ``heap_factor * heap_min`` ends the walk (every later one scores lower still)."""
@@ -234,8 +248,15 @@ def _prefetch_list_terms(t: int, ix: tuple) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _list_block_scores(t: int, q_terms: np.ndarray, q_vals: np.ndarray, ix: tuple,
-                       acc: np.ndarray, qsum: np.ndarray, m_idx: np.ndarray) -> int:
+def _list_block_scores(
+    t: int,
+    q_terms: np.ndarray,
+    q_vals: np.ndarray,
+    ix: tuple,
+    acc: np.ndarray,
+    qsum: np.ndarray,
+    m_idx: np.ndarray,
+) -> int:
     """Summary score of each block of list ``t`` into ``acc``; returns the block count.
 
     Two passes: find the list's entries of every query term (``m_idx`` int64 scratch of
@@ -292,9 +313,18 @@ def _list_block_scores(t: int, q_terms: np.ndarray, q_vals: np.ndarray, ix: tupl
 
 
 @njit(cache=True, nogil=True)
-def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_factor: float,
-               global_order: bool, ix: tuple, allowed: np.ndarray, scratch: tuple,
-               out_rows: np.ndarray, out_scores: np.ndarray) -> None:
+def search_one(
+    q_terms: np.ndarray,
+    q_vals: np.ndarray,
+    query_cut: int,
+    heap_factor: float,
+    global_order: bool,
+    ix: tuple,
+    allowed: np.ndarray,
+    scratch: tuple,
+    out_rows: np.ndarray,
+    out_scores: np.ndarray,
+) -> None:
     """Approximate top-k for one query: ``q_terms`` int32 ascending, ``q_vals`` float32.
 
     ``allowed`` uint8 (n_docs,) masks caller rows out where 0 (length 0: no filter).
@@ -336,8 +366,9 @@ def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_fac
                 if size == k and acc[b] < heap_factor * heap_scores[0]:
                     continue
                 stats[1] += 1
-                size, n_words = _score_block(block_docs[b0 + b], block_docs[b0 + b + 1], ix,
-                                             allowed, scratch, size, n_words)
+                size, n_words = _score_block(
+                    block_docs[b0 + b], block_docs[b0 + b + 1], ix, allowed, scratch, size, n_words
+                )
             continue
         for b in range(nb):
             if acc[b] >= thr:
@@ -357,17 +388,36 @@ def search_one(q_terms: np.ndarray, q_vals: np.ndarray, query_cut: int, heap_fac
 
 
 @njit(cache=True, nogil=True)
-def search_serial(q_indptr: np.ndarray, q_indices: np.ndarray, q_data: np.ndarray,
-                  query_cut: int, heap_factor: float, global_order: bool, ix: tuple,
-                  allowed: np.ndarray, scratch: tuple, out_rows: np.ndarray,
-                  out_scores: np.ndarray) -> None:
+def search_serial(
+    q_indptr: np.ndarray,
+    q_indices: np.ndarray,
+    q_data: np.ndarray,
+    query_cut: int,
+    heap_factor: float,
+    global_order: bool,
+    ix: tuple,
+    allowed: np.ndarray,
+    scratch: tuple,
+    out_rows: np.ndarray,
+    out_scores: np.ndarray,
+) -> None:
     """Queries (CSR int64/int32/float32) one after another on the caller's thread with the
     caller's scratch (see :func:`search_one`)."""
     for q in range(q_indptr.shape[0] - 1):
         a = q_indptr[q]
         b = q_indptr[q + 1]
-        search_one(q_indices[a:b], q_data[a:b], query_cut, heap_factor, global_order, ix,
-                   allowed, scratch, out_rows[q], out_scores[q])
+        search_one(
+            q_indices[a:b],
+            q_data[a:b],
+            query_cut,
+            heap_factor,
+            global_order,
+            ix,
+            allowed,
+            scratch,
+            out_rows[q],
+            out_scores[q],
+        )
 
 
 @njit(cache=True, nogil=True)
@@ -375,20 +425,37 @@ def make_scratch(dim: int, n_docs: int, max_blocks: int, max_cand: int, k: int) 
     """Fresh scratch for :func:`search_one` (see there for the layout)."""
     n_words = n_docs // 64 + 1
     return (
-        np.zeros(dim, dtype=np.float32), np.zeros(n_words, dtype=np.uint64),
-        np.empty(n_words, dtype=np.int32), np.empty(max_blocks, dtype=np.float32),
-        np.empty(max_blocks, dtype=np.float32), np.empty(max_cand, dtype=np.float32),
-        np.empty(max_cand, dtype=np.int32), np.empty(k, dtype=np.float32),
-        np.empty(k, dtype=np.int64), np.zeros(3 * _RING + 3, dtype=np.int64),
+        np.zeros(dim, dtype=np.float32),
+        np.zeros(n_words, dtype=np.uint64),
+        np.empty(n_words, dtype=np.int32),
+        np.empty(max_blocks, dtype=np.float32),
+        np.empty(max_blocks, dtype=np.float32),
+        np.empty(max_cand, dtype=np.float32),
+        np.empty(max_cand, dtype=np.int32),
+        np.empty(k, dtype=np.float32),
+        np.empty(k, dtype=np.int64),
+        np.zeros(3 * _RING + 3, dtype=np.int64),
         np.zeros(4, dtype=np.int64),
     )
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def search_batch(q_indptr: np.ndarray, q_indices: np.ndarray, q_data: np.ndarray,
-                 query_cut: int, heap_factor: float, global_order: bool, ix: tuple,
-                 allowed: np.ndarray, dim: int, max_blocks: int, max_cand: int,
-                 n_chunks: int, out_rows: np.ndarray, out_scores: np.ndarray) -> None:
+def search_batch(
+    q_indptr: np.ndarray,
+    q_indices: np.ndarray,
+    q_data: np.ndarray,
+    query_cut: int,
+    heap_factor: float,
+    global_order: bool,
+    ix: tuple,
+    allowed: np.ndarray,
+    dim: int,
+    max_blocks: int,
+    max_cand: int,
+    n_chunks: int,
+    out_rows: np.ndarray,
+    out_scores: np.ndarray,
+) -> None:
     """All queries, ``n_chunks`` contiguous chunks in parallel (``prange``); each chunk
     allocates its scratch once and reuses it for its queries."""
     nq = q_indptr.shape[0] - 1
@@ -401,6 +468,16 @@ def search_batch(q_indptr: np.ndarray, q_indices: np.ndarray, q_data: np.ndarray
         if start >= stop:
             continue
         scratch = make_scratch(dim, n_docs, max_blocks, max_cand, k)
-        search_serial(q_indptr[start : stop + 1], q_indices, q_data, query_cut, heap_factor,
-                      global_order, ix, allowed, scratch, out_rows[start:stop],
-                      out_scores[start:stop])
+        search_serial(
+            q_indptr[start : stop + 1],
+            q_indices,
+            q_data,
+            query_cut,
+            heap_factor,
+            global_order,
+            ix,
+            allowed,
+            scratch,
+            out_rows[start:stop],
+            out_scores[start:stop],
+        )

@@ -136,8 +136,15 @@ def summarize_blocks(
         for b in range(ch, n_blocks, n_chunks):
             o = bound[b]
             sizes[b] = block_summary(
-                rows[block_docs[b] : block_docs[b + 1]], d_indptr, d_indices, d_data,
-                alpha, mx, touched, buf_terms[o : bound[b + 1]], buf_vals[o : bound[b + 1]],
+                rows[block_docs[b] : block_docs[b + 1]],
+                d_indptr,
+                d_indices,
+                d_data,
+                alpha,
+                mx,
+                touched,
+                buf_terms[o : bound[b + 1]],
+                buf_vals[o : bound[b + 1]],
             )
 
 
@@ -229,8 +236,11 @@ def id_bits(n_blocks: int) -> int:
 
 @njit(cache=True, nogil=True, parallel=True)
 def pack_block_ids(
-    list_entries: np.ndarray, list_blocks: np.ndarray, list_bytes: np.ndarray,
-    block_ids: np.ndarray, out: np.ndarray,
+    list_entries: np.ndarray,
+    list_blocks: np.ndarray,
+    list_bytes: np.ndarray,
+    block_ids: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     """Bit-pack each summary entry's list-local block id (``block_ids`` int64) into ``out``
     uint8, ``id_bits(blocks of the list)`` bits each, little-endian, list ``t`` starting

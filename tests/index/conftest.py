@@ -7,9 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 
-def zipf_splade(
-    n_rows: int, dim: int, mean_nnz: int, seed: int, f16: bool = True
-) -> sp.csr_array:
+def zipf_splade(n_rows: int, dim: int, mean_nnz: int, seed: int, f16: bool = True) -> sp.csr_array:
     """Rows with Zipf-distributed terms and log-normal weights, like SPLADE output.
 
     With ``f16`` the weights are exactly representable in float16, so the index's
@@ -31,9 +29,7 @@ def zipf_splade(
     data = np.concatenate(vals).astype(np.float32)
     if f16:
         data = data.astype(np.float16).astype(np.float32)
-    m = sp.csr_array(
-        (data, (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, dim)
-    )
+    m = sp.csr_array((data, (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, dim))
     m.sort_indices()
     return m
 

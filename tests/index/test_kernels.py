@@ -47,12 +47,14 @@ def test_prune_lists(small, threshold, cap) -> None:
 
 
 def test_doc_top_terms(small) -> None:
-    terms, vals, lengths = doc_top_terms(small.indptr.astype(np.int64), small.indices,
-                                         small.data, 5)
+    terms, vals, lengths = doc_top_terms(
+        small.indptr.astype(np.int64), small.indices, small.data, 5
+    )
     want = ref.doc_top_terms(small.indptr, small.indices, small.data, 5)
     for r, w in enumerate(want):
-        got = sorted(zip(terms[r, : lengths[r]].tolist(), vals[r, : lengths[r]].tolist(),
-                         strict=True))
+        got = sorted(
+            zip(terms[r, : lengths[r]].tolist(), vals[r, : lengths[r]].tolist(), strict=True)
+        )
         assert got == w
 
 
@@ -66,8 +68,7 @@ def test_block_summary_and_quantize(small, alpha) -> None:
     indptr = small.indptr.astype(np.int64)
     for _ in range(30):
         rows = rng.choice(400, size=rng.integers(1, 12), replace=False).astype(np.int32)
-        n = block_summary(rows, indptr, small.indices, small.data, alpha, mx, touched,
-                          out_t, out_v)
+        n = block_summary(rows, indptr, small.indices, small.data, alpha, mx, touched, out_t, out_v)
         order = np.argsort(out_t[:n])
         w_terms, w_vals = ref.block_summary(rows, indptr, small.indices, small.data, alpha)
         np.testing.assert_array_equal(out_t[:n][order], w_terms)
@@ -87,8 +88,9 @@ def test_block_scores_from_stored_layout(centroid_fraction) -> None:
     # Block ids are bit-packed per list: cover narrow and wide lists.
     docs = zipf_splade(6000, 400, 30, seed=5)
     queries = zipf_splade(10, 400, 12, seed=6)
-    idx = SeismicIndex.build(docs, n_postings=None, centroid_fraction=centroid_fraction,
-                             min_cluster_size=0)
+    idx = SeismicIndex.build(
+        docs, n_postings=None, centroid_fraction=centroid_fraction, min_cluster_size=0
+    )
     widths = set()
     acc = np.empty(idx._max_blocks, np.float32)
     qsum = np.empty(idx._max_blocks, np.float32)
@@ -120,8 +122,9 @@ def test_random_sampling_twin() -> None:
         py_state, py_r = ref.splitmix64(py_state)
         assert int(state) == py_state and int(r) == py_r
     for n, m, seed in [(10, 3, 1), (1000, 100, 7), (5, 5, 2**63 + 5)]:
-        np.testing.assert_array_equal(sample_positions(n, m, np.uint64(seed)),
-                                      ref.sample_positions(n, m, seed))
+        np.testing.assert_array_equal(
+            sample_positions(n, m, np.uint64(seed)), ref.sample_positions(n, m, seed)
+        )
 
 
 @pytest.mark.slow
@@ -129,8 +132,22 @@ def test_kernels_with_boundscheck(tmp_path) -> None:
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
-         str(Path(__file__)), str(Path(__file__).with_name("test_search.py"))],
-        cwd=root, env=env, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "not slow",
+            "-p",
+            "no:cacheprovider",
+            str(Path(__file__)),
+            str(Path(__file__).with_name("test_search.py")),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

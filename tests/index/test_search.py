@@ -38,8 +38,11 @@ def sparse_problem(draw) -> tuple[sp.csr_array, sp.csr_array, int]:
 def test_exhaustive_equals_exact(problem, centroid_fraction, summary_energy) -> None:
     docs, queries, k = problem
     idx = SeismicIndex.build(
-        docs, n_postings=None, centroid_fraction=centroid_fraction,
-        summary_energy=summary_energy, seed=3,
+        docs,
+        n_postings=None,
+        centroid_fraction=centroid_fraction,
+        summary_energy=summary_energy,
+        seed=3,
     )
     ids, scores = idx.search(queries, k=k, **EXHAUSTIVE)
     ref_ids, ref_scores = exact_search(docs, queries, k=k)
@@ -57,8 +60,10 @@ def test_exhaustive_equals_exact_on_larger_corpus(corpus) -> None:
 
 
 def recall_at_k(ids: np.ndarray, ref: np.ndarray) -> float:
-    hits = [len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum()))
-            for a, b in zip(ids, ref, strict=True)]
+    hits = [
+        len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum()))
+        for a, b in zip(ids, ref, strict=True)
+    ]
     return float(np.mean(hits))
 
 

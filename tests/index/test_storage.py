@@ -44,8 +44,11 @@ def test_load_memory_maps(saved) -> None:
     assert not arr.flags.owndata and not arr.flags.writeable
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.integers(1, 200), st.integers(2, 300), st.integers(0, 2**16))
 def test_round_trip_property(tmp_path, n_docs, dim, seed) -> None:
     docs = zipf_splade(n_docs, dim, 8, seed=seed)

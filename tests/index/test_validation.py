@@ -40,8 +40,9 @@ def test_bad_matrices(matrix, message) -> None:
 
 
 def test_column_out_of_range() -> None:
-    bad = sp.csr_array((np.array([1.0], dtype=np.float32), np.array([7]), np.array([0, 1])),
-                       shape=(1, 3))
+    bad = sp.csr_array(
+        (np.array([1.0], dtype=np.float32), np.array([7]), np.array([0, 1])), shape=(1, 3)
+    )
     with pytest.raises(ValueError, match="column index outside"):
         as_csr(bad, name="docs")
 
@@ -78,8 +79,13 @@ def test_bad_search_params() -> None:
 
 def test_bad_build_params() -> None:
     for kwargs in [
-        {"n_postings": 0}, {"centroid_fraction": 0.0}, {"summary_energy": 1.5},
-        {"doc_cut": 0}, {"seed": -1}, {"max_fraction": 0.5}, {"nonsense": 1},
+        {"n_postings": 0},
+        {"centroid_fraction": 0.0},
+        {"summary_energy": 1.5},
+        {"doc_cut": 0},
+        {"seed": -1},
+        {"max_fraction": 0.5},
+        {"nonsense": 1},
     ]:
         with pytest.raises(ValueError):
             SeismicIndex.build(GOOD, **kwargs)

@@ -55,9 +55,7 @@ def make_mini_beir(source: Path, target: Path, n_queries: int, n_extra_docs: int
     (target / "queries.jsonl").write_text(
         "".join(json.dumps(q) + "\n" for q in queries if q["_id"] in chosen_ids)
     )
-    (target / "qrels" / "test.tsv").write_text(
-        "\n".join([lines[0], *kept_qrels]) + "\n"
-    )
+    (target / "qrels" / "test.tsv").write_text("\n".join([lines[0], *kept_qrels]) + "\n")
     return target
 
 

@@ -94,8 +94,8 @@ def run_eval_bm25_only(config: EvalConfig) -> dict[str, float]:
     data = load_eval_dataset(config.dataset)
     docs = list(data.corpus)
     qids = list(data.queries)
-    rows, scores = BM25Baseline().index([d.text for d in docs]).search(
-        [data.queries[q] for q in qids], k=1000
+    rows, scores = (
+        BM25Baseline().index([d.text for d in docs]).search([data.queries[q] for q in qids], k=1000)
     )
     return evaluate_run(data.qrels, hits_to_run(qids, rows, scores, [d.doc_id for d in docs]))
 
@@ -140,9 +140,10 @@ def test_full_collection_index_within_one_percent(
     config = EvalConfig(dataset=str(shared_data / name), bm25=False, sweep=(), progress=False,
                         latency_queries=20, results_dir=tmp_path)  # fmt: skip
     result = run_eval(config, encoder=splade_tiny).result
-    assert abs(result["index"]["nDCG@10"] - result["exact"]["nDCG@10"]) <= 0.01 * result[
-        "exact"
-    ]["nDCG@10"]
+    assert (
+        abs(result["index"]["nDCG@10"] - result["exact"]["nDCG@10"])
+        <= 0.01 * result["exact"]["nDCG@10"]
+    )
     # splade-tiny on Cranfield, measured independently for the issue: nDCG@10 0.363.
     if name == "cranfield":
         assert result["exact"]["nDCG@10"] == pytest.approx(0.363, abs=0.005)
@@ -154,9 +155,22 @@ def test_cli_eval_end_to_end_with_cache(
     from tests.jobs.conftest import make_mini_beir
 
     tiny = make_mini_beir(shared_data / "cranfield", tmp_path / "cran", 2, 12)
-    argv = ["eval", "--dataset", str(tiny), "--encoder", "splade-tiny", "--no-progress",
-            "--sweep", "10:0.9", "--cache-dir", str(tmp_path / "cache"),
-            "--results-dir", str(tmp_path / "res"), "--output-json", str(tmp_path / "m.json")]
+    argv = [
+        "eval",
+        "--dataset",
+        str(tiny),
+        "--encoder",
+        "splade-tiny",
+        "--no-progress",
+        "--sweep",
+        "10:0.9",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--results-dir",
+        str(tmp_path / "res"),
+        "--output-json",
+        str(tmp_path / "m.json"),
+    ]
     assert lsr(argv) == 0
     out = capsys.readouterr().out
     assert "nDCG@10" in out and "exact" in out and "bm25" in out

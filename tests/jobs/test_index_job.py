@@ -101,8 +101,11 @@ def test_empty_corpus_is_an_error(splade_tiny, tmp_path: Path) -> None:
     ],
 )
 def test_cli_bad_input_exits_2_with_a_message(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
-    argv: list[str], message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
 ) -> None:
     (tmp_path / "x.jsonl").write_text('{"_id": "a", "text": "b"}\n')
     monkeypatch.chdir(tmp_path)
