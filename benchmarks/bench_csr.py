@@ -49,7 +49,7 @@ def embeddings_for(encoder, coll, cache: dict[str, np.ndarray], limit: int | Non
 
 def seismic_row(docs, queries, exact_rows, coll) -> dict[str, float]:
     """Build a SeismicIndex over the codes and search it; nDCG@10 and recall@10 vs exact."""
-    from index import SeismicIndex
+    from index import SeismicIndex, recall_vs_exact
 
     t = time.perf_counter()
     idx = SeismicIndex.build(docs)
@@ -57,14 +57,9 @@ def seismic_row(docs, queries, exact_rows, coll) -> dict[str, float]:
     t = time.perf_counter()
     rows, scores = idx.search(queries, k=100)
     search_us = 1e6 * (time.perf_counter() - t) / max(1, queries.shape[0])
-    hits = [
-        len(set(rows[i, :10][rows[i, :10] >= 0]) & set(exact_rows[i, :10][exact_rows[i, :10] >= 0]))
-        / max(1, int((exact_rows[i, :10] >= 0).sum()))
-        for i in range(len(rows))
-    ]
     return {
         "ndcg10": ndcg_at_10(rows, scores, coll.query_ids, coll.doc_ids, coll.qrels),
-        "recall_vs_exact10": float(np.mean(hits)),
+        "recall_vs_exact10": recall_vs_exact(rows[:, :10], exact_rows[:, :10]),
         "build_s": build_s,
         "search_us_per_query": search_us,
     }

@@ -10,7 +10,7 @@ Public contract (see DESIGN.md)::
 """
 
 from index.builder import BuildParams
-from index.exact import exact_search
+from index.exact import exact_search, recall_vs_exact
 from index.seismic import DEFAULT_HEAP_FACTOR, DEFAULT_QUERY_CUT, SeismicIndex
 from index.storage import IndexFormatError
 
@@ -21,4 +21,5 @@ __all__ = [
     "IndexFormatError",
     "SeismicIndex",
     "exact_search",
+    "recall_vs_exact",
 ]

@@ -43,3 +43,17 @@ def exact_search(
         out_scores,
     )
     return out_rows, out_scores
+
+
+def recall_vs_exact(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:
+    """Mean share of each query's exact top-k rows that the approximate top-k also holds.
+
+    Both ``(n_queries, k)`` id arrays as :func:`exact_search` returns them (-1 pads are
+    ignored); queries with no exact hit are left out of the mean (NaN when none has one).
+    """
+    shares = []
+    for approx, exact in zip(approx_rows, exact_rows, strict=True):
+        truth = set(exact[exact >= 0].tolist())
+        if truth:
+            shares.append(len(truth & set(approx[approx >= 0].tolist())) / len(truth))
+    return float(np.mean(shares)) if shares else float("nan")

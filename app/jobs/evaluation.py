@@ -119,16 +119,6 @@ def time_per_query(
     return np.vstack(rows), np.vstack(scores), seconds
 
 
-def recall_vs_exact(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:
-    """Mean share of each query's exact top-k rows that the approximate top-k also holds."""
-    shares = []
-    for approx, exact in zip(approx_rows, exact_rows, strict=True):
-        truth = set(exact[exact >= 0].tolist())
-        if truth:
-            shares.append(len(truth & set(approx[approx >= 0].tolist())) / len(truth))
-    return float(np.mean(shares)) if shares else float("nan")
-
-
 def latency_keys(seconds: list[float]) -> dict[str, float]:
     return {
         "latency_mean_ms": float(np.mean(seconds) * 1e3) if seconds else float("nan"),
@@ -229,7 +219,7 @@ class Evaluation:
 
     def run(self) -> dict[str, dict[str, float]]:
         """Run every stage; return the DESIGN.md-shaped result (plus latency keys)."""
-        from index import SeismicIndex, exact_search
+        from index import SeismicIndex, exact_search, recall_vs_exact
 
         cfg = self.config
         data, doc_ids, doc_texts = self.load()
@@ -284,6 +274,8 @@ class Evaluation:
     def run_sweep(self, index: Any, queries: sparse.csr_array, exact10: np.ndarray,
                   qids: list[str], doc_ids: list[str], qrels: dict) -> None:  # fmt: skip
         """Recall vs exact @10, nDCG@10 and latency for each (query_cut, heap_factor) point."""
+        from index import recall_vs_exact
+
         sub_qrels = {q: qrels[q] for q in qids}
         for query_cut, heap_factor in self.config.sweep:
             params = {"query_cut": query_cut, "heap_factor": heap_factor}

@@ -63,6 +63,7 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
     10, for the corpus's held-out pseudo queries; ``dev_fidelity_min`` is the worst corpus.
     """
     from encoders.training.retrieval import ndcg_at_10, top_dense, top_sparse
+    from index import recall_vs_exact
 
     fidelity = {
         name: (emb[q], emb[d], top_dense(emb[q], emb[d], depth=10)[0])
@@ -89,7 +90,7 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
         k64 = min(64, sae.config.k)
         for name, (fq, fd, dense_top) in fidelity.items():
             top = top_sparse(enc.sparsify(fq, k64), enc.sparsify(fd, k64), 10, use_index=False)
-            row[f"dev_fidelity_{name}"] = top10_overlap(top[0], dense_top)
+            row[f"dev_fidelity_{name}"] = recall_vs_exact(top[0], dense_top)
         if fidelity:
             row["dev_fidelity_min"] = min(row[f"dev_fidelity_{n}"] for n in fidelity)
         if dense is not None:
@@ -103,15 +104,6 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
         return row
 
     return on_log
-
-
-def top10_overlap(rows: np.ndarray, reference: np.ndarray) -> float:
-    """Mean share of each reference row's top 10 found in the same row's top 10 of ``rows``."""
-    hits = [
-        len(set(a[:10].tolist()) & set(b[:10].tolist())) / max(1, len(b[:10]))
-        for a, b in zip(rows, reference, strict=True)
-    ]
-    return float(np.mean(hits)) if hits else 0.0
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:

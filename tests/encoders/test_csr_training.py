@@ -273,9 +273,8 @@ def test_query_texts_join_reconstruction_in_domain(beir_folder: Path) -> None:
 
 
 def test_dev_callback_reports_fidelity(beir_folder: Path) -> None:
-    from encoders.training.train_csr import dev_callback, top10_overlap
+    from encoders.training.train_csr import dev_callback
 
-    assert top10_overlap(np.array([[1, 2, 3]]), np.array([[3, 2, 9]])) == pytest.approx(2 / 3)
     data = build_training_texts(beir_folder, dev_fraction=0.0, fidelity_fraction=1.0)
     emb = _synthetic(n=len(data.texts))
     on_log = dev_callback(data, emb, torch.device("cpu"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from index import exact_search
+from index import exact_search, recall_vs_exact
 
 
 def dense_topk(docs: sp.csr_array, queries: sp.csr_array, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,3 +67,10 @@ def test_query_column_out_of_range(corpus) -> None:
     wide = sp.csr_array(([1.0], ([0], [docs.shape[1] + 5])), shape=(1, docs.shape[1] + 10))
     with pytest.raises(ValueError, match="column"):
         exact_search(docs, wide, k=3)
+
+
+def test_recall_vs_exact_ignores_pads_and_queries_without_hits() -> None:
+    exact = np.array([[3, 2, 9], [4, -1, -1], [-1, -1, -1]])
+    approx = np.array([[1, 2, 3], [-1, -1, -1], [5, 6, 7]])
+    assert recall_vs_exact(approx, exact) == pytest.approx((2 / 3 + 0.0) / 2)
+    assert np.isnan(recall_vs_exact(approx[2:], exact[2:]))
