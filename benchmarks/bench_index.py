@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from index import SeismicIndex, exact_search  # noqa: E402
+from index import SeismicIndex, exact_search, recall_vs_exact  # noqa: E402
 from index.vectors import load_vector_shards  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -147,15 +147,6 @@ class Rust:
 
 
 # ------------------------------------------------------------- measures
-def recall(found: list, truth: np.ndarray) -> float:
-    out = []
-    for f, t in zip(found, truth, strict=True):
-        t = t[t >= 0]
-        if t.size:
-            out.append(len(set(int(x) for x in f if x >= 0) & set(t.tolist())) / t.size)
-    return float(np.mean(out)) if out else 1.0
-
-
 def stats_us(samples: list[float]) -> dict:
     a = np.asarray(samples) * 1e6
     return {
@@ -212,7 +203,7 @@ def run_points(
                     "system": system,
                     "query_cut": qc,
                     "heap_factor": hf,
-                    "recall@10": recall(found[system], truth),
+                    "recall@10": recall_vs_exact(found[system], truth),
                     "latency_1thread_us": stats_us(w[system]),
                     "cpu_1thread_us_mean": float(np.mean(c[system]) * 1e6),
                     "latency_allthreads_us_mean": batch[system],
@@ -284,7 +275,7 @@ def sweep(
                 "heap_factor": hf,
                 "build_seconds": built,
                 "index_bytes": idx.nbytes,
-                "recall@10": recall(found, truth),
+                "recall@10": recall_vs_exact(found, truth),
                 "cpu_1thread_us_mean": cpu,
                 "docs_scored_per_query": float(idx.stats[0] / len(q_slices)),
             }

@@ -45,14 +45,16 @@ def exact_search(
     return out_rows, out_scores
 
 
-def recall_vs_exact(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:
+def recall_vs_exact(approx_rows, exact_rows) -> float:
     """Mean share of each query's exact top-k rows that the approximate top-k also holds.
 
-    Both ``(n_queries, k)`` id arrays as :func:`exact_search` returns them (-1 pads are
-    ignored); queries with no exact hit are left out of the mean (NaN when none has one).
+    ``(n_queries, k)`` id arrays as :func:`exact_search` returns them, or one id sequence per
+    query (another engine's ragged results); -1 pads are ignored, and queries with no exact
+    hit are left out of the mean (NaN when none has one).
     """
     shares = []
     for approx, exact in zip(approx_rows, exact_rows, strict=True):
+        approx, exact = np.asarray(approx, np.int64), np.asarray(exact, np.int64)
         truth = set(exact[exact >= 0].tolist())
         if truth:
             shares.append(len(truth & set(approx[approx >= 0].tolist())) / len(truth))
