@@ -56,12 +56,16 @@ def embed_cached(texts: list[str], embedder_factory, cache: Path | None) -> np.n
 
 
 def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
-    """``on_log`` hook: the label-free fidelity of each BEIR corpus at k = 64 and the nDCG@10
-    of held-out SciFact train queries at k = 32 and 64 (when ir_measures is installed).
+    """``on_log`` hook: the label-free fidelity of each BEIR corpus at k = 64, the share of
+    the held-out SciFact train queries' variance their k = 64 codes explain, and their nDCG@10
+    at k = 32 and 64 (when ir_measures is installed).
 
     Fidelity: the share of the dense model's top 10 that code retrieval also puts in its top
     10, for the corpus's held-out pseudo queries; ``dev_fidelity_min`` is the worst corpus.
+    ``dev_query_fve``: queries are reconstructed far worse than documents, and that is where
+    codes lose to the dense model, so it is watched without any judgment.
     """
+    from encoders.training.losses import normalized_mse
     from encoders.training.retrieval import ndcg_at_10, top_dense, top_sparse
     from index import recall_vs_exact
 
@@ -76,9 +80,10 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
         except ImportError:
             logger.warning("ir_measures missing: no dev nDCG during training")
             labeled = False
-    if not labeled and not fidelity:
+    if not data.dev_query_rows and not fidelity:
         return None
     q, d = emb[data.dev_query_rows], emb[data.dev_doc_rows]
+    q_t = torch.as_tensor(q, dtype=torch.float32, device=device)
     dense = None
     if labeled:
         dense = ndcg_at_10(*top_dense(q, d), data.dev_query_ids, data.dev_doc_ids, data.dev_qrels)
@@ -93,6 +98,10 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
             row[f"dev_fidelity_{name}"] = recall_vs_exact(top[0], dense_top)
         if fidelity:
             row["dev_fidelity_min"] = min(row[f"dev_fidelity_{n}"] for n in fidelity)
+        if len(q_t) > 1:
+            with torch.no_grad():
+                recon = sae.decode(*sae.encode(q_t, k64))
+                row["dev_query_fve"] = 1.0 - float(normalized_mse(q_t, recon))
         if dense is not None:
             row["dev_dense_ndcg10"] = dense
             for k in (32, 64):

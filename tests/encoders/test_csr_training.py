@@ -283,6 +283,32 @@ def test_dev_callback_reports_fidelity(beir_folder: Path) -> None:
     row = on_log(0, sae)
     assert 0.0 <= row["dev_fidelity_scifact"] <= 1.0
     assert row["dev_fidelity_min"] == row["dev_fidelity_scifact"]
+    assert "dev_query_fve" not in row  # no held-out train queries
+
+
+def test_dev_callback_reports_query_fidelity(beir_folder: Path) -> None:
+    from encoders.training.train_csr import dev_callback
+
+    data = build_training_texts(beir_folder, dev_fraction=1.0, fidelity_fraction=0.0)
+    data.dev_query_rows.append(data.row("aspirin for headaches"))
+    data.dev_query_ids.append("q2")
+    data.dev_qrels["q2"] = {"d1": 1}
+    emb = _synthetic(n=len(data.texts))
+    on_log = dev_callback(data, emb, torch.device("cpu"))
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(input_dim=emb.shape[1], latent_dim=256, k=64)).eval()
+    untrained = on_log(0, sae)["dev_query_fve"]
+    assert np.isfinite(untrained) and untrained <= 1.0
+    # A decoder holding the queries themselves reconstructs them almost exactly.
+    with torch.no_grad():
+        x = torch.as_tensor(emb[data.dev_query_rows])
+        sae.pre_bias.zero_()
+        sae.latent_bias.fill_(-19.0)  # 20 * cos - 19: 1 on its own query, 0 on others
+        sae.encoder_weight.zero_()
+        sae.encoder_weight[: len(x)] = 20.0 * x
+        sae.decoder_weight.zero_()
+        sae.decoder_weight[: len(x)] = x
+    assert on_log(0, sae)["dev_query_fve"] > max(untrained, 0.5)
 
 
 def test_split_head() -> None:
