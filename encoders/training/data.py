@@ -8,7 +8,12 @@ Test queries are never read.
 
 Label-free dev set: a seeded share of each BEIR corpus's pseudo queries (titles / first
 sentences) is held out of every loss; how well code retrieval for them reproduces the dense
-model's top 10 over that corpus ("fidelity") selects among training runs without any judgment.
+model's top 10 over that corpus ("fidelity") is logged without any judgment, and so is how
+much of the variance of those documents' sentences the codes explain ("sentence FVE").
+
+Optionally (``sentence_texts``) every other document's sentences join reconstruction: a model
+trained on whole documents only explains in-domain sentences as badly as it explains queries
+(both short, neither seen), and queries are where codes lose to the dense model.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import numpy as np
 from encoders.training.retrieval import COLLECTIONS, doc_text, read_jsonl, read_qrels
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+# Any sentence end, also lower-cased text with a free-standing " . " (Cranfield, MED, CISI).
+_ANY_SENTENCE_END = re.compile(r"\s+\.\s+|(?<=[.!?])\s+")
 
 
 @dataclass
@@ -32,7 +39,8 @@ class TrainingTexts:
     ``pair_query``/``pair_doc``: rows of (query, positive) pairs; ``pair_labeled``: True for
     real SciFact train judgments; ``pair_group``: an id per positive text (in-batch masking).
     ``dev_*``: held-out SciFact train queries and the SciFact corpus, for model selection.
-    ``fidelity[corpus]``: (held-out pseudo-query rows, document rows) of each BEIR corpus.
+    ``fidelity[corpus]``: (held-out pseudo-query rows, document rows) of each BEIR corpus;
+    ``sentence_dev[corpus]``: sentences of those held-out documents (held out too).
     """
 
     texts: list[str] = field(default_factory=list)
@@ -46,6 +54,7 @@ class TrainingTexts:
     dev_doc_ids: list[str] = field(default_factory=list)
     dev_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
     fidelity: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+    sentence_dev: dict[str, list[int]] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     text_group: list[int] = field(default_factory=list)
@@ -71,8 +80,10 @@ class TrainingTexts:
             self.pair_labeled.append(False)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The index lists as int64 / bool arrays; fidelity queries are in none of them."""
-        held = np.asarray([r for q, _ in self.fidelity.values() for r in q], np.int64)
+        """The index lists as int64 / bool arrays; fidelity queries and dev sentences are in
+        none of them."""
+        held = [r for q, _ in self.fidelity.values() for r in q]
+        held = np.asarray(held + [r for rows in self.sentence_dev.values() for r in rows], np.int64)
         pair_query = np.asarray(self.pair_query, np.int64)
         keep = ~np.isin(pair_query, held)
         return {
@@ -111,6 +122,15 @@ def split_head(text: str) -> tuple[str, str] | None:
     return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
+def split_sentences(text: str, min_words: int = 4) -> list[str]:
+    """The sentences of ``text`` with at least ``min_words`` words, in order, or ``[]`` when
+    ``text`` is a single sentence. Splitting an abbreviation by mistake only yields a shorter
+    training text, so the rule is loose: after ``.!?`` and at a free-standing `` . ``."""
+    parts = [p.strip() for p in _ANY_SENTENCE_END.split(text.strip())]
+    parts = [p for p in parts if len(p.split()) >= min_words]
+    return parts if len(parts) > 1 else []
+
+
 def read_lines(path: Path, limit: int | None = None) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
@@ -129,6 +149,8 @@ def build_training_texts(
     fidelity_fraction: float = 0.1,
     fidelity_max: int = 200,
     query_texts: bool = False,
+    sentence_texts: bool = False,
+    sentence_dev_max: int = 300,
 ) -> TrainingTexts:
     """Collect texts and pairs from ``data_dir`` (the shared ``data`` folder).
 
@@ -136,6 +158,9 @@ def build_training_texts(
     (at most ``fidelity_max``) of each BEIR corpus's pseudo queries form its fidelity dev set.
     ``query_texts``: also reconstruct ``vectors/*_queries.txt*`` (real search queries that no
     CSR number is reported on), as an in-domain source, so the codes learn question-style text.
+    ``sentence_texts``: also reconstruct each BEIR document's sentences (in its corpus's group),
+    except for the fidelity documents, whose sentences (at most ``sentence_dev_max`` per corpus)
+    are always held out as ``sentence_dev``.
     """
     data_dir = Path(data_dir)
     out = TrainingTexts()
@@ -158,6 +183,23 @@ def build_training_texts(
         if held:
             queries = [out.row(heads[j][1][0]) for j in sorted(held)]
             out.fidelity[name] = (queries, doc_rows)
+        held_docs = {heads[j][0] for j in held}
+        dev_sentences = dict.fromkeys(
+            s for i in sorted(held_docs) for s in split_sentences(doc_text(docs[i]))
+        )
+        if dev_sentences:
+            out.sentence_dev[name] = [out.row(s) for s in list(dev_sentences)[:sentence_dev_max]]
+        if sentence_texts:
+            sentences = (
+                s
+                for i, doc in enumerate(docs)
+                if i not in held_docs
+                for s in split_sentences(doc_text(doc))
+            )
+            whole = set(doc_rows)  # a one-line document is its own sentence: counted once
+            rows = [r for r in dict.fromkeys(out.row(s) for s in sentences) if r not in whole]
+            out.recon.extend(rows)
+            out.sources[name + "_sentences"] = len(rows)
         out.sources[name] = len(docs)
     for path in sorted((data_dir / "vectors").glob("*_docs.txt*")):
         lines = read_lines(path, limit_per_source)

@@ -63,7 +63,9 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
     Fidelity: the share of the dense model's top 10 that code retrieval also puts in its top
     10, for the corpus's held-out pseudo queries; ``dev_fidelity_min`` is the worst corpus.
     ``dev_query_fve``: queries are reconstructed far worse than documents, and that is where
-    codes lose to the dense model, so it is watched without any judgment.
+    codes lose to the dense model, so it is watched without any judgment;
+    ``dev_sentence_fve_<corpus>`` (and ``_min``) does the same for each corpus's held-out
+    sentences, short in-domain texts like its queries.
     """
     from encoders.training.losses import normalized_mse
     from encoders.training.retrieval import ndcg_at_10, top_dense, top_sparse
@@ -80,10 +82,16 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
         except ImportError:
             logger.warning("ir_measures missing: no dev nDCG during training")
             labeled = False
-    if not data.dev_query_rows and not fidelity:
+    if not data.dev_query_rows and not fidelity and not data.sentence_dev:
         return None
     q, d = emb[data.dev_query_rows], emb[data.dev_doc_rows]
-    q_t = torch.as_tensor(q, dtype=torch.float32, device=device)
+    fve_sets = {"dev_query_fve": q} if len(q) > 1 else {}
+    for name, rows in data.sentence_dev.items():
+        if len(rows) > 1:
+            fve_sets[f"dev_sentence_fve_{name}"] = emb[rows]
+    fve_sets = {
+        key: torch.as_tensor(x, dtype=torch.float32, device=device) for key, x in fve_sets.items()
+    }
     dense = None
     if labeled:
         dense = ndcg_at_10(*top_dense(q, d), data.dev_query_ids, data.dev_doc_ids, data.dev_qrels)
@@ -98,10 +106,12 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
             row[f"dev_fidelity_{name}"] = recall_vs_exact(top[0], dense_top)
         if fidelity:
             row["dev_fidelity_min"] = min(row[f"dev_fidelity_{n}"] for n in fidelity)
-        if len(q_t) > 1:
-            with torch.no_grad():
-                recon = sae.decode(*sae.encode(q_t, k64))
-                row["dev_query_fve"] = 1.0 - float(normalized_mse(q_t, recon))
+        with torch.no_grad():
+            for key, x in fve_sets.items():
+                row[key] = 1.0 - float(normalized_mse(x, sae.decode(*sae.encode(x, k64))))
+        sentence = [v for key, v in row.items() if key.startswith("dev_sentence_fve_")]
+        if sentence:
+            row["dev_sentence_fve_min"] = min(sentence)
         if dense is not None:
             row["dev_dense_ndcg10"] = dense
             for k in (32, 64):
@@ -135,10 +145,12 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
     ax1.set_xlabel("step")
     ax1.set_title("training losses")
     ax1.legend()
-    for key in sorted(k for k in history[-1] if k.startswith("dev_")):
+    per_corpus = ("dev_fidelity_", "dev_sentence_fve_")
+    shown = [k for k in history[-1] if k.startswith("dev_")]
+    for key in sorted(k for k in shown if k.endswith("_min") or not k.startswith(per_corpus)):
         ax2.plot(steps, [h.get(key, np.nan) for h in history], label=key[4:])
     ax2.set_xlabel("step")
-    ax2.set_title("dev: SciFact train nDCG@10, fidelity to dense top 10")
+    ax2.set_title("dev: SciFact train nDCG@10, fidelity to dense, FVE of short texts")
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -163,6 +175,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=0.2,
         help="share of SciFact train queries held out for the dev nDCG (0: none)",
+    )
+    p.add_argument(
+        "--sentence-texts",
+        action="store_true",
+        help="also reconstruct the sentences of the BEIR documents (short in-domain texts)",
     )
     p.add_argument("--no-dev", action="store_true", help="skip the dev nDCG during training")
     p.add_argument(
@@ -193,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         limit_per_source=args.limit_per_source,
         dev_fraction=args.dev_fraction,
         query_texts=args.query_texts,
+        sentence_texts=args.sentence_texts,
     )
     arrays = data.arrays()
     logger.info(

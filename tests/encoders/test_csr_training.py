@@ -13,7 +13,7 @@ import torch
 from encoders.csr import CSREncoder, CSRSettings
 from encoders.csr_sae import SAEConfig, TopKSAE
 from encoders.errors import EncoderError
-from encoders.training.data import build_training_texts, split_head
+from encoders.training.data import build_training_texts, split_head, split_sentences
 from encoders.training.losses import (
     auxk_loss,
     cross_distillation,
@@ -272,6 +272,42 @@ def test_query_texts_join_reconstruction_in_domain(beir_folder: Path) -> None:
     )
 
 
+def test_sentence_texts_join_reconstruction_except_dev_documents(beir_folder: Path) -> None:
+    from encoders.training.retrieval import doc_text, read_jsonl
+
+    corpus = beir_folder / "scifact" / "corpus.jsonl"
+    flight = "Slats delay the stall. Flaps add lift on landing. Trim tabs hold the pitch steady."
+    extra = {"_id": "d5", "title": "Flight", "text": flight}  # no pseudo query: never held out
+    corpus.write_text(corpus.read_text() + json.dumps(extra) + "\n")
+    docs = [doc_text(d) for d in read_jsonl(corpus)]
+    plain = build_training_texts(beir_folder, dev_fraction=0.0, fidelity_fraction=0.5)
+    data = build_training_texts(
+        beir_folder, dev_fraction=0.0, fidelity_fraction=0.5, sentence_texts=True
+    )
+    (held_query,) = data.fidelity["scifact"][0]
+    (held,) = [t for t in docs if data.texts[held_query] in t]
+    dev = [data.texts[r] for r in data.sentence_dev["scifact"]]
+    assert dev == split_sentences(held) and len(dev) >= 2
+    assert dev == [plain.texts[r] for r in plain.sentence_dev["scifact"]]  # always held out
+    recon = {data.texts[r] for r in data.arrays()["recon"]}
+    assert not recon & set(dev)
+    others = {s for t in docs if t != held for s in split_sentences(t)}
+    assert others and others <= recon
+    assert others - {plain.texts[r] for r in plain.arrays()["recon"]}  # new training texts
+    assert data.sources["scifact_sentences"] >= 1
+
+
+def test_split_sentences() -> None:
+    lower = "wing flutter at high speed . tests in a wind tunnel showed no flutter ."
+    assert split_sentences(lower) == [
+        "wing flutter at high speed",
+        "tests in a wind tunnel showed no flutter .",
+    ]
+    # Sentences under four words are dropped; what is left of one sentence is no split.
+    assert split_sentences("Cells divide. Most cells divide by mitosis in the body.") == []
+    assert split_sentences("A single sentence of several words.") == []
+
+
 def test_dev_callback_reports_fidelity(beir_folder: Path) -> None:
     from encoders.training.train_csr import dev_callback
 
@@ -284,6 +320,9 @@ def test_dev_callback_reports_fidelity(beir_folder: Path) -> None:
     assert 0.0 <= row["dev_fidelity_scifact"] <= 1.0
     assert row["dev_fidelity_min"] == row["dev_fidelity_scifact"]
     assert "dev_query_fve" not in row  # no held-out train queries
+    assert len(data.sentence_dev["scifact"]) == 2  # the sentences of d2 (held out with its head)
+    assert np.isfinite(row["dev_sentence_fve_scifact"]) and row["dev_sentence_fve_scifact"] <= 1
+    assert row["dev_sentence_fve_min"] == row["dev_sentence_fve_scifact"]
 
 
 def test_dev_callback_reports_query_fidelity(beir_folder: Path) -> None:
