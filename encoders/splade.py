@@ -84,6 +84,14 @@ class SpladeEncoder(SparseEncoder):
         self.device = doc_model.device
         self.gpu_streams = max(1, int(gpu_streams))
         self.batch_size = batch_size or (128 if self.device.type == "cuda" else 32)
+        # On the GPU, one tokenising thread: each batch is tokenised by the GPU worker that
+        # takes it (the fast tokenizer spreads one batch over all cores), while the other
+        # stream's batch runs on the device. More Python threads over the tokenizer's own pool
+        # oversubscribe the cores and starve the kernel launches (H100 sweep, 16 cores, vs 8
+        # threads: package texts 121k vs 75k /s at batch 1,024, equal at 512; docstrings
+        # 32.8k vs 26.4k at 512; benchmarks/results/encoder_threads_h100.json).
+        if tokenizer_threads is None and self.device.type == "cuda":
+            tokenizer_threads = 1
         threads = tokenizer_threads or min(8, max(1, (os.cpu_count() or 2) // 2))
         self._doc_tok = truncating_copy(tokenizer, config.max_length)
         self._query_tok = truncating_copy(tokenizer, config.query_max_length)
