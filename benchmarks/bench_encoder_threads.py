@@ -17,14 +17,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_encoders import RESULTS, read_texts  # noqa: E402
+from benchmarks.bench_encoders import RESULTS, read_texts, timed  # noqa: E402
 from encoders import load_encoder  # noqa: E402
 
 
@@ -49,16 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device (pass --device cpu to try the sweep on the CPU)")
         return 1
 
-    def sync() -> None:
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-
     data = {}
     for spec in args.texts:
         path, sizes = parse_texts(spec)
         data[path.name.split(".")[0]] = (read_texts(path, args.n), sizes)
     rayon = os.environ.get("RAYON_NUM_THREADS", "unset")
-    rows = []
+    rates: dict[tuple[str, int, int, int], int] = {}
     for threads in args.threads:
         for streams in args.streams:
             enc = load_encoder(
@@ -72,38 +67,23 @@ def main(argv: list[str] | None = None) -> int:
             enc.encode_documents(first[:512], batch_size=128)  # warm-up
             for name, (texts, sizes) in data.items():
                 for bs in sizes:
-                    best = float("inf")
-                    for _ in range(args.repeats):
-                        sync()
-                        start = time.perf_counter()
-                        enc.encode_documents(texts, batch_size=bs)
-                        sync()
-                        best = min(best, time.perf_counter() - start)
-                    rows.append(
-                        {
-                            "rayon": rayon,
-                            "threads": threads,
-                            "streams": streams,
-                            "texts": name,
-                            "bs": bs,
-                            "docs_per_s": round(len(texts) / best),
-                        }
+                    secs = timed(
+                        lambda e=enc, t=texts, b=bs: e.encode_documents(t, batch_size=b),
+                        args.device,
+                        args.repeats,
                     )
+                    rates[name, bs, threads, streams] = round(len(texts) / secs)
     for name, (_, sizes) in data.items():
         print(f"{name} (RAYON_NUM_THREADS={rayon}): k docs/s, rows threads, columns streams")
         for bs in sizes:
             print(f"  bs={bs}")
             for threads in args.threads:
-                cells = [
-                    next(
-                        r["docs_per_s"]
-                        for r in rows
-                        if (r["texts"], r["bs"], r["threads"], r["streams"])
-                        == (name, bs, threads, s)
-                    )
-                    for s in args.streams
-                ]
-                print(f"    threads={threads}: " + "  ".join(f"{c / 1000:6.1f}" for c in cells))
+                cells = [rates[name, bs, threads, s] / 1000 for s in args.streams]
+                print(f"    threads={threads}: " + "  ".join(f"{c:6.1f}" for c in cells))
+    rows = [
+        {"rayon": rayon, "threads": t, "streams": s, "texts": n, "bs": b, "docs_per_s": r}
+        for (n, b, t, s), r in rates.items()
+    ]
     report = {
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "device": args.device,
