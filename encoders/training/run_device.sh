@@ -17,7 +17,8 @@ fi
 tar xJf .devcarry/data.tar.xz -C /tmp/csrdata
 DATA=/tmp/csrdata/data
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
-TRAIN="python3 -m encoders.training.train_csr --data-dir $DATA --cache /tmp/emb.npz --device cuda"
+# --recipe base: the variants below spell out every change from TrainConfig's plain defaults.
+TRAIN="python3 -m encoders.training.train_csr --recipe base --data-dir $DATA --cache /tmp/emb.npz --device cuda"
 # 1) embed everything once (fills the cache), with a 1-step throwaway run
 $TRAIN --out /tmp/warm --steps 1 --no-dev > /tmp/warm.log 2>&1 || { tail -30 /tmp/warm.log; exit 1; }
 tail -2 /tmp/warm.log

@@ -384,3 +384,30 @@ def test_csr_codes_index_and_search_through_seismic() -> None:
     exact_rows, _ = index.exact_search(docs, queries, k=10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact_rows, strict=True)])
     assert recall >= 0.9
+
+
+def test_default_recipe_is_the_shipped_models_and_flags_override_it() -> None:
+    from dataclasses import fields
+
+    from encoders.training.train_csr import parse_args
+    from encoders.training.trainer import TrainConfig
+
+    def value(x):  # k_levels: a list from the command line and JSON, a tuple in TrainConfig
+        return list(x) if isinstance(x, tuple | list) else x
+
+    required = ["--data-dir", "d", "--out", "o"]
+    args = parse_args(required)
+    model_dir = Path(__file__).resolve().parents[2] / "encoders" / "models" / "csr-minilm"
+    log = json.loads((model_dir / "train_log.json").read_text())
+    run_only = {"steps", "time_budget_s", "log_every"}  # it ran under a 300 s time budget
+    for f in fields(TrainConfig):
+        if f.name not in run_only:
+            assert value(getattr(args, f.name)) == log["train_config"][f.name], f.name
+    assert args.sentence_texts and log["data"]["sources"]["cranfield_sentences"] > 0
+    base = parse_args([*required, "--recipe", "base"])
+    assert not base.sentence_texts
+    for f in fields(TrainConfig):
+        assert value(getattr(base, f.name)) == value(f.default), f.name
+    over = parse_args([*required, "--lr", "0.002", "--no-distill-by-group", "--no-sentence-texts"])
+    assert (over.lr, over.distill_by_group, over.sentence_texts) == (0.002, False, False)
+    assert over.domain_weight == 0.75  # the rest of the recipe stays
