@@ -18,9 +18,15 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv = ServerProcess(tmp_path_factory.mktemp("fuzz") / "data").start()
-    with httpx.Client(base_url=srv.url, timeout=30) as c:
+    with httpx.Client(base_url=srv.url, timeout=120) as c:
         c.post("/v1/collections", json={"name": "fuzz", "encoder": "none", "dim": DIM})
         c.post("/v1/collections/fuzz/documents", json={"documents": random_docs(100, seed=1)})
+        # The schema's default encoder is splade-tiny, so the fuzzer creates collections with
+        # it; its first load (the server runs without warm-up) can outlast schemathesis's 10 s
+        # read timeout on a busy 2-core box. Load it once here: the server keeps it.
+        warm = c.post("/v1/collections", json={"name": "warm", "encoder": "splade-tiny"})
+        assert warm.status_code == 201, warm.text
+        c.delete("/v1/collections/warm")
     try:
         yield srv
     finally:
