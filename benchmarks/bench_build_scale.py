@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from index import SeismicIndex, exact_search  # noqa: E402
+from index import SeismicIndex, exact_search, recall_vs_exact  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DIM = 30522
@@ -97,14 +97,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     truth, _ = exact_search(docs, queries, k=10)
     found, _ = index.search(queries, k=10)
-    rec = float(
-        np.mean(
-            [
-                len(set(f) & set(t[t >= 0])) / max(1, (t >= 0).sum())
-                for f, t in zip(found, truth, strict=True)
-            ]
-        )
-    )
+    rec = recall_vs_exact(found, truth)
 
     result = {
         "docs": docs.shape[0],
