@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -34,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_encoders import RESULTS, read_texts  # noqa: E402
+from benchmarks.bench_encoders import RESULTS, read_texts, write_report  # noqa: E402
 from encoders import load_encoder  # noqa: E402
 from encoders.batching import plan_batches, sort_by_length, token_ids  # noqa: E402
 
@@ -243,10 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         s["default_within_10pct"] for s in report["sets"].values()
     )
     kind = "gpu" if args.device.startswith("cuda") else "cpu"
-    out = args.out or RESULTS / f"encoder_batching_{kind}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_report(report, args.out or RESULTS / f"encoder_batching_{kind}.json")
     return 0
 
 

@@ -49,6 +49,14 @@ def read_texts(path: Path, n: int) -> list[str]:
     return out
 
 
+def write_report(report: dict[str, Any], out: Path) -> Path:
+    """Write a benchmark's JSON (creating its folder) and say where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+    return out
+
+
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -382,10 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         report["datasets"][name] = data
     if "cuda" in devices and "head" not in args.skip:
         bench_head(args, report)
-    out = args.out or RESULTS / f"encoders_{'gpu' if 'cuda' in devices else 'cpu'}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(
+        report, args.out or RESULTS / f"encoders_{'gpu' if 'cuda' in devices else 'cpu'}.json"
+    )
     return 0
 
 

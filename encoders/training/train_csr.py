@@ -263,12 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--leave-out", nargs="*", default=[], help="collections not to train on")
     p.add_argument("--corpus", type=Path, nargs="*", default=[], help="text files or folders")
-    p.add_argument(
-        "--vectors",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train on the shared vectors/*_docs texts",
-    )
+    p.add_argument("--vectors", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--eval", action="store_true", help="score the collections after training")
     p.add_argument("--eval-collections", nargs="*", default=list(COLLECTIONS))
     p.add_argument("--eval-cache", type=Path, default=None, help="npz cache of eval embeddings")
