@@ -2,12 +2,12 @@
 # One GPU call (no network needed): embed the general corpus, train the general CSR model
 # (recipe "general": no text of any evaluation collection), evaluate it on the five shared
 # collections (dense / CSR k=16..128 / BM25 nDCG@10), write the model and logs to $OUT.
-# Expects .devcarry/csr from encoders/training/csr_carry.sh. About 3.5 minutes on an H100 or
-# H200 (training capped at CSR_BUDGET=120 s).
+# Expects .devcarry/csr from encoders/training/csr_carry.sh. About 4 minutes on an H100 or
+# H200: embedding ~604k texts, training capped at CSR_BUDGET=100 s, evaluation.
 set -euo pipefail
 OUT=${OUT:-/tmp/csr_out}
 CARRY=${CSR_CARRY:-.devcarry/csr}
-BUDGET=${CSR_BUDGET:-120}
+BUDGET=${CSR_BUDGET:-100}
 mkdir -p "$OUT" /tmp/csrgen /tmp/minilm
 python3 -m pip install -q --no-index --no-deps --find-links "$CARRY/whl" --target /tmp/site \
   ir_measures pytrec_eval-terrier bm25s PyStemmer
