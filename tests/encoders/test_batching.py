@@ -198,3 +198,22 @@ def test_second_gpu_gives_the_same_bytes(splade_tiny_dir) -> None:
     second_enc = load_encoder(str(splade_tiny_dir), device="cuda:1")
     assert second_enc.doc_model.decoder_bias.device == torch.device("cuda:1")
     assert _digest(second_enc.encode_documents(texts)) == _digest(first)
+
+
+def test_dense_embedder_lanes_give_the_same_bytes() -> None:
+    """CSR's embedder on the CPU: batches by token budget, side by side in lanes of one
+    torch thread; the embeddings do not depend on the number of lanes."""
+    from encoders.csr_embedder import DenseEmbedder
+    from encoders.errors import ModelNotFoundError
+    from encoders.resources import cpu_lanes
+
+    try:
+        one = DenseEmbedder(device="cpu", token_budget=64, lanes=1)
+    except ModelNotFoundError as exc:
+        pytest.skip(f"all-MiniLM-L6-v2 not installed ({exc})")
+    cpu_lanes(2)  # one torch thread per op, as the loader sets it
+    two = DenseEmbedder(device="cpu", token_budget=64, lanes=2)
+    texts = [f"{w} " * n for n, w in zip([3, 40, 1, 12, 9, 7, 2], "abcdefg", strict=True)]
+    a, b = one.embed(texts), two.embed(texts)
+    assert a.tobytes() == b.tobytes()
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
