@@ -30,7 +30,7 @@ def test_vm_status_is_this_process_alone() -> None:
 
 
 def test_generated_corpus_ours_end_to_end(
-    tmp_path: Path, tiny_vectors: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, tiny_vectors: Path, capfd: pytest.CaptureFixture
 ) -> None:
     argv = ["--corpus", "generated", "--n-docs", "2000", "--mean-nnz", "25"]
     argv += ["--prefixes", "a,b", "--queries", "30", "--systems", "ours"]
@@ -58,9 +58,9 @@ def test_generated_corpus_ours_end_to_end(
     assert not (work / "index_ours").exists()  # removed unless --keep-indexes
     ids, _ = read_gt(work / "gt.bin")
     assert ids.shape == (30, 10) and read_csr(work / "queries.csr").n_rows == 30
-    capsys.readouterr()
+    capfd.readouterr()
     again = run(tmp_path, tiny_vectors, *argv)
-    assert "reusing the corpus" in capsys.readouterr().out
+    assert "reusing the corpus" in capfd.readouterr().out
     assert again["corpus"] == corpus
 
 
@@ -76,3 +76,12 @@ def test_tiled_corpus_both_systems(tmp_path: Path, tiny_vectors: Path) -> None:
         assert s["query"]["points"][0]["recall@10"] == 1.0
         assert s["peak_rss_mb"] > 0 and s["index_bytes"] > 0
     assert np.isfinite(systems["pyseismic"]["load_seconds"])
+
+
+def test_pyseismic_is_skipped_when_it_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_build_scale, "memory_available", lambda: 24 * 2**30)
+    reason = bench_build_scale.pyseismic_would_not_fit(1_061_018_760)
+    assert reason is not None and "GiB available" in reason
+    assert bench_build_scale.pyseismic_would_not_fit(112_000_000) is None
+    monkeypatch.setattr(bench_build_scale, "memory_available", lambda: None)
+    assert bench_build_scale.pyseismic_would_not_fit(10**12) is None
