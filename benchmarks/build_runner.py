@@ -68,6 +68,24 @@ def shard_paths(corpus: Path) -> list[Path]:
     return paths
 
 
+def build_record(
+    label: str, rss_ready: float, marks: tuple[float, float, float, float], cpu: float, index: Path
+) -> dict:
+    """What a build child reports; ``marks`` are perf_counter() at start, input loaded,
+    index built and index saved."""
+    t0, loaded, built, saved = marks
+    return {
+        "input": label,
+        "rss_before_input_mb": rss_ready,
+        "load_seconds": loaded - t0,
+        "build_seconds": built - loaded,
+        "total_seconds": built - t0,
+        "cpu_seconds": cpu,
+        "save_seconds": saved - built,
+        "index_bytes": dir_bytes(index),
+    }
+
+
 def build_ours(args: argparse.Namespace, params: dict) -> dict:
     docs = read_csr(args.corpus / "docs.csr", check_indices=False)
     from_shards = hasattr(SeismicIndex, "build_from_shards") and not args.in_memory
@@ -93,18 +111,9 @@ def build_ours(args: argparse.Namespace, params: dict) -> dict:
     built = time.perf_counter()
     cpu = time.process_time() - cpu0
     index.save(args.index)
-    return {
-        "input": "Parquet shards (SeismicIndex.build_from_shards)"
-        if from_shards
-        else "in-memory CSR",
-        "rss_before_input_mb": rss_ready,
-        "load_seconds": loaded - t0,
-        "build_seconds": built - loaded,
-        "total_seconds": built - t0,
-        "cpu_seconds": cpu,
-        "save_seconds": time.perf_counter() - built,
-        "index_bytes": dir_bytes(args.index),
-    }
+    label = "Parquet shards (SeismicIndex.build_from_shards)" if from_shards else "in-memory CSR"
+    marks = (t0, loaded, built, time.perf_counter())
+    return build_record(label, rss_ready, marks, cpu, args.index)
 
 
 def build_pyseismic(args: argparse.Namespace, params: dict) -> dict:
@@ -123,16 +132,9 @@ def build_pyseismic(args: argparse.Namespace, params: dict) -> dict:
     cpu = time.process_time() - cpu0
     args.index.mkdir(parents=True, exist_ok=True)
     index.save(str(args.index / PYSEISMIC_FILE))
-    return {
-        "input": "SeismicDataset.add_documents_by_id from .csr chunks (all in memory)",
-        "rss_before_input_mb": rss_ready,
-        "load_seconds": loaded - t0,
-        "build_seconds": built - loaded,
-        "total_seconds": built - t0,
-        "cpu_seconds": cpu,
-        "save_seconds": time.perf_counter() - built,
-        "index_bytes": dir_bytes(args.index),
-    }
+    label = "SeismicDataset.add_documents_by_id from .csr chunks (all in memory)"
+    marks = (t0, loaded, built, time.perf_counter())
+    return build_record(label, rss_ready, marks, cpu, args.index)
 
 
 def query(args: argparse.Namespace) -> dict:
