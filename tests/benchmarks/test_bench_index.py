@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from benchmarks import bench_index
 from benchmarks.bigann import write_csr, write_gt
-from benchmarks.index_inputs import load_truth
+from benchmarks.index_inputs import load_inputs, load_truth
 from index import exact_search
 
 
@@ -77,3 +77,39 @@ def test_gt_of_the_wrong_size_is_refused(files: dict[str, Path], tmp_path: Path)
         load_truth(bad, 15, 10)
     with pytest.raises(SystemExit):
         run(files, "--gt", str(bad))
+
+
+def test_npz_and_jsonl_inputs_give_the_same_matrices(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    docs = sp.random_array((30, 12), density=0.3, format="csr", rng=rng, dtype=np.float32)
+    queries = sp.random_array((4, 12), density=0.4, format="csr", rng=rng, dtype=np.float32)
+    sp.save_npz(tmp_path / "d.npz", sp.csr_matrix(docs))
+    sp.save_npz(tmp_path / "q.npz", sp.csr_matrix(queries))
+    for name, m in (("d", docs), ("q", queries)):
+        with open(tmp_path / f"{name}.jsonl", "w") as f:
+            for r in range(m.shape[0]):
+                row = m[[r], :]
+                vec = {f"t{c}": float(v) for c, v in zip(row.indices, row.data, strict=True)}
+                f.write(json.dumps({"id": str(r), "content": "", "vector": vec}) + "\n")
+    args = bench_index.parser().parse_args(
+        ["--docs", str(tmp_path / "d.npz"), "--queries", str(tmp_path / "q.npz")]
+    )
+    npz = load_inputs(args, 10)
+    assert (npz.docs != docs).nnz == 0 and npz.truth is None
+    args.docs, args.queries = str(tmp_path / "d.jsonl"), str(tmp_path / "q.jsonl")
+    jl = load_inputs(args, 10)
+    # Token strings get ids in order of first use; scores are what must agree.
+    np.testing.assert_allclose(
+        (jl.queries @ jl.docs.T).toarray(), (queries @ docs.T).toarray(), rtol=1e-6
+    )
+    args.queries = str(tmp_path / "q.npz")
+    with pytest.raises(ValueError, match="both as .jsonl"):
+        load_inputs(args, 10)
+
+
+def test_sweep_and_generate_still_run(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    argv = ["--generate", "400", "--n-queries", "5", "--points", "30:0.0", "--out", str(out)]
+    assert bench_index.main([*argv, "--sweep", "0.1:0.4,0.2:0.5"]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["results"]
+    assert len(rows) == 2 and all(r["recall@10"] == 1.0 for r in rows)
