@@ -269,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     stem = Path(args.out) if args.out else RESULTS / f"index_{name}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    plot(rows, stem.with_suffix(".png"), f"{name}: {docs.shape[0]} docs, k={K}")
-    print(f"\nwrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')}")
+    png = stem.with_suffix(".png")
+    drawn = plot(rows, png, f"{name}: {docs.shape[0]} docs, k={K}")
+    print(f"\nwrote {stem.with_suffix('.json')}" + (f" and {png}" if drawn else " (no matplotlib)"))
     return 0
 
 

@@ -113,9 +113,13 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
-    """Recall against single-thread mean latency, one curve per system."""
-    import matplotlib
+def plot(rows: list[dict], path: Path, title: str) -> bool:
+    """Recall against single-thread mean latency, one curve per system; False (and no
+    file) when matplotlib is not installed (it comes with the ``bench`` extra)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -135,3 +139,4 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return True
