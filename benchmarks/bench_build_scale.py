@@ -16,7 +16,8 @@ Corpora (written once to ``--work-dir`` chunk by chunk as a big-ann ``docs.csr``
 Queries: ``--queries`` held-out real query vectors (tiled: renamed like a random copy).
 Ground truth: exact top-10 over the corpus in chunks of ``--gt-chunk-rows`` rows.
 
-Each system builds in its own fresh process with the same input and threads; the peak
+Each system builds in its own fresh process (killed past ``--max-rss-gb``; pyseismic is
+skipped where its ~57 bytes a non-zero would not fit) with the same input and threads; the peak
 RSS is that process' own high-water mark (``VmHWM``; its ``ru_maxrss`` is kept too, but
 Linux never reports it below the parent's RSS at the fork). Ours reads the Parquet shards through
 ``SeismicIndex.build_from_shards`` when the index has it, else the whole CSR into memory
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -48,16 +48,18 @@ from benchmarks.corpora import Tiling, load_real, write_corpus  # noqa: E402
 from benchmarks.fitted import FittedModel, Generated  # noqa: E402
 from benchmarks.ground_truth import chunked_exact  # noqa: E402
 from benchmarks.machine import describe, machine_info  # noqa: E402
+from benchmarks.scale_processes import (  # noqa: E402
+    ChildFailed,
+    default_max_rss_mb,
+    pyseismic_would_not_fit,
+    run_child,
+)
 from index import recall_vs_exact  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RUNNER = Path(__file__).resolve().parent / "build_runner.py"
 SHARED_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "data" / "vectors"
 MSMARCO_DOCS = 8_841_823
 K = 10
-# pyseismic's peak memory per non-zero (issue 10: 5.0 GB for 88.3M non-zeros): its build is
-# skipped, not started, when this much memory is not available (--force runs it anyway).
-PYSEISMIC_BYTES_PER_NNZ = 57
 
 
 def corpus_spec(args: argparse.Namespace) -> dict:
@@ -158,63 +160,6 @@ def prepare_queries(args: argparse.Namespace, work: Path) -> dict:
     return info
 
 
-def memory_available() -> int | None:
-    """``MemAvailable`` of /proc/meminfo in bytes (None where it cannot be read)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def pyseismic_would_not_fit(nnz: int) -> str | None:
-    """Why pyseismic's build is skipped at this size, or None when it should fit."""
-    need, free = PYSEISMIC_BYTES_PER_NNZ * nnz, memory_available()
-    if free is not None and need > 0.9 * free:
-        return (
-            f"needs about {need / 2**30:.1f} GiB ({PYSEISMIC_BYTES_PER_NNZ} bytes a non-zero), "
-            f"{free / 2**30:.1f} GiB available; --force runs it anyway"
-        )
-    return None
-
-
-def run_child(task: str, system: str, work: Path, args: argparse.Namespace, params: dict) -> dict:
-    """Run ``build_runner.py`` in a fresh process; its result, with wall time and rusage."""
-    index_dir = work / f"index_{system}"
-    if task == "build":
-        shutil.rmtree(index_dir, ignore_errors=True)
-    result_path = work / f"{task}_{system}.json"
-    result_path.unlink(missing_ok=True)
-    cmd = [sys.executable, str(RUNNER), task, "--system", system, "--corpus", str(work)]
-    cmd += ["--index", str(index_dir), "--threads", str(args.threads), "--result", str(result_path)]
-    cmd += ["--params", json.dumps(params), "--points", args.points]
-    cmd += ["--in-memory"] if args.in_memory else []
-    env = {
-        **os.environ,
-        "NUMBA_NUM_THREADS": str(args.threads),
-        "RAYON_NUM_THREADS": str(args.threads),
-        "OMP_NUM_THREADS": str(args.threads),
-    }
-    log_path = work / f"{task}_{system}.log"
-    start = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0 or not result_path.is_file():
-        tail = log_path.read_text()[-3000:]
-        raise RuntimeError(f"{task} {system} failed (exit {proc.returncode}):\n{tail}")
-    result = json.loads(result_path.read_text())
-    # ru_maxrss is never below this parent's RSS at fork time (Linux keeps it across exec);
-    # peak_rss_mb is the child's own VmHWM. Both are kept.
-    result["ru_maxrss_mb"] = usage.ru_maxrss / 1024.0
-    result["process_wall_seconds"] = wall
-    return result
-
-
 def with_recall(query_result: dict, truth: np.ndarray) -> list[dict]:
     rows = []
     for p in query_result["points"]:
@@ -253,6 +198,9 @@ def print_table(report: dict) -> None:
             f"{s['peak_rss_mb'] / 1024:7.2f}GB {s['index_bytes'] / 2**20:6.0f}MB{cells}"
         )
         print(f"{'':10s} input: {s['input']}")
+    for kind in ("skipped", "failed"):
+        for name, why in report[kind].items():
+            print(f"{name:10s} {kind}: {why.splitlines()[0]}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -291,6 +239,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--in-memory", action="store_true", help="ours: never build_from_shards")
     ap.add_argument("--keep-indexes", action="store_true", help="keep the built indexes")
     ap.add_argument("--force", action="store_true", help="run pyseismic even if short of memory")
+    ap.add_argument(
+        "--max-rss-gb",
+        type=float,
+        default=None,
+        help="kill a build or query process past this RSS (default 90%% of available memory)",
+    )
     ap.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     return ap
 
@@ -307,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     args.prefixes = (
         args.prefixes or ("packages,docstring" if args.corpus == "tiled" else "docstring")
     ).split(",")
+    args.max_rss_mb = args.max_rss_gb * 1024 if args.max_rss_gb else default_max_rss_mb()
     if args.no_parquet and not args.in_memory:
         args.in_memory = True  # without shards ours can only read the CSR
     name = args.name or default_name(args)
@@ -342,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         "build_params": params,
         "systems": {},
         "skipped": {},
+        "failed": {},
+        "max_rss_mb": args.max_rss_mb,
         "machine": machine,
         "command": "python benchmarks/bench_build_scale.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -353,9 +310,17 @@ def main(argv: list[str] | None = None) -> int:
             report["skipped"][system] = reason
             continue
         print(f"building with {system} ...", flush=True)
-        built = run_child("build", system, work, args, params)
-        print(f"  {built['total_seconds']:.1f} s, peak RSS {built['peak_rss_mb'] / 1024:.2f} GB")
-        answered = run_child("query", system, work, args, params)
+        try:
+            built = run_child("build", system, work, args, params)
+            print(
+                f"  {built['total_seconds']:.1f} s, peak RSS {built['peak_rss_mb'] / 1024:.2f} GB"
+            )
+            answered = run_child("query", system, work, args, params)
+        except ChildFailed as exc:
+            print(f"  failed: {exc}")
+            report["failed"][system] = str(exc)
+            shutil.rmtree(work / f"index_{system}", ignore_errors=True)
+            continue
         built["query"] = {
             "load_seconds": answered["load_seconds"],
             "peak_rss_mb": answered["peak_rss_mb"],

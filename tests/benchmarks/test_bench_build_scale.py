@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks import bench_build_scale
+from benchmarks import bench_build_scale, scale_processes
 from benchmarks.bigann import read_csr, read_gt
 from benchmarks.build_runner import vm_status_mb
 from index import SeismicIndex
@@ -79,9 +82,25 @@ def test_tiled_corpus_both_systems(tmp_path: Path, tiny_vectors: Path) -> None:
 
 
 def test_pyseismic_is_skipped_when_it_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench_build_scale, "memory_available", lambda: 24 * 2**30)
-    reason = bench_build_scale.pyseismic_would_not_fit(1_061_018_760)
+    monkeypatch.setattr(scale_processes, "memory_available", lambda: 24 * 2**30)
+    reason = scale_processes.pyseismic_would_not_fit(1_061_018_760)
     assert reason is not None and "GiB available" in reason
-    assert bench_build_scale.pyseismic_would_not_fit(112_000_000) is None
-    monkeypatch.setattr(bench_build_scale, "memory_available", lambda: None)
-    assert bench_build_scale.pyseismic_would_not_fit(10**12) is None
+    assert scale_processes.pyseismic_would_not_fit(112_000_000) is None
+    monkeypatch.setattr(scale_processes, "memory_available", lambda: None)
+    assert scale_processes.pyseismic_would_not_fit(10**12) is None
+
+
+def test_a_child_past_the_memory_limit_is_killed(tmp_path: Path) -> None:
+    grow = (
+        "import time; a = bytearray(300 * 2**20); a[::4096] = b'x' * len(a[::4096]); time.sleep(30)"
+    )
+    start = time.perf_counter()
+    code, _, killed = scale_processes.watch(
+        [sys.executable, "-c", grow], dict(os.environ), tmp_path / "log", max_rss_mb=100
+    )
+    assert killed is not None and "limit 0.1 GiB" in killed and code != 0
+    assert time.perf_counter() - start < 20
+    code, usage, killed = scale_processes.watch(
+        [sys.executable, "-c", "pass"], dict(os.environ), tmp_path / "log", max_rss_mb=None
+    )
+    assert code == 0 and killed is None and usage.ru_maxrss > 0
