@@ -49,7 +49,7 @@ def test_generated_corpus_ours_end_to_end(
     ours = report["systems"]["ours"]
     expected = "in-memory CSR"
     if hasattr(SeismicIndex, "build_from_shards"):
-        expected = "Parquet shards (SeismicIndex.build_from_shards)"
+        expected = "Parquet shards (SeismicIndex.build_from_shards, written as built)"
     assert ours["input"] == expected
     assert ours["build_seconds"] > 0 and ours["index_bytes"] > 0
     assert 0 < ours["peak_rss_mb"] <= ours["ru_maxrss_mb"] + 1
@@ -70,8 +70,9 @@ def test_generated_corpus_ours_end_to_end(
 def test_tiled_corpus_both_systems(tmp_path: Path, tiny_vectors: Path) -> None:
     pytest.importorskip("seismic")
     argv = ["--corpus", "tiled", "--copies", "2", "--prefixes", "a,b", "--top-columns", "500"]
-    report = run(tmp_path, tiny_vectors, *argv, "--queries", "25")
+    report = run(tmp_path, tiny_vectors, *argv, "--queries", "25", "--in-memory")
     assert report["name"] == "tiled_x2"
+    assert report["systems"]["ours"]["input"] == "in-memory CSR"
     assert report["corpus"]["n_docs"] == 4400
     systems = report["systems"]
     assert set(systems) == {"ours", "pyseismic"}
