@@ -43,7 +43,6 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bigann import read_csr, read_gt, write_csr, write_gt  # noqa: E402
 from benchmarks.corpora import Tiling, load_real, write_corpus  # noqa: E402
 from benchmarks.fitted import FittedModel, Generated  # noqa: E402
 from benchmarks.ground_truth import chunked_exact  # noqa: E402
@@ -55,6 +54,7 @@ from benchmarks.scale_processes import (  # noqa: E402
     run_child,
 )
 from index import recall_vs_exact  # noqa: E402
+from index.bigann import read_csr, read_gt, write_csr, write_gt  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "data" / "vectors"

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numba  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from benchmarks.bigann import read_csr  # noqa: E402
 from benchmarks.corpora import shard_table  # noqa: E402
 from benchmarks.index_systems import Ours, System, time_point, warm_up  # noqa: E402
 from benchmarks.pyseismic_lsr import PySeismic, add_rows, import_seismic, new_dataset  # noqa: E402
 from index import SeismicIndex  # noqa: E402
+from index.bigann import read_csr  # noqa: E402
 
 K = 10
 PYSEISMIC_FILE = "index"  # pyseismic's save appends ".index.seismic"

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from benchmarks.bigann import CsrWriter
 from benchmarks.fitted import Generated
+from index.bigann import CsrWriter
 from index.vectors import load_vector_shards
 
 VOCAB = 30522

@@ -13,8 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from benchmarks.bigann import CsrFile
 from index import exact_search
+from index.bigann import CsrFile
 
 
 def merge_topk(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from benchmarks.bigann import read_csr, read_gt
+from index.bigann import read_csr, read_gt
 from index.vectors import load_vector_shards
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_build_scale, scale_processes
-from benchmarks.bigann import read_csr, read_gt
 from benchmarks.build_runner import vm_status_mb
 from index import SeismicIndex
+from index.bigann import read_csr, read_gt
 
 pytestmark = pytest.mark.slow
 

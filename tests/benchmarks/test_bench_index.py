@@ -10,9 +10,9 @@ import pytest
 import scipy.sparse as sp
 
 from benchmarks import bench_index
-from benchmarks.bigann import write_csr, write_gt
 from benchmarks.index_inputs import load_inputs, load_truth
 from index import exact_search
+from index.bigann import write_csr, write_gt
 
 
 @pytest.fixture(scope="module")

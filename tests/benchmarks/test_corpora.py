@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 
-from benchmarks.bigann import read_csr
 from benchmarks.corpora import (
     Tiling,
     copy_mapping,
@@ -19,6 +18,7 @@ from benchmarks.corpora import (
     top_columns,
     write_corpus,
 )
+from index.bigann import read_csr
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmarks.bigann import read_csr, write_csr
 from benchmarks.ground_truth import chunked_exact, merge_topk
 from index import exact_search
+from index.bigann import read_csr, write_csr
 
 
 def test_merge_topk_orders_by_score_then_row_and_puts_missing_last() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmarks.bigann import (
+from index.bigann import (
     BigAnnFormatError,
     CsrWriter,
     csr_file_bytes,
