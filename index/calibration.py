@@ -14,7 +14,9 @@ Cost: every setting's documents scored, blocks whose summaries were scored and l
 walked are counted exactly; a subset of queries is timed single-threaded (thread CPU
 time) per setting, and a non-negative linear model of the time on those counters, fitted
 over all settings at once, is the cost: single timings on a busy machine are noisy, the
-model averages the noise out across settings.
+model averages the noise out across settings. Settings are explored cheapest first (per
+query_cut, heap_factor from high to low) and a branch stops where a setting is slower
+than exact search by ``SLOWER_THAN_EXACT``: exact search has recall 1 at its cost.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ N_QUERIES = 400
 N_TIMED = 100
 MARGIN_SHARE = 0.25
 MIN_MARGIN = 0.005
+# A setting measured this much slower than exact search is not explored further (exact
+# search dominates it: recall 1 for less), nor are the slower ones beyond it.
+SLOWER_THAN_EXACT = 1.25
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,10 @@ class FrontPoint:
 class Calibration:
     """The recall/cost front of an index (stored in its manifest).
 
-    ``front``: Pareto-optimal settings, cost and recall ascending; ``points``: every
-    setting measured; ``queries``: ``"pseudo"`` or ``"given"``; ``exact_us``: the
-    single-thread cost of ``mode="exact"`` on the same queries.
+    ``front``: Pareto-optimal settings, cost and recall ascending, all cheaper than
+    ``mode="exact"`` (exact search is the front's last point: recall 1 at ``exact_us``,
+    its single-thread cost on the same queries); ``points``: every setting measured;
+    ``queries``: ``"pseudo"`` or ``"given"``.
     """
 
     k: int
@@ -86,7 +92,7 @@ class Calibration:
 
     def pick(self, target: float) -> FrontPoint | None:
         """The cheapest front setting meeting ``target`` with the margin; None when none
-        does (the search is then exact)."""
+        does (exact search, then the cheapest way to meet it)."""
         need = self.required(target)
         for point in self.front:
             if point.recall >= need:
@@ -129,19 +135,25 @@ def pareto_front(points: list[FrontPoint]) -> tuple[FrontPoint, ...]:
 
 def recall_per_query(found: np.ndarray, truth: np.ndarray, source: np.ndarray, k: int):
     """Recall@k of each query (float64 (nq,), NaN when the truth is empty): ``found`` and
-    ``truth`` int64 (nq, >= k) rows best first, ``source`` int64 (nq,) a row to leave
-    out of both (-1: none)."""
-    out = np.full(found.shape[0], np.nan)
-    for q in range(found.shape[0]):
-        t = truth[q][(truth[q] >= 0) & (truth[q] != source[q])][:k]
-        if t.size:
-            f = found[q][(found[q] >= 0) & (found[q] != source[q])][:k]
-            out[q] = np.intersect1d(t, f).size / t.size
+    ``truth`` int64 (nq, >= k) rows best first (-1 pads), ``source`` int64 (nq,) a row to
+    leave out of both (-1: none)."""
+
+    def first_k(rows: np.ndarray) -> np.ndarray:
+        valid = (rows >= 0) & (rows != source[:, None])
+        return valid & (np.cumsum(valid, axis=1) <= k)
+
+    keep_t, keep_f = first_k(truth), first_k(found)
+    same = (truth[:, :, None] == found[:, None, :]) & keep_t[:, :, None] & keep_f[:, None, :]
+    n_true = keep_t.sum(axis=1)
+    hits = same.any(axis=2).sum(axis=1)
+    out = np.full(truth.shape[0], np.nan)
+    np.divide(hits, n_true, out=out, where=n_true > 0)
     return out
 
 
-def _time_settings(index: SeismicIndex, queries, k: int, settings: list) -> np.ndarray:
-    """Thread CPU microseconds per query of each setting, one serial batch each."""
+def time_settings(index: SeismicIndex, queries, k: int, settings: list) -> np.ndarray:
+    """Thread CPU microseconds per query of each ``QuerySetting``: one batch each on the
+    caller's thread (``queries``: validated :class:`index.validation.CsrArrays`)."""
     from index.kernels.search import CERTIFY_OFF
 
     allowed = np.empty(0, dtype=np.uint8)
@@ -211,13 +223,21 @@ def calibrate_index(
         source = np.full(q.n_rows, -1, dtype=np.int64)
     truth = index.search(matrix, k=depth, mode="exact")[0]
     timed = as_csr(matrix[: min(n_timed, q.n_rows)], name="calibration_queries")
-    settings, recalls, counters = [], [], []
+    exact = QuerySetting(MODE_EXACT, 1, 0.0)
+    time_settings(index, timed, depth, [exact, QuerySetting(MODE_APPROX, 5, 0.9)])  # warm
+    exact_us = float(time_settings(index, timed, depth, [exact, exact]).min())
+    settings, recalls, counters, measured = [], [], [], []
     max_len = int(np.diff(q.indptr).max(initial=0))
     for qc in sorted(set(query_cuts)):
         if settings and qc > max_len and settings[-1].query_cut >= max_len:
             break  # every list of every query is walked already
+        first = True
         for hf in sorted(set(heap_factors), reverse=True):
             setting = QuerySetting(MODE_APPROX, int(qc), float(hf))
+            us = float(time_settings(index, timed, depth, [setting])[0])
+            if us > SLOWER_THAN_EXACT * exact_us:
+                break  # exact search is faster; lower heap factors cost still more
+            first = False
             found, _, _, stats = index._search_arrays(
                 q.indptr, q.indices, q.data, depth, setting, False,
                 np.empty(0, dtype=np.uint8), 0,
@@ -225,15 +245,15 @@ def calibrate_index(
             per_query = recall_per_query(found, truth, source, k)
             settings.append(setting)
             recalls.append(per_query)
+            measured.append(us)
             counters.append([stats[STAT_DOCS], stats[STAT_SUMMARIES], stats[STAT_LISTS]])
             if np.nanmean(per_query) >= 1.0 - 1e-12:
                 break  # lower heap factors cost more and cannot do better
-    counters = np.asarray(counters, dtype=np.float64) / q.n_rows
-    _time_settings(index, timed, depth, settings[:1])  # first touches, untimed
-    measured = _time_settings(index, timed, depth, settings)
+        if first:
+            break  # even this query_cut's cheapest setting is slower than exact search
+    counters = np.asarray(counters, dtype=np.float64).reshape(-1, 3) / q.n_rows
+    measured = np.asarray(measured)
     cost = _fit_cost(counters, measured)
-    exact = QuerySetting(MODE_EXACT, 1, 0.0)
-    exact_us = float(_time_settings(index, timed, depth, [exact])[0])
     points = []
     for s, r, c, m, n in zip(settings, recalls, cost, measured, counters, strict=True):
         valid = r[~np.isnan(r)]
@@ -250,7 +270,7 @@ def calibrate_index(
         k=k,
         queries=kind,
         n_queries=q.n_rows,
-        front=pareto_front(points),
+        front=tuple(p for p in pareto_front(points) if p.cost_us < exact_us),
         points=tuple(points),
         exact_us=exact_us,
         seconds=seconds,

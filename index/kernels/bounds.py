@@ -15,10 +15,16 @@ summed in float32. It dominates the float32 score of every document of the range
   product is exact), plus the two that join the four partial sums; all terms are
   non-negative, so ``score <= S * (1 + u)**(m + 3)``.
 * so ``score <= ub * (1 + u)**(nq + 3) / (1 - u)**(nq + 2) = ub * (1 + (2 nq + 5) u
-  + O((nq u)**2))``. The bound used is ``ub * (1 + (2 nq + 8) * 2**-23) + (4 nq + 16) *
-  2**-149`` in float64: twice that relative margin (covering the second-order terms and
-  the float64 rounding of the bound itself), plus an absolute margin for subnormal
-  products, whose rounding error is absolute (at most ``2**-150`` an operation).
+  + O((nq u)**2))`` while nothing underflows.
+* Underflow: a product that lands below float32's smallest normal number is off by up to
+  ``2**-150`` absolutely (sums of such numbers are exact). The bound's ``q_t * scale_t``
+  can be that small, and its error is then multiplied by the code (up to 255): at most
+  ``256 * 2**-150`` a term on the bound's side, ``2**-150`` a product on the score's.
+
+The bound used is ``ub * (1 + (2 nq + 8) * 2**-23) + (nq + 1) * 2**-140`` in float64:
+twice the relative margin (covering the second-order terms and the float64 rounding of the
+bound itself) plus an absolute margin of ``1024 * 2**-150`` a term (the property tests
+found the amplified underflow error, which a slack of a few ``2**-150`` missed).
 
 Ties: a document not scored with a score equal to the k-th and a lower caller row would
 enter the top k, so a range is skipped only when its bound is *strictly* below the k-th
@@ -46,7 +52,7 @@ _FIRST_SHARE = 0.5
 def bound_margin(nq: int) -> tuple[float, float]:
     """``(factor, slack)``: a range's safe bound is ``ub * factor + slack`` (float64), for
     a query of ``nq`` terms (see the module docstring)."""
-    return 1.0 + (2.0 * nq + 8.0) * 2.0**-23, (4.0 * nq + 16.0) * 2.0**-149
+    return 1.0 + (2.0 * nq + 8.0) * 2.0**-23, (nq + 1.0) * 2.0**-140
 
 
 @leaf

@@ -64,8 +64,10 @@ def dot_dense_csr(
 
 
 # Relative margin between the accumulated (query-order) and the exact (document-order)
-# float32 sums: both are within n * 2**-24 of the true sum for n <= a few thousand terms.
+# float32 sums: both are within n * 2**-24 of the true sum for n <= a few thousand terms;
+# below float32's normal range the error is absolute, hence the absolute margin too.
 _MARGIN = np.float32(1e-3)
+_TINY = np.float32(1e-36)
 
 
 @njit(cache=True, nogil=True)
@@ -80,6 +82,7 @@ def exact_one(
     t_values: np.ndarray,
     dense: np.ndarray,
     acc: np.ndarray,
+    mark: np.ndarray,
     touched: np.ndarray,
     heap_scores: np.ndarray,
     heap_rows: np.ndarray,
@@ -91,8 +94,8 @@ def exact_one(
     Term-at-a-time accumulation over the full posting lists (``t_*``, CSC) finds the
     k-th best score; the documents within a small margin of it are rescored from the
     forward rows (``d_*``, CSR) so that returned scores are summed in document order.
-    Scratch: ``dense`` float32 (dim,) and ``acc`` float32 (n_docs,) zeroed (left zeroed),
-    ``touched`` int32 (n_docs,).
+    Scratch: ``dense`` float32 (dim,), ``acc`` float32 (n_docs,) and ``mark`` uint8
+    (n_docs,) zeroed (left zeroed), ``touched`` int32 (n_docs,).
     """
     n_t = 0
     for j in range(q_indices.shape[0]):
@@ -101,19 +104,18 @@ def exact_one(
         dense[t] = v
         for p in range(t_offsets[t], t_offsets[t + 1]):
             r = t_rows[p]
-            if acc[r] == 0.0:
+            if mark[r] == 0:
+                mark[r] = 1
                 touched[n_t] = r
                 n_t += 1
             acc[r] += v * t_values[p]
-            if acc[r] == 0.0:
-                acc[r] = np.float32(1e-38)  # keeps a touched row marked (underflow)
     k = heap_scores.shape[0]
     size = 0
     for i in range(n_t):
         size = heap_push(heap_scores, heap_rows, size, acc[touched[i]], touched[i])
     threshold = np.float32(0.0)
     if size == k:
-        threshold = heap_scores[0] * (np.float32(1.0) - _MARGIN)
+        threshold = max(np.float32(0.0), heap_scores[0] * (np.float32(1.0) - _MARGIN) - _TINY)
     size = 0
     for i in range(n_t):
         r = touched[i]
@@ -121,6 +123,7 @@ def exact_one(
             s = dot_dense_csr(dense, d_indptr, d_indices, d_data, r)
             size = heap_push(heap_scores, heap_rows, size, s, r)
         acc[r] = 0.0
+        mark[r] = 0
     heap_drain(heap_scores, heap_rows, size, out_rows, out_scores)
     for j in range(q_indices.shape[0]):
         dense[q_indices[j]] = 0.0
@@ -158,6 +161,7 @@ def exact_batch(
             continue
         dense = np.zeros(dim, dtype=np.float32)
         acc = np.zeros(n_docs, dtype=np.float32)
+        mark = np.zeros(n_docs, dtype=np.uint8)
         touched = np.empty(n_docs, dtype=np.int32)
         heap_scores = np.empty(k, dtype=np.float32)
         heap_rows = np.empty(k, dtype=np.int64)
@@ -175,6 +179,7 @@ def exact_batch(
                 t_values,
                 dense,
                 acc,
+                mark,
                 touched,
                 heap_scores,
                 heap_rows,
