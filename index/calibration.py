@@ -190,12 +190,14 @@ def calibrate_index(
     query_cuts: tuple[int, ...] = QUERY_CUTS,
     heap_factors: tuple[float, ...] = HEAP_FACTORS,
     pseudo_terms: int = PSEUDO_TERMS,
+    slower_than_exact: float = SLOWER_THAN_EXACT,
 ) -> Calibration:
     """Measure the recall/cost front of ``index`` (see the module docstring).
 
     ``queries``: a sparse matrix of real queries (at most ``n_queries`` rows are used, a
     seeded sample), or None for ``n_queries`` pseudo-queries; ``n_timed`` of them are
-    timed per setting.
+    timed per setting. ``slower_than_exact``: how much slower than exact search a setting
+    may be before its branch of the grid is left (``inf`` measures the whole grid).
     """
     from index.kernels.search import MODE_APPROX, MODE_EXACT
     from index.seismic import QuerySetting  # the index module imports this one
@@ -235,7 +237,7 @@ def calibrate_index(
         for hf in sorted(set(heap_factors), reverse=True):
             setting = QuerySetting(MODE_APPROX, int(qc), float(hf))
             us = float(time_settings(index, timed, depth, [setting])[0])
-            if us > SLOWER_THAN_EXACT * exact_us:
+            if us > slower_than_exact * exact_us:
                 break  # exact search is faster; lower heap factors cost still more
             first = False
             found, _, _, stats = index._search_arrays(
