@@ -75,14 +75,14 @@ def _calibration() -> Calibration:
 
 
 def _feed(ctrl: RecallController, recall: float, n: int, rng) -> list:
-    moves = []
+    """Up to ``n`` sampled queries served at ``recall``, stopping at the first move."""
     truth = list(range(10))
     for _ in range(n):
         keep = rng.binomial(10, recall)
         move = ctrl.observe(truth[:keep] + [100 + j for j in range(10 - keep)], truth)
         if move is not None:
-            moves.append(move)
-    return moves
+            return [move]
+    return []
 
 
 def test_controller_moves_slower_when_recall_drops_and_back() -> None:
