@@ -199,3 +199,18 @@ def test_document_cache_key_follows_corpus_and_model_files(shared_data: Path, tm
     (model / "weights.bin").write_bytes(b"retrained")
     assert evaluation.cache_path(med) != first
     assert Evaluation(EvalConfig(dataset="x", cache_dir=None)).cache_path(med) is None
+
+
+def test_warm_search_takes_the_one_query_and_the_batch_path() -> None:
+    """No first-use compile inside a timed batch: the warm-up runs one query, then a batch
+    large enough for the index's batch (``prange``) kernel, on the given search."""
+    import numpy as np
+    from scipy import sparse
+
+    from app.jobs.evaluation import warm_search
+    from index.seismic import SERIAL_BATCH
+
+    queries = sparse.csr_array(np.eye(100, 20, dtype=np.float32))
+    sizes: list[int] = []
+    warm_search(lambda q: sizes.append(q.shape[0]), queries)
+    assert sizes[0] == 1 and sizes[1] > SERIAL_BATCH
