@@ -15,6 +15,7 @@ import numpy as np
 
 from app.jobs.errors import JobStateError
 from app.jobs.shards import ShardStore
+from app.jobs.vocab import load_saved
 
 
 def half_precision(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -25,8 +26,11 @@ def half_precision(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
 
 
 def publish_collection(store: ShardStore, data_dir: Path, name: str, encoder: str, dim: int,
-                       index_params: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """Create collection ``name`` under ``data_dir`` from every shard in ``store``, sealed."""
+                       index_params: dict[str, Any],
+                       vocab_path: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Create collection ``name`` under ``data_dir`` from every shard in ``store``, sealed.
+    ``vocab_path``: the column -> token list of given vectors, kept with the collection so
+    that ``{token: weight}`` vectors sent to it map the same way."""
     from app.services.registry import CollectionRegistry
     from app.settings import Settings
     from app.storage.collection import CollectionConfig
@@ -39,6 +43,8 @@ def publish_collection(store: ShardStore, data_dir: Path, name: str, encoder: st
     config = CollectionConfig(name=name, encoder=encoder, dim=dim, index_params=dict(index_params),
                               query_params={}, created_at=time.time())  # fmt: skip
     collection = registry.create(config)
+    if vocab_path is not None:
+        collection.set_vocabulary(load_saved(vocab_path))
     documents = 0
     try:
         for number in store.complete_shards():

@@ -1,56 +1,78 @@
 """Encoding shards on Ray Data: ``map_batches`` with encoder actors (one per GPU, or CPU actors).
 
-The driver still streams the corpus and writes the shards, so the resume logic and the files
-are the same as the local path; only the encoding moves to the actors. Windows of several
-shards go through one Ray dataset at a time to keep the object store small. Imported only for
+Each Ray batch is one whole shard, encoded by :func:`app.jobs.encode.encode_shard`, the very
+function the plain path calls on the same shard: the encoder sorts and batches the same texts
+the same way, so the shards written are bit for bit those of the plain path. Each actor's
+torch gets the CPUs Ray allotted it (never more threads than cores). The driver streams the
+corpus and writes the shards, so the resume logic and the files are those of the local path.
+Windows of shards go through one Ray dataset at a time to bound the object store; a window
+is large (``WINDOW_TEXTS`` texts) because each one starts its actors afresh. Imported only for
 ``lsr index --ray``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from scipy import sparse
 
+from app.jobs.encode import available_cores
 from app.jobs.errors import DatasetUnavailableError
-from app.jobs.shards import matrix_to_table, table_to_matrix
+from app.jobs.shard_encoders import EncodedShard, ShardInput
 
 logger = logging.getLogger(__name__)
 
-SHARDS_PER_WINDOW = 8
+WINDOW_TEXTS = 500_000
 
 
-class EncodeBatch:
-    """Ray Data actor: loads the encoder once, encodes batches (Arrow tables) of texts."""
+class EncodeShard:
+    """Ray Data actor: loads the encoder once (torch on the CPUs Ray gave this actor), then
+    encodes each batch, one whole shard, with :func:`app.jobs.encode.encode_shard`."""
 
     def __init__(self, encoder: str, device: str | None, batch_size: int | None) -> None:
-        from app.jobs.encode import batch_size_for, load_job_encoder
+        import ray
 
-        self.encoder = load_job_encoder(encoder, device)
-        self.batch_size = batch_size_for(self.encoder, batch_size)
+        from app.jobs.encode import load_job_encoder
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        self.threads = max(1, int(cpus)) if cpus else None
+        self.encoder = load_job_encoder(encoder, device, self.threads)
+        self.batch_size = batch_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from app.jobs.encode import encode_sorted
+        from app.jobs.encode import encode_shard
 
-        texts = batch.column("text").to_pylist()
-        matrix = encode_sorted(
-            self.encoder.encode_documents, texts, self.encoder.dim, self.batch_size
+        columns: dict[str, list] = {"shard": [], "dim": [], "indptr": [], "indices": [], "data": []}
+        for number, texts in zip(
+            batch.column("shard").to_pylist(), batch.column("texts").to_pylist(), strict=True
+        ):
+            matrix = encode_shard(self.encoder, texts, self.batch_size)
+            columns["shard"].append(number)
+            columns["dim"].append(matrix.shape[1])
+            columns["indptr"].append(np.asarray(matrix.indptr, np.int64).tobytes())
+            columns["indices"].append(matrix.indices.tobytes())
+            columns["data"].append(matrix.data.tobytes())
+        return pa.table(columns)
+
+
+def decode_row(row: dict[str, Any], n_rows: int) -> sparse.csr_array:
+    """The ``csr_array`` an actor sent (int64 indptr, int32 indices, float32 data)."""
+    indptr = np.frombuffer(row["indptr"], np.int64)
+    indices = np.frombuffer(row["indices"], np.int32)
+    data = np.frombuffer(row["data"], np.float32)
+    if indptr.size != n_rows + 1:
+        raise RuntimeError(
+            f"shard {row['shard']}: Ray returned {indptr.size - 1} rows, expected {n_rows}"
         )
-        table = matrix_to_table(batch.column("doc_id").to_pylist(), matrix)
-        return table.append_column("pos", batch.column("pos")).append_column(
-            "shard", batch.column("shard")
-        )
-
-
-def encoder_dim(encoder: str) -> int:
-    """The encoder's output width (run as a Ray task so the driver needs no model)."""
-    from app.jobs.encode import load_job_encoder
-
-    return int(load_job_encoder(encoder, "cpu").dim)
+    return sparse.csr_array(
+        (data.copy(), indices.copy(), indptr.copy()), shape=(n_rows, int(row["dim"]))
+    )
 
 
 class RayShardEncoder:
@@ -68,65 +90,75 @@ class RayShardEncoder:
         self._started = False
         if not ray.is_initialized():
             if config.ray == "local":
-                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+                ray.init(
+                    num_cpus=available_cores(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             else:
                 ray.init(address=config.ray, log_to_driver=False)
             self._started = True
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        self.actor_options: dict[str, Any] = (
-            {"num_gpus": 1, "concurrency": gpus} if gpus else
-            {"num_cpus": 1, "concurrency": config.ray_workers}
-        )  # fmt: skip
-        logger.info("Ray encoding with %s", self.actor_options)
+        ray.data.DataContext.get_current().execution_options.preserve_order = True
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        self.workers, self.actor_options = self._actor_options()
+        logger.info("Ray encoding with %d actors, %s each", self.workers, self.actor_options)
         self._dim: int | None = None
 
+    def _actor_options(self) -> tuple[int, dict[str, Any]]:
+        """One actor per GPU; else ``--ray-workers`` CPU actors sharing the CPUs of a node."""
+        resources = self.ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        if gpus:
+            return gpus, {"num_gpus": 1}
+        workers = self.config.ray_workers
+        node_cpus = [n["Resources"].get("CPU", 0) for n in self.ray.nodes() if n.get("Alive")]
+        per_node = int(max(node_cpus, default=1))
+        cpus = max(1, min(per_node, int(resources.get("CPU", 1)) // workers))
+        env = {"RAYON_NUM_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus)}
+        return workers, {"num_cpus": cpus, "runtime_env": {"env_vars": env}}
+
     @property
-    def dim(self) -> int:
-        if self._dim is None:
-            task = self.ray.remote(encoder_dim)
-            self._dim = int(self.ray.get(task.remote(self.config.encoder)))
+    def dim(self) -> int | None:
+        """Known once the first shard is back."""
         return self._dim
 
-    def _encode_window(self, window: list[tuple[int, list[str], list[str]]]) -> pa.Table:
-        items = []
-        pos = 0
-        for number, doc_ids, texts in window:
-            for doc_id, text in zip(doc_ids, texts, strict=True):
-                items.append({"pos": pos, "shard": number, "doc_id": doc_id, "text": text})
-                pos += 1
-        dataset = self.ray.data.from_items(items).map_batches(
-            EncodeBatch,
+    def _window_shards(self) -> int:
+        return max(4 * self.workers, math.ceil(WINDOW_TEXTS / self.config.shard_size))
+
+    def _encode_window(self, window: list[ShardInput]) -> Iterator[EncodedShard]:
+        items = [{"shard": s.number, "texts": s.texts} for s in window]
+        dataset = self.ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            EncodeShard,
             fn_constructor_kwargs={
                 "encoder": self.config.encoder,
                 "device": self.config.device,
                 "batch_size": self.config.batch_size,
             },
-            batch_size=max((self.config.batch_size or 32) * 8, 256),
+            batch_size=1,
             batch_format="pyarrow",
+            concurrency=min(self.workers, len(items)),
             **self.actor_options,
         )
-        tables = [self.ray.get(ref) for ref in dataset.to_arrow_refs()]
-        table = pa.concat_tables([t for t in tables if t.num_rows]) if tables else None
-        if table is None or table.num_rows != len(items):
-            got = 0 if table is None else table.num_rows
-            raise RuntimeError(f"Ray returned {got} encoded documents for {len(items)}")
-        order = np.argsort(table.column("pos").to_numpy(), kind="stable")
-        return table.take(pa.array(order))
+        expected = iter(window)
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for row in batch.to_pylist():
+                shard = next(expected)
+                if row["shard"] != shard.number:
+                    raise RuntimeError(
+                        f"Ray returned shard {row['shard']}, expected {shard.number}"
+                    )
+                self._dim = int(row["dim"])
+                yield EncodedShard(shard.number, shard.doc_ids, decode_row(row, len(shard.doc_ids)))
+        if next(expected, None) is not None:
+            raise RuntimeError("Ray returned fewer shards than it was given")
 
-    def encode(self, shards: Iterator[tuple[int, list[str], list[str]]],
-               bar: Any) -> Iterator[tuple[int, list[str], Any]]:  # fmt: skip
+    def encode(self, shards: Iterator[ShardInput], bar: Any) -> Iterator[EncodedShard]:
         shards = iter(shards)
-        while window := list(islice(shards, SHARDS_PER_WINDOW)):
-            table = self._encode_window(window)
-            offset = 0
-            for number, doc_ids, _ in window:
-                part = table.slice(offset, len(doc_ids)).select(["doc_id", "indices", "values"])
-                offset += len(doc_ids)
-                ids, matrix = table_to_matrix(part, self.dim)
-                if ids != doc_ids:
-                    raise RuntimeError(f"shard {number}: Ray returned rows out of order")
-                bar.update(len(doc_ids))
-                yield number, ids, matrix
+        while window := list(islice(shards, self._window_shards())):
+            for encoded in self._encode_window(window):
+                bar.update(len(encoded.doc_ids))
+                yield encoded
 
     def close(self) -> None:
         if self._started:

@@ -112,20 +112,19 @@ class SearchService:
         if len(raw) > self.settings.max_vector_terms:
             raise InvalidInputError(f"{where}: more than {self.settings.max_vector_terms} terms")
         indices, values = [], []
-        if coll.config.encoder == NO_ENCODER:
-            for token, weight in raw.items():
-                if not token.isdigit():
-                    raise InvalidInputError(f"{where}: token {token[:40]!r} is not a column number")
-                indices.append(int(token))
-                values.append(weight)
-        else:
+        token_map = coll.token_columns
+        if coll.config.encoder != NO_ENCODER:
             token_map = self.encoders.token_map(coll.config.encoder)
-            for token, weight in raw.items():
-                col = token_map.get(token)
-                if col is None:
+        for token, weight in raw.items():
+            col = token_map.get(token) if token_map else None
+            if col is None and not token_map and token.isascii() and token.isdigit():
+                col = int(token)
+            if col is None:
+                if token_map:
                     raise InvalidInputError(f"{where}: unknown token {token[:40]!r}")
-                indices.append(col)
-                values.append(weight)
+                raise InvalidInputError(f"{where}: token {token[:40]!r} is not a column number")
+            indices.append(col)
+            values.append(weight)
         return make_vector(indices, values, dim, where)
 
     def _check_text(self, text: str, where: str) -> None:
@@ -330,9 +329,8 @@ class SearchService:
         else:
             hits = self._run(coll, [req], [qvec])[0]
             located = [(h.doc_id, h.segment, h.row) for h in hits]
-        name_of = coll.config.encoder
         query_terms = [
-            self._term(name_of, int(c), float(w), None)
+            self._term(coll, int(c), float(w), None)
             for c, w in sorted(zip(qvec.indices, qvec.values, strict=True), key=lambda t: -t[1])
         ]
         out = []
@@ -340,7 +338,7 @@ class SearchService:
             dvec = coll.vector_of(seg, row)
             common, qi, di = np.intersect1d(qvec.indices, dvec.indices, return_indices=True)
             terms = [
-                self._term(name_of, int(c), float(qvec.values[a]), float(dvec.values[b]))
+                self._term(coll, int(c), float(qvec.values[a]), float(dvec.values[b]))
                 for c, a, b in zip(common, qi, di, strict=True)
             ]
             terms.sort(key=lambda t: -t.contribution)
@@ -355,10 +353,15 @@ class SearchService:
         return schemas.ExplainOut(hits=out, query_terms=query_terms, took_ms=_ms(start))
 
     def _term(
-        self, enc_name: str, col: int, qw: float, dw: float | None
+        self, coll: Collection, col: int, qw: float, dw: float | None
     ) -> schemas.TermContribution:
+        vocab = coll.vocabulary
+        if vocab is not None:
+            token = vocab[col] if 0 <= col < len(vocab) else str(col)
+        else:
+            token = self.encoders.feature_name(coll.config.encoder, col)
         return schemas.TermContribution(
-            token=self.encoders.feature_name(enc_name, col),
+            token=token,
             column=col,
             query_weight=qw,
             doc_weight=dw or 0.0,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import ConflictError
-from app.storage.files import write_json_atomic
+from app.storage.files import write_bytes_atomic, write_json_atomic
 from app.storage.filters import MetadataFilter
 from app.storage.maintenance import SealAndMerge, manifest_dict, seg_dir
 from app.storage.segment import MutableSegment, SealedSegment, Segment, search_segment
@@ -28,6 +28,7 @@ from app.storage.vectors import SparseVector, pack
 from app.storage.wal import WalRecord, WriteAheadLog, list_wal_files, read_records
 
 log = logging.getLogger(__name__)
+VOCAB_FILE = "vocab.json"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ class Collection(SealAndMerge):
         self._manifest: dict[str, Any] = {}
         self.view: View = View((), (), ())
         self.closed = False
+        # column -> token of a vocabulary saved with the collection (vectors given as
+        # {token: weight} by ``lsr index --vocab build|FILE``); None: no such vocabulary.
+        self.vocabulary: list[str] | None = None
+        self.token_columns: dict[str, int] = {}
 
     # ----------------------------------------------------------------- open
     @classmethod
@@ -108,6 +113,8 @@ class Collection(SealAndMerge):
         config = CollectionConfig(**json.loads((path / "config.json").read_text()))
         self = cls(path, config, policy)
         self._manifest = json.loads((path / "manifest.json").read_text())
+        if (path / VOCAB_FILE).is_file():
+            self._use_vocabulary(json.loads((path / VOCAB_FILE).read_text(encoding="utf-8")))
         keep = {seg_dir(sid) for sid in self._manifest["segments"]}
         for child in (path / "segments").iterdir():
             if child.name not in keep:
@@ -138,6 +145,20 @@ class Collection(SealAndMerge):
             "%s: opened, %d docs, %d wal records replayed", config.name, len(self.id_map), replayed
         )
         return self
+
+    def set_vocabulary(self, tokens: Sequence[str]) -> None:
+        """Keep a column -> token list with the collection (written once, before documents)."""
+        if len(tokens) > self.config.dim:
+            raise ValueError(f"{len(tokens)} tokens for a collection of dim {self.config.dim}")
+        payload = json.dumps(list(tokens), ensure_ascii=False).encode("utf-8")
+        write_bytes_atomic(self.path / VOCAB_FILE, payload)
+        self._use_vocabulary(tokens)
+
+    def _use_vocabulary(self, tokens: Sequence[str]) -> None:
+        self.vocabulary = list(tokens)
+        self.token_columns = {}
+        for col, token in enumerate(self.vocabulary):
+            self.token_columns.setdefault(token, col)
 
     def _new_mutable(self, wal_seq_start: int) -> MutableSegment:
         """A new mutable segment whose records start in WAL file ``wal_seq_start``."""

@@ -1,0 +1,36 @@
+"""Shard encoders: every path writes the plain path's shards, byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.jobs.indexing import IndexJobConfig, run_index_job
+from app.jobs.shard_encoders import gpu_devices, pick_devices
+from tests.jobs.test_ray import shard_bytes
+
+
+def test_one_worker_per_device_writes_the_plain_shards(
+    shared_data: Path, splade_tiny, tmp_path: Path
+) -> None:
+    """The several-GPU path (one encoder and thread per device), run on two CPU 'devices'."""
+    corpus = str(shared_data / "vectors" / "packages_docs.txt.gz")
+    common = {
+        "corpus": corpus,
+        "encoder": "splade-tiny",
+        "limit": 70,
+        "shard_size": 20,
+        "progress": False,
+        "build_index": False,
+    }
+    run_index_job(IndexJobConfig(out=tmp_path / "plain", **common), encoder=splade_tiny)
+    pooled = run_index_job(IndexJobConfig(out=tmp_path / "pool", device="cpu,cpu", **common))
+    assert pooled.complete and pooled.shards_total == 4
+    assert shard_bytes(tmp_path / "plain") == shard_bytes(tmp_path / "pool")
+
+
+def test_devices_by_default_and_as_given() -> None:
+    assert pick_devices("cuda:0, cuda:1") == ["cuda:0", "cuda:1"]
+    assert pick_devices("cpu") == []
+    by_default = pick_devices(None)
+    assert by_default == gpu_devices()
+    assert len(by_default) != 1  # one GPU: the plain single encoder, not a pool of one
