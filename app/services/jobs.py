@@ -17,6 +17,8 @@ from pathlib import Path
 
 from app.api import schemas
 from app.errors import ConflictError, InvalidInputError, NotFoundError, OverloadedError
+from app.jobs.vocab import Vocabulary, vectors_to_csr
+from app.services.encoders import NO_ENCODER
 from app.services.search import SearchService, _quantise
 from app.settings import Settings
 from app.storage.vectors import rows_from_csr
@@ -80,13 +82,16 @@ class JobManager:
         from app.jobs.errors import CorpusError
 
         coll = self.service.registry.get(name)
-        if coll.config.encoder == "none":
-            raise InvalidInputError(f"collection {name!r} has no encoder; a job needs one for text")
         path = self._check_source(req.source)
         try:
             corpus = open_corpus(path)
         except CorpusError as exc:
             raise InvalidInputError(str(exc)) from exc
+        if coll.config.encoder == NO_ENCODER and not corpus.has_vectors:
+            raise InvalidInputError(
+                f"collection {name!r} has no encoder: give a file of vectors (JSONL lines with "
+                "a 'vector', a big-ann .csr file, or Parquet with indices/values columns)"
+            )
         active = sum(j.state in ("queued", "running") for j in self._jobs.values())
         if active >= MAX_QUEUED_JOBS:
             raise OverloadedError(f"{active} jobs are queued or running; wait for some to finish")
@@ -128,6 +133,7 @@ class JobManager:
                 job.total = None
             if job.limit is not None and job.total is not None:
                 job.total = min(job.total, job.limit)
+            vocab = self._vocabulary(job.collection) if corpus.has_vectors else None  # type: ignore[attr-defined]
             batch: list = []
             for doc in corpus:  # type: ignore[attr-defined]
                 if job.cancel.is_set():
@@ -136,10 +142,10 @@ class JobManager:
                     break
                 batch.append(doc)
                 if len(batch) >= job.batch_size:
-                    self._write(job, batch)
+                    self._write(job, batch, vocab)
                     batch = []
             if batch and not job.cancel.is_set():
-                self._write(job, batch)
+                self._write(job, batch, vocab)
             job.state = "cancelled" if job.cancel.is_set() else "done"
         except Exception as exc:
             log.exception("job %s failed", job.id)
@@ -148,15 +154,31 @@ class JobManager:
         finally:
             job.finished_at = time.time()
 
-    def _write(self, job: Job, batch: list) -> None:
+    def _vocabulary(self, name: str) -> Vocabulary:
+        """How token keys of given vectors map to the collection's columns: its saved
+        vocabulary, else its encoder's word pieces, else column numbers as strings."""
+        coll = self.service.registry.get(name)
+        if coll.vocabulary is not None:
+            return Vocabulary("collection", coll.vocabulary)
+        if coll.config.encoder != NO_ENCODER:
+            return Vocabulary.of_encoder(self.service.encoders.get(coll.config.encoder))
+        return Vocabulary.ids()
+
+    def _write(self, job: Job, batch: list, vocab: Vocabulary | None) -> None:
+        """Encode the texts (or take the given vectors) of ``batch`` and upsert them."""
         coll = self.service.registry.get(job.collection)
-        enc = self.service.encoders.get(coll.config.encoder)
-        limit = self.settings.max_text_length
         # the last duplicate id of a batch wins, as it would in consecutive upserts
         unique = list({d.doc_id: d for d in batch}.values())
-        vectors = rows_from_csr(enc.encode_documents([d.text[:limit] for d in unique]))
+        ids = [d.doc_id for d in unique]
+        if vocab is not None:
+            matrix = vectors_to_csr(ids, [d.vector for d in unique], vocab, coll.config.dim)
+        else:
+            enc = self.service.encoders.get(coll.config.encoder)
+            limit = self.settings.max_text_length
+            matrix = enc.encode_documents([d.text[:limit] for d in unique])
+        vectors = rows_from_csr(matrix)
         coll.write(
-            [d.doc_id for d in unique],
+            ids,
             [_quantise(v) for v in vectors],
             [None] * len(unique),
             upsert=job.upsert,
