@@ -1,14 +1,17 @@
-"""``lsr index`` encoding: the plain path against Ray Data with N CPU workers, same machine.
+"""``lsr index`` encoding, two ways on one machine: plain vs Ray Data with N CPU workers
+(``--compare ray``), or one GPU vs one worker per GPU (``--compare gpus``).
 
 Runs the real command line (``--no-build``: the index build is the same for both) on one
-corpus, alternating plain and Ray runs so that a change in the machine's load hits both,
-into fresh output folders; checks that both wrote the same shard files byte for byte, and
+corpus, alternating the two ways so that a change in the machine's load hits both, into
+fresh output folders; checks that both wrote the same shard files byte for byte, and
 records wall time, the job's own encoding rate, the load average, the CPU and the versions.
 
     python benchmarks/bench_index_job.py --corpus ../shared/data/scifact --ray-workers 2 \
         --shard-size 512 --repeats 2
+    python benchmarks/bench_index_job.py --compare gpus \
+        --corpus ../shared/data/vectors/docstring_docs.txt.gz --shard-size 16384   # GPU host
 
-Prints a short table and writes ``benchmarks/results/index_job_ray_<name>.json``.
+Prints a short table and writes ``benchmarks/results/index_job_<compare>_<name>.json``.
 """
 
 from __future__ import annotations
@@ -61,7 +64,15 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_job(args: argparse.Namespace, out: Path, ray: bool) -> dict[str, object]:
+def ways(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The two command-line variants compared: name -> extra ``lsr index`` arguments."""
+    if args.compare == "gpus":
+        return {"one-gpu": ["--device", "cuda:0"], "all-gpus": []}
+    ray = ["--ray", "local", "--ray-workers", str(args.ray_workers)]
+    return {"plain": ["--device", "cpu"], "ray": ["--device", "cpu", *ray]}
+
+
+def run_job(args: argparse.Namespace, out: Path, way: str, extra: list[str]) -> dict[str, object]:
     """One ``lsr index`` run into a fresh ``out``; wall seconds and the job's summary."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [
@@ -79,20 +90,17 @@ def run_job(args: argparse.Namespace, out: Path, ray: bool) -> dict[str, object]
         str(args.shard_size),
         "--no-progress",
         "--no-build",
-        "--device",
-        "cpu",
+        *extra,
     ]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
-    if ray:
-        cmd += ["--ray", "local", "--ray-workers", str(args.ray_workers)]
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
     return {
-        "path": "ray" if ray else "plain",
+        "path": way,
         "wall_s": round(wall, 2),
         "encode_stage_s": summary["stages_s"]["encode"],
         "encode_docs_per_s": summary["encode_docs_per_s"],
@@ -113,6 +121,7 @@ def same_shards(a: Path, b: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True)
+    parser.add_argument("--compare", choices=("ray", "gpus"), default="ray")
     parser.add_argument("--encoder", default="splade-tiny")
     parser.add_argument("--ray-workers", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=512)
@@ -123,9 +132,11 @@ def main() -> None:
     args = parser.parse_args()
     name = args.name or Path(args.corpus.rstrip("/")).name.split(".")[0]
     runs = []
+    variants = ways(args)
+    first, second = variants
     for repeat in range(args.repeats):
-        for ray in (False, True):
-            run = run_job(args, args.work / ("ray" if ray else "plain"), ray)
+        for way, extra in variants.items():
+            run = run_job(args, args.work / way, way, extra)
             run["repeat"] = repeat
             runs.append(run)
             print(
@@ -133,8 +144,8 @@ def main() -> None:
                 f"  encode {run['encode_stage_s']:7.1f} s"
                 f"  {run['encode_docs_per_s']:7.1f} docs/s  load {run['load_1m_before']}"
             )
-    identical = same_shards(args.work / "plain", args.work / "ray")
-    best = {p: min(r["wall_s"] for r in runs if r["path"] == p) for p in ("plain", "ray")}
+    identical = same_shards(args.work / first, args.work / second)
+    best = {p: min(r["wall_s"] for r in runs if r["path"] == p) for p in variants}
     result = {
         "command": " ".join(sys.argv),
         "corpus": args.corpus,
@@ -144,17 +155,19 @@ def main() -> None:
         "ray_workers": args.ray_workers,
         "runs": runs,
         "best_wall_s": best,
-        "ray_over_plain": round(best["ray"] / best["plain"], 3),
+        "compare": args.compare,
+        f"{second}_over_{first}": round(best[second] / best[first], 3),
         "shards_identical": identical,
         "machine": cpu_info(),
         "versions": versions(),
     }
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"index_job_ray_{name}.json"
+    path = RESULTS / f"index_job_{args.compare}_{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
+    ratio = result[f"{second}_over_{first}"]
     print(
-        f"best wall: plain {best['plain']} s, ray {best['ray']} s "
-        f"(x{result['ray_over_plain']}); shards identical: {identical}; {path}"
+        f"best wall: {first} {best[first]} s, {second} {best[second]} s "
+        f"(x{ratio}); shards identical: {identical}; {path}"
     )
 
 
