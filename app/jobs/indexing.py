@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from app.jobs.corpus import Corpus, open_corpus
 from app.jobs.errors import CorpusError, JobStateError
 from app.jobs.shard_encoders import (
-    DevicePoolEncoder,
     LocalShardEncoder,
     ShardEncoder,
     ShardInput,
@@ -185,8 +184,8 @@ def vector_reader(
 def make_shard_encoder(
     config: IndexJobConfig, corpus: Corpus, store: ShardStore, encoder: Any | None = None
 ) -> ShardEncoder:
-    """Vectors as given, Ray Data actors for ``--ray`` (Ray is imported only then), one
-    encoder per device with several GPUs (or ``--device a,b``), else one local encoder."""
+    """Vectors as given, Ray Data actors for ``--ray`` (Ray is imported only then), else
+    encoders in this process: one worker per GPU, or per CPU core."""
     if corpus.has_vectors:
         return vector_reader(config, corpus, store, encoder)
     if config.encoder == NO_ENCODER:
@@ -199,11 +198,8 @@ def make_shard_encoder(
 
         return RayShardEncoder(config)
     devices = pick_devices(config.device)
-    if len(devices) > 1 and encoder is None:
-        logger.info("one encoder per device: %s", ", ".join(devices))
-        return DevicePoolEncoder(config.encoder, devices, config.batch_size)
-    device = devices[0] if devices else config.device
-    return LocalShardEncoder(config.encoder, device, config.batch_size, encoder)
+    logger.info("encoding on %d worker(s): %s", len(devices), ", ".join(devices))
+    return LocalShardEncoder(config.encoder, devices, config.batch_size, encoder)
 
 
 def encode_corpus(

@@ -2,8 +2,9 @@
 
 Each Ray batch is one whole shard, encoded by :func:`app.jobs.encode.encode_shard`, the very
 function the plain path calls on the same shard: the encoder sorts and batches the same texts
-the same way, so the shards written are bit for bit those of the plain path. Each actor's
-torch gets the CPUs Ray allotted it (never more threads than cores). The driver streams the
+the same way. A CPU actor asks Ray for one CPU and runs torch on exactly that one thread, as
+each CPU worker of the plain path does (float sums depend on the thread count), so the shards
+written are bit for bit those of the plain path. The driver streams the
 corpus and writes the shards, so the resume logic and the files are those of the local path.
 Windows of shards go through one Ray dataset at a time to bound the object store; a window
 is large (``WINDOW_TEXTS`` texts) because each one starts its actors afresh. Imported only for
@@ -24,7 +25,7 @@ from scipy import sparse
 
 from app.jobs.encode import available_cores
 from app.jobs.errors import DatasetUnavailableError
-from app.jobs.shard_encoders import EncodedShard, ShardInput
+from app.jobs.shard_encoders import CPU_THREADS, EncodedShard, ShardInput
 
 logger = logging.getLogger(__name__)
 
@@ -106,17 +107,15 @@ class RayShardEncoder:
         self._dim: int | None = None
 
     def _actor_options(self) -> tuple[int, dict[str, Any]]:
-        """One actor per GPU; else ``--ray-workers`` CPU actors sharing the CPUs of a node."""
+        """One actor per GPU; else ``--ray-workers`` CPU actors of one CPU each (torch on one
+        thread, as the plain path's CPU workers: the same floats)."""
         resources = self.ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         if gpus:
             return gpus, {"num_gpus": 1}
-        workers = self.config.ray_workers
-        node_cpus = [n["Resources"].get("CPU", 0) for n in self.ray.nodes() if n.get("Alive")]
-        per_node = int(max(node_cpus, default=1))
-        cpus = max(1, min(per_node, int(resources.get("CPU", 1)) // workers))
-        env = {"RAYON_NUM_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus)}
-        return workers, {"num_cpus": cpus, "runtime_env": {"env_vars": env}}
+        threads = str(CPU_THREADS)
+        env = {"RAYON_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        return self.config.ray_workers, {"num_cpus": CPU_THREADS, "runtime_env": {"env_vars": env}}
 
     @property
     def dim(self) -> int | None:

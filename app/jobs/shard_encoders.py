@@ -3,8 +3,8 @@
 All share one interface (``dim``, ``encode(shards, bar)``, ``close()``) and yield shards in
 order, so the job writes the same files whichever one ran:
 
-- :class:`LocalShardEncoder`: this process, one device (a GPU when the encoder picks one).
-- :class:`DevicePoolEncoder`: one encoder per device (every GPU of the host), one thread each.
+- :class:`LocalShardEncoder`: this process, one worker thread per device: every GPU of the
+  host, or one per CPU core (torch on one thread each).
 - :class:`VectorShardReader`: the corpus carries vectors; they are validated, never encoded.
 - ``app.jobs.ray_encode.RayShardEncoder``: Ray Data actors (imported only for ``--ray``).
 """
@@ -28,6 +28,8 @@ from app.jobs.vocab import Vocabulary, vectors_to_csr
 from app.storage.vectors import VectorError
 
 logger = logging.getLogger(__name__)
+# torch intra-op threads of a CPU worker; Ray CPU actors get one CPU for the same reason.
+CPU_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -66,64 +68,44 @@ class ShardEncoder(Protocol):
 
 
 class LocalShardEncoder:
-    """Encodes shards in this process (GPU when the encoder picks one, else CPU)."""
+    """Encoders in this process, one worker thread per device; each worker takes whole shards,
+    which come back in order. On the CPU: one worker per core sharing one encoder, torch on
+    one intra-op thread (two one-thread workers beat one two-thread encode on small ops, and
+    a shard's floats then do not depend on the core count); several GPUs: one encoder each."""
 
-    def __init__(
-        self, name: str, device: str | None, batch_size: int | None, encoder: Any | None = None
-    ) -> None:
-        self.name, self.device, self.batch_size = name, device, batch_size
-        self._encoder = encoder
-
-    @property
-    def encoder(self) -> Any:
-        if self._encoder is None:
-            self._encoder = load_job_encoder(self.name, self.device)
-        return self._encoder
-
-    @property
-    def dim(self) -> int:
-        return int(self.encoder.dim)
-
-    def encode(self, shards: Iterator[ShardInput], bar: Any) -> Iterator[EncodedShard]:
-        for shard in shards:
-            matrix = encode_shard(self.encoder, shard.texts, self.batch_size)
-            bar.update(len(shard.doc_ids))
-            yield EncodedShard(shard.number, shard.doc_ids, matrix)
-
-    def close(self) -> None:
-        self._encoder = None
-
-
-class DevicePoolEncoder:
-    """One encoder per device, each driven by its own thread; shards are handed to whichever
-    is free and come back in order. Several GPUs of one host, without Ray."""
-
-    def __init__(self, name: str, devices: Sequence[str], batch_size: int | None) -> None:
+    def __init__(self, name: str, devices: Sequence[str], batch_size: int | None,
+                 encoder: Any | None = None) -> None:  # fmt: skip
         if not devices:
-            raise ValueError("DevicePoolEncoder needs at least one device")
+            raise ValueError("LocalShardEncoder needs at least one device")
         self.name, self.devices, self.batch_size = name, list(devices), batch_size
+        self._given = encoder
         self._free: deque[Any] = deque()
         self._lock = threading.Lock()
         self._dim: int | None = None
 
-    def _load(self, device: str) -> Any:
-        cpu_share = max(1, available_cores() // len(self.devices))
-        return load_job_encoder(self.name, device, cpu_share)
+    def _load(self, device: str, loaded: dict[str, Any]) -> Any:
+        if device not in loaded:
+            if device == "cpu":
+                loaded[device] = self._given or load_job_encoder(self.name, "cpu", CPU_THREADS)
+                set_torch_threads(CPU_THREADS)
+            else:
+                share = max(1, available_cores() // len(self.devices))
+                loaded[device] = load_job_encoder(self.name, device, share)
+        return loaded[device]
 
-    def _start(self, pool: ThreadPoolExecutor) -> None:
+    def _start(self) -> None:
         if self._free:
             return
-        encoders = list(pool.map(self._load, self.devices))
-        self._dim = int(encoders[0].dim)
-        self._free.extend(encoders)
+        loaded: dict[str, Any] = {}
+        self._free.extend(self._load(d, loaded) for d in self.devices)
+        self._dim = int(self._free[0].dim)
 
     def _run(self, shard: ShardInput) -> EncodedShard:
         with self._lock:
             encoder = self._free.popleft()
         try:
-            return EncodedShard(
-                shard.number, shard.doc_ids, encode_shard(encoder, shard.texts, self.batch_size)
-            )
+            return EncodedShard(shard.number, shard.doc_ids,
+                                encode_shard(encoder, shard.texts, self.batch_size))  # fmt: skip
         finally:
             with self._lock:
                 self._free.append(encoder)
@@ -134,13 +116,13 @@ class DevicePoolEncoder:
         return self._dim
 
     def encode(self, shards: Iterator[ShardInput], bar: Any) -> Iterator[EncodedShard]:
+        self._start()
         workers = len(self.devices)
-        with ThreadPoolExecutor(workers, thread_name_prefix="lsr-device") as pool:
-            self._start(pool)
+        with ThreadPoolExecutor(workers, thread_name_prefix="lsr-encode") as pool:
             pending: deque[Future[EncodedShard]] = deque()
             for shard in shards:
                 pending.append(pool.submit(self._run, shard))
-                if len(pending) >= workers:  # one shard per device in flight, no more
+                if len(pending) >= workers:  # one shard per worker in flight, no more
                     done = pending.popleft().result()
                     bar.update(len(done.doc_ids))
                     yield done
@@ -151,6 +133,7 @@ class DevicePoolEncoder:
 
     def close(self) -> None:
         self._free.clear()
+        self._given = None
 
 
 class VectorShardReader:
@@ -180,21 +163,30 @@ class VectorShardReader:
         return None
 
 
+def set_torch_threads(threads: int) -> None:
+    """torch's intra-op threads, for the whole process."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def gpu_devices() -> list[str]:
-    """``cuda:0``... when this host has more than one GPU (else [])."""
+    """``cuda:0``, ``cuda:1``... of this host (empty without CUDA)."""
     try:
         import torch
     except ImportError:
         return []
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return [f"cuda:{i}" for i in range(count)] if count > 1 else []
+    return [f"cuda:{i}" for i in range(count)]
 
 
 def pick_devices(device: str | None) -> list[str]:
-    """The devices of the plain path: ``--device a,b`` as given; by default every GPU when
-    there are several; otherwise [] (one local encoder on the encoder's own device)."""
+    """One entry per worker of the plain path: ``--device a,b`` as given; ``cpu`` (or no GPU)
+    one ``cpu`` worker per core; by default every GPU of the host; else the one device."""
     if device and "," in device:
         return [d.strip() for d in device.split(",") if d.strip()]
     if device in (None, "", "auto"):
-        return gpu_devices()
-    return []
+        return gpu_devices() or ["cpu"] * available_cores()
+    if device == "cpu":
+        return ["cpu"] * available_cores()
+    return [device]

@@ -18,8 +18,9 @@ def test_help_goes_to_the_script(capfd: pytest.CaptureFixture) -> None:
 
 def test_the_scripts_exit_status_and_errors_come_through(capfd: pytest.CaptureFixture) -> None:
     argv = ["--docs", "/no/such/docs.npz", "--queries", "/no/such/q.npz", "--no-pyseismic"]
-    direct = subprocess.run([sys.executable, str(BENCHMARKS / "bench_index.py"), *argv],
-                            capture_output=True, text=True)  # fmt: skip
+    direct = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_index.py"), *argv], capture_output=True, text=True
+    )
     assert direct.returncode != 0
     capfd.readouterr()
     assert lsr(["bench", "index", *argv]) == direct.returncode

@@ -31,8 +31,10 @@ def test_vector_collection_loads_a_json_vector_file(
 ) -> None:
     source = tmp_path / "vectors.jsonl"
     # weights that float16 holds exactly: the service stores float16 steps
-    records = [{"id": f"v{i}", "contents": "text is ignored",
-                "vector": {str(i): 1.5, str(i + 100): 0.25}} for i in range(20)]  # fmt: skip
+    records = [
+        {"id": f"v{i}", "contents": "text is ignored", "vector": {str(i): 1.5, str(i + 100): 0.25}}
+        for i in range(20)
+    ]
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     job = finish(client, vec_collection, source)
     assert job["state"] == "done" and job["done"] == 20, job
@@ -71,8 +73,9 @@ def test_a_bad_vector_fails_the_job_naming_the_document(
     client: TestClient, vec_collection: str, tmp_path: Path
 ) -> None:
     source = tmp_path / "bad.jsonl"
-    source.write_text('{"id": "ok", "vector": {"1": 1.0}}\n'
-                      '{"id": "far", "vector": {"999999": 1.0}}\n')  # fmt: skip
+    source.write_text(
+        '{"id": "ok", "vector": {"1": 1.0}}\n{"id": "far", "vector": {"999999": 1.0}}\n'
+    )
     job = finish(client, vec_collection, source)
     assert job["state"] == "failed" and "'far'" in job["error"] and "outside" in job["error"]
     assert client.get(f"/v1/collections/{vec_collection}/documents/ok").status_code == 404

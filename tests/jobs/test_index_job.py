@@ -18,6 +18,7 @@ from app.cli import main as lsr
 from app.jobs.encode import encode_shard
 from app.jobs.errors import JobStateError
 from app.jobs.indexing import IndexJobConfig, read_doc_ids, run_index_job
+from app.jobs.shard_encoders import CPU_THREADS, set_torch_threads
 from app.jobs.shards import ShardStore
 
 PACKAGES = "vectors/packages_docs.txt.gz"
@@ -143,7 +144,9 @@ def test_resume_after_kill_9(shared_data: Path, splade_tiny, tmp_path: Path) -> 
     assert summary.complete and summary.shards_reused == len(done)
     assert summary.docs_encoded == 1500 - 128 * len(done)
     # A shard from before the kill and one after both equal a fresh encoding of their texts,
-    # bit for bit: the job hands the encoder whole shards, as encode_shard does.
+    # bit for bit: the job hands the encoder whole shards, as encode_shard does, with torch
+    # on one thread per worker.
+    set_torch_threads(CPU_THREADS)
     with gzip.open(shared_data / PACKAGES, "rt") as handle:
         texts = [line.rstrip("\n") for line in islice(handle, 1500)]
     for number in (0, 11):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.jobs.indexing import IndexJobConfig, run_index_job
+from app.jobs.shard_encoders import set_torch_threads
 
 pytestmark = pytest.mark.ray
 
@@ -28,6 +29,7 @@ def test_ray_local_writes_the_plain_shards_byte_for_byte(
         "progress": False,
         "build_index": False,
     }
+    set_torch_threads(2)  # whatever this process had: the job's CPU workers use one thread
     plain = run_index_job(IndexJobConfig(out=tmp_path / "plain", **common), encoder=splade_tiny)
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.jobs.encode import available_cores
 from app.jobs.indexing import IndexJobConfig, run_index_job
 from app.jobs.shard_encoders import gpu_devices, pick_devices
 from tests.jobs.test_ray import shard_bytes
@@ -12,7 +13,7 @@ from tests.jobs.test_ray import shard_bytes
 def test_one_worker_per_device_writes_the_plain_shards(
     shared_data: Path, splade_tiny, tmp_path: Path
 ) -> None:
-    """The several-GPU path (one encoder and thread per device), run on two CPU 'devices'."""
+    """The several-device path (one worker thread per device), run on two CPU 'devices'."""
     corpus = str(shared_data / "vectors" / "packages_docs.txt.gz")
     common = {
         "corpus": corpus,
@@ -29,8 +30,27 @@ def test_one_worker_per_device_writes_the_plain_shards(
 
 
 def test_devices_by_default_and_as_given() -> None:
+    cores = available_cores()
     assert pick_devices("cuda:0, cuda:1") == ["cuda:0", "cuda:1"]
-    assert pick_devices("cpu") == []
-    by_default = pick_devices(None)
-    assert by_default == gpu_devices()
-    assert len(by_default) != 1  # one GPU: the plain single encoder, not a pool of one
+    assert pick_devices("cuda:1") == ["cuda:1"]
+    assert pick_devices("cpu") == ["cpu"] * cores  # one one-thread worker per core
+    assert pick_devices(None) == (gpu_devices() or ["cpu"] * cores)
+
+
+def test_cpu_shards_do_not_depend_on_the_number_of_workers(
+    shared_data: Path, splade_tiny, tmp_path: Path
+) -> None:
+    """Torch on one thread per worker: the floats of a shard are the same with 1 or 3
+    workers (with 1 vs 2 intra-op threads they are not, in the last bits)."""
+    corpus = str(shared_data / "vectors" / "packages_docs.txt.gz")
+    common = {
+        "corpus": corpus,
+        "encoder": "splade-tiny",
+        "limit": 90,
+        "shard_size": 30,
+        "progress": False,
+        "build_index": False,
+    }
+    run_index_job(IndexJobConfig(out=tmp_path / "one", device="cpu", **common))
+    run_index_job(IndexJobConfig(out=tmp_path / "three", device="cpu,cpu,cpu", **common))
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "three")
