@@ -51,6 +51,12 @@ def _error(status: int, code: str, message: str, details: list | None = None) ->
     return JSONResponse({"error": body}, status_code=status)
 
 
+def _inner_path(error: dict) -> list[str]:
+    """The path inside a field that a validator names (``ctx["at"]``: "0.metadata.k")."""
+    at = (error.get("ctx") or {}).get("at")
+    return [p for p in str(at).split(".") if p] if at else []
+
+
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -66,7 +72,7 @@ def _install_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         details = [
             {
-                "loc": list(e.get("loc", ())),
+                "loc": [*e.get("loc", ()), *_inner_path(e)],
                 "msg": str(e.get("msg", "")),
                 "type": str(e.get("type", "")),
             }

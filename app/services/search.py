@@ -127,8 +127,10 @@ class SearchService:
             values.append(weight)
         return make_vector(indices, values, dim, where)
 
-    def _check_text(self, text: str, where: str) -> None:
-        if not text.strip():
+    def _check_text(self, text: str, where: str, *, allow_empty: bool = False) -> None:
+        """Length limits; an empty query is a mistake, an empty document is a document
+        (stored, found by id, matching nothing)."""
+        if not allow_empty and not text.strip():
             raise InvalidInputError(f"{where}: text is empty")
         if len(text) > self.settings.max_text_length:
             raise InvalidInputError(
@@ -171,7 +173,7 @@ class SearchService:
             if (doc.text is None) == (doc.vector is None):
                 raise InvalidInputError(f"{where}: give exactly one of 'text' or 'vector'")
             if doc.text is not None:
-                self._check_text(doc.text, where)
+                self._check_text(doc.text, where, allow_empty=True)
                 self._encoder_for_text(coll, where)
                 texts.append((i, doc.text))
                 vectors.append(None)

@@ -36,28 +36,17 @@ def make_vector(
         raise InvalidInputError(
             f"{where}: indices ({len(indices)}) and values ({len(values)}) differ in length"
         )
-    idx = np.asarray(indices, dtype=np.int64)
-    val = np.asarray(values, dtype=np.float64)
-    if idx.size:
-        if not np.isfinite(val).all():
-            raise InvalidInputError(f"{where}: weights must be finite numbers")
-        if idx.min() < 0 or idx.max() >= dim:
-            raise InvalidInputError(
-                f"{where}: indices must lie in [0, {dim}); got {idx.min()}..{idx.max()}"
-            )
-        if val.min() < 0:
-            raise InvalidInputError(f"{where}: weights must be >= 0 (learned sparse vectors)")
-        if val.max() > MAX_WEIGHT:
-            raise InvalidInputError(f"{where}: weights must be <= {MAX_WEIGHT:g}")
-    if idx.size > 1 and not (idx[1:] > idx[:-1]).all():
-        order = np.argsort(idx, kind="stable")
-        idx, val = idx[order], val[order]
-        if np.any(idx[1:] == idx[:-1]):
-            raise InvalidInputError(f"{where}: duplicate indices")
-    keep = val > 0
-    if not keep.all():
-        idx, val = idx[keep], val[keep]
-    return SparseVector(idx.astype(np.int32), val.astype(np.float32))
+    outside = next((int(i) for i in indices if not 0 <= i < dim), None)
+    if outside is not None:  # before numpy, which cannot hold ids past 2**63
+        shown = str(outside) if len(str(outside)) <= 24 else f"{str(outside)[:20]}..."
+        raise InvalidInputError(f"{where}: column {shown} is outside [0, {dim})")
+    try:
+        checked = checked_csr(
+            np.array([0, len(indices)]), np.asarray(indices, np.int64), np.asarray(values), dim
+        )
+    except (VectorError, OverflowError) as exc:
+        raise InvalidInputError(f"{where}: {exc}".replace(": row 0:", ":")) from exc
+    return SparseVector(checked.indices, checked.data)
 
 
 def checked_csr(

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.app.conftest import DIM, ServerProcess, random_docs, random_query
 
@@ -171,3 +172,44 @@ def test_concurrent_writers_and_readers(server: ServerProcess) -> None:
     assert errors == []
     with httpx.Client(base_url=server.url, timeout=30) as c:
         assert c.get("/v1/collections/v").json()["documents"] == 100 + 3 * 10 * 20
+
+
+def test_poisoned_queries_among_concurrent_ones_fail_alone(tmp_path: Path) -> None:
+    """Issue 11.1: 6 queries with a lone surrogate among 60 concurrent text queries; every
+    good one answers 200 (query encoding is micro-batched across requests)."""
+    srv = ServerProcess(tmp_path / "data").start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            r = c.post("/v1/collections", json={"name": "t", "encoder": "splade-tiny"})
+            if r.status_code == 422 and "cannot be loaded" in r.text:
+                pytest.skip(f"splade-tiny not available: {r.text}")
+            docs = [{"id": f"d{i}", "text": f"wing {i} in a wind tunnel"} for i in range(20)]
+            assert (
+                c.post("/v1/collections/t/documents", json={"documents": docs}).status_code == 201
+            )
+        bodies = [
+            '{"query": "\\ud800 wing"}' if i % 10 == 3 else f'{{"query": "wing number {i}"}}'
+            for i in range(60)
+        ]
+        statuses: list[int] = [0] * len(bodies)
+        start = threading.Barrier(len(bodies))
+
+        def ask(i: int) -> None:
+            with httpx.Client(base_url=srv.url, timeout=120) as c:
+                start.wait()
+                r = c.post(
+                    "/v1/collections/t/search",
+                    content=bodies[i].encode(),
+                    headers={"content-type": "application/json"},
+                )
+                statuses[i] = r.status_code
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+    finally:
+        srv.stop()
+    expected = [422 if "ud800" in b else 200 for b in bodies]
+    assert statuses == expected
