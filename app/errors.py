@@ -36,11 +36,6 @@ class UnauthorizedError(ServiceError):
     code = "unauthorized"
 
 
-class PayloadTooLargeError(ServiceError):
-    status = 413
-    code = "payload_too_large"
-
-
 class OverloadedError(ServiceError):
     """Every worker is busy and the queue is full: retry later."""
 
@@ -48,9 +43,11 @@ class OverloadedError(ServiceError):
     code = "overloaded"
 
 
-class NotReadyError(ServiceError):
+class EncoderUnavailableError(ServiceError):
+    """A collection's encoder cannot run on this install (a missing extra, a missing model)."""
+
     status = 503
-    code = "not_ready"
+    code = "encoder_unavailable"
 
 
 class StorageError(ServiceError):

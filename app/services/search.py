@@ -35,6 +35,7 @@ class SearchService:
     # ---------------------------------------------------------- collections
     def create_collection(self, req: schemas.CollectionCreate) -> schemas.CollectionInfo:
         self.encoders.check_allowed(req.encoder)
+        self.encoders.check_usable(req.encoder)
         enc = self.encoders.get(req.encoder)
         if enc is None:
             if req.dim is None:
@@ -90,6 +91,15 @@ class SearchService:
             except NotFoundError:
                 continue
         return schemas.CollectionList(collections=out)
+
+    def health(self) -> dict[str, Any]:
+        """Collections open, and those that cannot serve: their encoder cannot run here."""
+        unavailable = {}
+        for name in self.registry.names():
+            encoder = self.registry.get(name).config.encoder
+            if encoder in self.encoders.unavailable:
+                unavailable[name] = self.encoders.unavailable[encoder]
+        return {"collections": len(self.registry.names()), "collections_unavailable": unavailable}
 
     def stats(self, name: str) -> dict[str, Any]:
         coll = self.registry.get(name)

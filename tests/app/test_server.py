@@ -181,7 +181,7 @@ def test_poisoned_queries_among_concurrent_ones_fail_alone(tmp_path: Path) -> No
     try:
         with httpx.Client(base_url=srv.url, timeout=60) as c:
             r = c.post("/v1/collections", json={"name": "t", "encoder": "splade-tiny"})
-            if r.status_code == 422 and "cannot be loaded" in r.text:
+            if r.status_code == 422 and "cannot run here" in r.text:
                 pytest.skip(f"splade-tiny not available: {r.text}")
             docs = [{"id": f"d{i}", "text": f"wing {i} in a wind tunnel"} for i in range(20)]
             assert (
