@@ -123,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings, metrics_)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for root in settings.import_root_list:
+            root.mkdir(parents=True, exist_ok=True)
         state.registry.open_all()
         state.registry.start_maintenance()
         holder["state"] = state

@@ -21,7 +21,8 @@ class Settings(BaseSettings):
         '"*" (also local model folders and Hugging Face ids), or a comma-separated list',
     )
     import_roots: str = Field(
-        "", description="comma-separated folders that indexing jobs may read; empty = any path"
+        "",
+        description="comma-separated folders that indexing jobs may read; empty = DATA_DIR/import",
     )
     # request limits
     max_batch: int = Field(1000, ge=1, description="documents per write / queries per batch")
@@ -49,4 +50,6 @@ class Settings(BaseSettings):
 
     @property
     def import_root_list(self) -> list[Path]:
-        return [Path(p.strip()).resolve() for p in self.import_roots.split(",") if p.strip()]
+        """The folders jobs may read (default: ``DATA_DIR/import``), resolved."""
+        given = [Path(p.strip()) for p in self.import_roots.split(",") if p.strip()]
+        return [p.resolve() for p in given or [Path(self.data_dir) / "import"]]

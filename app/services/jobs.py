@@ -13,12 +13,12 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from app.api import schemas
 from app.errors import ConflictError, InvalidInputError, NotFoundError, OverloadedError
 from app.jobs.vocab import Vocabulary, vectors_to_csr
 from app.services.encoders import NO_ENCODER
+from app.services.imports import ImportRoots, ImportSource
 from app.services.search import SearchService, _quantise
 from app.settings import Settings
 from app.storage.vectors import rows_from_csr
@@ -61,32 +61,20 @@ class JobManager:
     def __init__(self, settings: Settings, service: SearchService) -> None:
         self.settings = settings
         self.service = service
+        self.roots = ImportRoots(tuple(settings.import_root_list))
         self._jobs: dict[str, Job] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsr-job")
-
-    def _check_source(self, source: str) -> Path:
-        try:
-            path = Path(source).expanduser().resolve()
-            exists = path.exists()
-        except (ValueError, OSError, RuntimeError) as exc:
-            raise InvalidInputError(f"source {source[:200]!r} is not a usable path: {exc}") from exc
-        roots = self.settings.import_root_list
-        if roots and not any(path == r or r in path.parents for r in roots):
-            raise InvalidInputError(f"source {source!r} is outside the allowed import folders")
-        if not exists:
-            raise InvalidInputError(f"source {source!r} does not exist on the server")
-        return path
 
     def submit(self, name: str, req: schemas.JobIn) -> schemas.JobOut:
         from app.jobs.corpus import open_corpus
         from app.jobs.errors import CorpusError
 
         coll = self.service.registry.get(name)
-        path = self._check_source(req.source)
+        source = self.roots.resolve(req.source)
         try:
-            corpus = open_corpus(path)
+            corpus = open_corpus(source.path)
         except CorpusError as exc:
-            raise InvalidInputError(str(exc)) from exc
+            raise InvalidInputError(source.redact(str(exc))) from exc
         if coll.config.encoder == NO_ENCODER and not corpus.has_vectors:
             raise InvalidInputError(
                 f"collection {name!r} has no encoder: give a file of vectors (JSONL lines with "
@@ -95,9 +83,10 @@ class JobManager:
         active = sum(j.state in ("queued", "running") for j in self._jobs.values())
         if active >= MAX_QUEUED_JOBS:
             raise OverloadedError(f"{active} jobs are queued or running; wait for some to finish")
-        job = Job(uuid.uuid4().hex[:16], name, str(path), req.batch_size, req.upsert, req.limit)
+        job = Job(uuid.uuid4().hex[:16], name, source.display, req.batch_size, req.upsert,
+                  req.limit)  # fmt: skip
         self._jobs[job.id] = job
-        self._executor.submit(self._run, job, corpus)
+        self._executor.submit(self._run, job, corpus, source)
         return job.out()
 
     def get(self, job_id: str) -> schemas.JobOut:
@@ -122,7 +111,7 @@ class JobManager:
             job.finished_at = time.time()
         return job.out()
 
-    def _run(self, job: Job, corpus: object) -> None:
+    def _run(self, job: Job, corpus: object, source: ImportSource) -> None:
         if job.cancel.is_set():
             return
         job.state = "running"
@@ -150,7 +139,7 @@ class JobManager:
         except Exception as exc:
             log.exception("job %s failed", job.id)
             job.state = "failed"
-            job.error = str(exc)[:1000]
+            job.error = source.redact(str(exc))[:1000]
         finally:
             job.finished_at = time.time()
 

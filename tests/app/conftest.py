@@ -155,3 +155,11 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def import_dir(data_dir: Path) -> Path:
+    """The default import root of the app fixtures (``DATA_DIR/import``)."""
+    path = data_dir / "import"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -27,9 +27,9 @@ def finish(client: TestClient, name: str, source: Path) -> dict:
 
 
 def test_vector_collection_loads_a_json_vector_file(
-    client: TestClient, vec_collection: str, tmp_path: Path
+    client: TestClient, vec_collection: str, import_dir: Path
 ) -> None:
-    source = tmp_path / "vectors.jsonl"
+    source = import_dir / "vectors.jsonl"
     # weights that float16 holds exactly: the service stores float16 steps
     records = [
         {"id": f"v{i}", "contents": "text is ignored", "vector": {str(i): 1.5, str(i + 100): 0.25}}
@@ -48,11 +48,11 @@ def test_vector_collection_loads_a_json_vector_file(
 
 
 def test_vector_collection_loads_a_bigann_csr_file(
-    client: TestClient, vec_collection: str, tmp_path: Path
+    client: TestClient, vec_collection: str, import_dir: Path
 ) -> None:
     matrix = random_csr(30, 200, seed=11)
     matrix.data[:] = np.round(matrix.data * 4) / 4 + 0.25  # float16-exact weights
-    job = finish(client, vec_collection, write_bigann_csr(tmp_path / "base.csr", matrix))
+    job = finish(client, vec_collection, write_bigann_csr(import_dir / "base.csr", matrix))
     assert job["state"] == "done" and job["done"] == 30, job
     lo, hi = matrix.indptr[17], matrix.indptr[18]
     doc = client.get(f"/v1/collections/{vec_collection}/documents/17").json()
@@ -61,18 +61,18 @@ def test_vector_collection_loads_a_bigann_csr_file(
 
 
 def test_a_text_file_into_a_vector_collection_is_refused(
-    client: TestClient, vec_collection: str, tmp_path: Path
+    client: TestClient, vec_collection: str, import_dir: Path
 ) -> None:
-    source = tmp_path / "texts.jsonl"
+    source = import_dir / "texts.jsonl"
     source.write_text(json.dumps({"_id": "a", "text": "words"}) + "\n")
     r = client.post(f"/v1/collections/{vec_collection}/jobs", json={"source": str(source)})
     assert r.status_code == 422 and "file of vectors" in r.json()["error"]["message"]
 
 
 def test_a_bad_vector_fails_the_job_naming_the_document(
-    client: TestClient, vec_collection: str, tmp_path: Path
+    client: TestClient, vec_collection: str, import_dir: Path
 ) -> None:
-    source = tmp_path / "bad.jsonl"
+    source = import_dir / "bad.jsonl"
     source.write_text(
         '{"id": "ok", "vector": {"1": 1.0}}\n{"id": "far", "vector": {"999999": 1.0}}\n'
     )
@@ -82,10 +82,10 @@ def test_a_bad_vector_fails_the_job_naming_the_document(
 
 
 def test_text_collection_takes_vectors_through_its_encoder_vocabulary(
-    client: TestClient, splade_available: str, tmp_path: Path
+    client: TestClient, splade_available: str, import_dir: Path
 ) -> None:
     client.post("/v1/collections", json={"name": "txt", "encoder": splade_available})
-    source = tmp_path / "jvc.jsonl"
+    source = import_dir / "jvc.jsonl"
     line = {"id": "s", "contents": "the stadium", "vector": {"weather": 2.0, "rocket": 0.5}}
     source.write_text(json.dumps(line) + "\n")
     job = finish(client, "txt", source)
