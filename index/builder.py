@@ -19,6 +19,7 @@ from index.kernels.summaries import (
     summarize_blocks,
     transpose_summaries,
 )
+from index.layout import BlockSummaries, ForwardIndex, IndexArrays, PostingLists
 from index.validation import MAX_WEIGHT, CsrArrays
 
 log = logging.getLogger(__name__)
@@ -166,26 +167,32 @@ def _summaries(
     return terms, codes, block_min, block_scale, offsets
 
 
-def _forward_arrays(indices: np.ndarray, data: np.ndarray, dim: int) -> dict[str, np.ndarray]:
-    """The forward index values: float16 weights packed with their uint16 term ids into one
-    uint32 per entry (one cache stream per document) when ``dim <= 65536``; otherwise
-    int32 terms and float16 values apart. The unused form is stored empty."""
+def _forward_index(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, dim: int, doc_rows: np.ndarray
+) -> ForwardIndex:
+    """The forward index: float16 weights packed with their uint16 term ids into one uint32
+    per entry (one cache stream per document) when ``dim <= 65536``; otherwise int32 terms
+    and float16 bits apart. The unused form is stored empty."""
     bits = data.astype(np.float16).view(np.uint16)
     if dim <= 1 << 16:
         packed = (indices.astype(np.uint32) << np.uint32(16)) | bits.astype(np.uint32)
-        return {
-            "fwd_packed": packed,
-            "fwd_terms": np.empty(0, dtype=np.int32),
-            "fwd_values": np.empty(0, dtype=np.float16),
-        }
-    return {
-        "fwd_packed": np.empty(0, dtype=np.uint32),
-        "fwd_terms": indices.astype(np.int32),
-        "fwd_values": bits.view(np.float16),
-    }
+        return ForwardIndex(
+            offsets=indptr,
+            packed=packed,
+            terms=np.empty(0, dtype=np.int32),
+            values=np.empty(0, dtype=np.uint16),
+            doc_rows=doc_rows,
+        )
+    return ForwardIndex(
+        offsets=indptr,
+        packed=np.empty(0, dtype=np.uint32),
+        terms=indices.astype(np.int32),
+        values=bits,
+        doc_rows=doc_rows,
+    )
 
 
-def build_arrays(docs: CsrArrays, params: BuildParams) -> dict[str, np.ndarray]:
+def build_arrays(docs: CsrArrays, params: BuildParams) -> IndexArrays:
     """All arrays of a Seismic index over ``docs`` (see :class:`index.SeismicIndex`)."""
     if docs.nnz and float(docs.data.max()) > MAX_WEIGHT:
         raise ValueError(f"docs has weights above {MAX_WEIGHT}, too large for float16 storage")
@@ -299,22 +306,24 @@ def build_arrays(docs: CsrArrays, params: BuildParams) -> dict[str, np.ndarray]:
 
     clock.mark("summaries")
     term_dtype = _smallest_uint(dim - 1)
-    return {
-        "list_blocks": list_blocks,
-        "block_docs": block_docs.astype(_offset_dtype(rows.shape[0])),
-        "postings": rows.astype(np.int32, copy=False),
-        "block_min": block_min,
-        "block_scale": block_scale,
-        "list_sterms": list_sterms,
-        "sterm": u_terms[take].astype(term_dtype),
-        "sterm_entries": sterm_entries.astype(
-            np.uint16 if per_list.max(initial=0) < 1 << 16 else np.uint32
+    return IndexArrays(
+        postings=PostingLists(
+            list_blocks=list_blocks,
+            block_offsets=block_docs.astype(_offset_dtype(rows.shape[0])),
+            postings=rows.astype(np.int32, copy=False),
         ),
-        "sentry_block": block_bytes,
-        "sentry_code": sentry_code,
-        "fwd_offsets": fwd_indptr,
-        **_forward_arrays(fwd_indices, fwd_data, dim),
-        "row_ids": row_ids.astype(np.int32),
-        "list_entries": list_entries,
-        "list_block_bytes": list_block_bytes,
-    }
+        summaries=BlockSummaries(
+            block_min=block_min,
+            block_scale=block_scale,
+            list_terms=list_sterms,
+            terms=u_terms[take].astype(term_dtype),
+            term_entries=sterm_entries.astype(
+                np.uint16 if per_list.max(initial=0) < 1 << 16 else np.uint32
+            ),
+            list_entries=list_entries,
+            codes=sentry_code,
+            entry_blocks=block_bytes,
+            list_block_bytes=list_block_bytes,
+        ),
+        forward=_forward_index(fwd_indptr, fwd_indices, fwd_data, dim, row_ids.astype(np.int32)),
+    )

@@ -78,36 +78,51 @@ def quantize(values):
     return codes, lo, scale
 
 
-def list_block_scores(arrays: dict, t: int, q_terms, q_vals) -> np.ndarray:
+def list_block_scores(lists, summaries, t: int, q_terms, q_vals) -> np.ndarray:
     """Summary scores of list ``t``'s blocks, decoded from the stored (term-major,
-    bit-packed block ids) layout one entry at a time; twin of the search kernel's scoring."""
-    lb, ls = arrays["list_blocks"], arrays["list_sterms"]
+    bit-packed block ids) layout one entry at a time; twin of
+    :func:`index.kernels.block_scores.list_block_scores`."""
+    lb, ls = lists.list_blocks, summaries.list_terms
     nb = int(lb[t + 1] - lb[t])
-    e_base = int(arrays["list_entries"][t])
-    n_entries = int(arrays["list_entries"][t + 1]) - e_base
+    e_base = int(summaries.list_entries[t])
+    n_entries = int(summaries.list_entries[t + 1]) - e_base
     width = max(1, int(np.ceil(np.log2(max(nb, 1)))))
-    y_base = int(arrays["list_block_bytes"][t])
-    raw = arrays["sentry_block"]
+    y_base = int(summaries.list_block_bytes[t])
+    raw = summaries.entry_blocks
     q = dict(zip(q_terms.tolist(), q_vals.tolist(), strict=True))
     acc = np.zeros(nb, np.float64)
     qsum = np.zeros(nb, np.float64)
     for i in range(int(ls[t]), int(ls[t + 1])):
-        term = int(arrays["sterm"][i])
+        term = int(summaries.terms[i])
         if term not in q:
             continue
-        e0 = int(arrays["sterm_entries"][i])
-        e1 = int(arrays["sterm_entries"][i + 1]) if i + 1 < ls[t + 1] else n_entries
+        e0 = int(summaries.term_entries[i])
+        e1 = int(summaries.term_entries[i + 1]) if i + 1 < ls[t + 1] else n_entries
         for e in range(e0, e1):
             pos = e * width
             chunk = int.from_bytes(
                 bytes(raw[y_base + pos // 8 : y_base + pos // 8 + 4].tolist()), "little"
             )
             b = (chunk >> (pos % 8)) & ((1 << width) - 1)
-            acc[b] += q[term] * float(arrays["sentry_code"][e_base + e])
+            acc[b] += q[term] * float(summaries.codes[e_base + e])
             qsum[b] += q[term]
-    bmin = arrays["block_min"][lb[t] : lb[t + 1]].astype(np.float64)
-    bscale = arrays["block_scale"][lb[t] : lb[t + 1]].astype(np.float64)
+    bmin = summaries.block_min[lb[t] : lb[t + 1]].astype(np.float64)
+    bscale = summaries.block_scale[lb[t] : lb[t + 1]].astype(np.float64)
     return bmin * qsum + bscale * acc
+
+
+def dot_in_kernel_order(dense, terms, values) -> np.float32:
+    """Twin of :func:`index.kernels.forward.forward_dot`: float32 products summed into four
+    partials (entry ``j`` to partial ``j % 4``, a tail of fewer than four to the first),
+    then ``(s0 + s1) + (s2 + s3)``."""
+    products = [np.float32(dense[t]) * np.float32(v) for t, v in zip(terms, values, strict=True)]
+    partial = [np.float32(0.0)] * 4
+    full = len(products) - len(products) % 4
+    for j in range(full):
+        partial[j % 4] = np.float32(partial[j % 4] + products[j])
+    for j in range(full, len(products)):
+        partial[0] = np.float32(partial[0] + products[j])
+    return np.float32(np.float32(partial[0] + partial[1]) + np.float32(partial[2] + partial[3]))
 
 
 def exact_topk(docs, queries, k):

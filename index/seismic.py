@@ -14,29 +14,11 @@ import numpy as np
 
 from index.builder import BuildParams, build_arrays
 from index.kernels.exact import check_vector
-from index.kernels.search import _RING, search_batch, search_serial
+from index.kernels.search import N_STATS, SearchScratch, make_scratch, search_batch, search_serial
+from index.layout import ARRAY_NAMES, LEGACY_NAMES, IndexArrays
 from index.storage import IndexFormatError, load_arrays, save_arrays
 from index.validation import as_csr, check_k, check_queries, check_query_params
 
-ARRAY_NAMES = (
-    "list_blocks",
-    "block_docs",
-    "postings",
-    "block_min",
-    "block_scale",
-    "list_sterms",
-    "sterm",
-    "sterm_entries",
-    "sentry_block",
-    "sentry_code",
-    "fwd_offsets",
-    "fwd_packed",
-    "fwd_terms",
-    "fwd_values",
-    "row_ids",
-    "list_entries",
-    "list_block_bytes",
-)
 DEFAULT_QUERY_CUT = 10
 DEFAULT_HEAP_FACTOR = 0.8
 # Visit the blocks of all cut lists in one best-first order (True) or as the Rust Seismic
@@ -52,13 +34,6 @@ _PARALLEL_LOCK = threading.Lock()
 
 
 @dataclass
-class _Scratch:
-    """One thread's search buffers, reused across queries (see ``search_one``)."""
-
-    arrays: tuple
-
-
-@dataclass
 class SeismicIndex:
     """A Seismic blocked inverted index over ``n_docs`` sparse vectors of dimension ``dim``.
 
@@ -66,21 +41,20 @@ class SeismicIndex:
     :meth:`load`. Rows (``int``) are the input matrix's row numbers.
     """
 
-    arrays: dict[str, np.ndarray]
+    arrays: IndexArrays
     params: BuildParams
     n_docs: int
     dim: int
     build_seconds: float = 0.0
-    _pool: list[_Scratch] = field(default_factory=list, repr=False)
+    _pool: list[SearchScratch] = field(default_factory=list, repr=False)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        a = self.arrays
-        self._max_blocks = int(np.diff(a["list_blocks"]).max(initial=0)) or 1
-        self._fwd_bits = a["fwd_values"].view(np.uint16)
-        self._ix = self._kernel_arrays()
-        # Serial searches add [docs scored, blocks visited, blocks summary-scored] here.
-        self.stats = np.zeros(4, dtype=np.int64)
+        self._max_blocks = int(np.diff(self.arrays.postings.list_blocks).max(initial=0)) or 1
+        # Searches add their counters here: documents scored, blocks visited, blocks whose
+        # summaries were scored, lists walked (see index.kernels.search.N_STATS).
+        self.stats = np.zeros(N_STATS, dtype=np.int64)
+        self._entries: dict[tuple, Any] = {}
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -190,29 +164,7 @@ class SeismicIndex:
         mask = np.asarray(allowed)
         if mask.shape != (self.n_docs,) or mask.dtype != np.bool_:
             raise ValueError(f"allowed must be a bool array of shape ({self.n_docs},)")
-        return mask.view(np.uint8)
-
-    def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
-        a = self.arrays
-        return (
-            a["list_blocks"],
-            a["block_docs"],
-            a["postings"],
-            a["block_min"],
-            a["block_scale"],
-            a["list_sterms"],
-            a["sterm"],
-            a["sterm_entries"],
-            a["sentry_block"],
-            a["sentry_code"],
-            a["fwd_offsets"],
-            a["fwd_packed"],
-            a["fwd_terms"],
-            self._fwd_bits,
-            a["row_ids"],
-            a["list_entries"],
-            a["list_block_bytes"],
-        )
+        return np.ascontiguousarray(mask).view(np.uint8)
 
     def _search_arrays(
         self,
@@ -227,77 +179,65 @@ class SeismicIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         nq = indptr.shape[0] - 1
         max_nnz = int(indptr[1] - indptr[0]) if nq == 1 else int(np.diff(indptr).max(initial=0))
-        max_cand = max(1, self._max_blocks * (min(query_cut, max_nnz) if global_order else 1))
+        max_cand = self._max_blocks * (min(query_cut, max_nnz) if global_order else 1)
         out_rows = np.empty((nq, k), dtype=np.int64)
         out_scores = np.empty((nq, k), dtype=np.float32)
+        lists, summaries, forward = self.arrays
         if nq <= SERIAL_BATCH or numba.get_num_threads() == 1:
             scratch = self._take_scratch(max_cand)
             try:
-                arrays = scratch.arrays
-                run = (
-                    *arrays[:7],
-                    np.empty(k, dtype=np.float32),
-                    np.empty(k, dtype=np.int64),
-                    arrays[7],
-                    self.stats,
-                )
-                search_serial(
-                    indptr,
-                    indices,
-                    data,
-                    query_cut,
-                    heap_factor,
-                    global_order,
-                    self._ix,
-                    allowed,
-                    run,
-                    out_rows,
-                    out_scores,
-                )
+                self._serial(
+                    (
+                        indptr, indices, data, query_cut, heap_factor, global_order,
+                        lists, summaries, forward, allowed, scratch, out_rows, out_scores,
+                    )
+                )  # fmt: skip
             finally:
+                # Under the GIL, and too small for NumPy to release it: no lock needed.
+                self.stats += scratch.stats
+                scratch.stats[:] = 0
                 self._give_scratch(scratch)
             return out_rows, out_scores
+        n_chunks = max(1, min(nq, numba.get_num_threads()))
+        stats = np.zeros((n_chunks, N_STATS), dtype=np.int64)
         with _PARALLEL_LOCK:
             search_batch(
-                indptr,
-                indices,
-                data,
-                query_cut,
-                heap_factor,
-                global_order,
-                self._ix,
-                allowed,
-                self.dim,
-                self._max_blocks,
-                max_cand,
-                max(1, min(nq, numba.get_num_threads())),
-                out_rows,
-                out_scores,
-            )
+                indptr, indices, data, query_cut, heap_factor, global_order,
+                lists, summaries, forward, allowed, self.dim, self._max_blocks,
+                max(1, max_cand), n_chunks, out_rows, out_scores, stats,
+            )  # fmt: skip
+        self.stats += stats.sum(axis=0)
         return out_rows, out_scores
 
-    def _take_scratch(self, max_cand: int) -> _Scratch:
+    def _serial(self, args: tuple) -> None:
+        """Call ``search_serial`` through its compiled entry point.
+
+        Numba's dispatcher types every argument on every call (here ~30 arrays inside
+        four records: 10-15 us, as much as a fast query). The argument types are fixed
+        per index except the writeability of the caller's arrays, so the entry point
+        compiled for them is looked up once per combination and called directly.
+        """
+        key = (args[1].flags.writeable, args[2].flags.writeable, args[9].flags.writeable)
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry(*args)
+            return
+        search_serial(*args)
+        sig = tuple(search_serial.typeof_pyval(a) for a in args)
+        compiled = search_serial.overloads.get(sig)
+        if compiled is not None:
+            self._entries[key] = compiled.entry_point
+
+    def _take_scratch(self, max_cand: int) -> SearchScratch:
         with self._pool_lock:
             scratch = self._pool.pop() if self._pool else None
-        if scratch is None or scratch.arrays[5].shape[0] < max_cand:
-            n_words = self.n_docs // 64 + 1
-            mb = self._max_blocks
-            cap = max(mb, max_cand)
-            scratch = _Scratch(
-                (
-                    np.zeros(self.dim, dtype=np.float32),
-                    np.zeros(n_words, dtype=np.uint64),
-                    np.empty(n_words, dtype=np.int32),
-                    np.empty(mb, dtype=np.float32),
-                    np.empty(mb, dtype=np.float32),
-                    np.empty(cap, dtype=np.float32),
-                    np.empty(cap, dtype=np.int32),
-                    np.zeros(3 * _RING + 3, dtype=np.int64),
-                )
+        if scratch is None or scratch.cand_scores.shape[0] < max_cand:
+            scratch = make_scratch(
+                self.dim, self.n_docs, self._max_blocks, max(self._max_blocks, max_cand)
             )
         return scratch
 
-    def _give_scratch(self, scratch: _Scratch) -> None:
+    def _give_scratch(self, scratch: SearchScratch) -> None:
         with self._pool_lock:
             self._pool.append(scratch)
 
@@ -305,25 +245,26 @@ class SeismicIndex:
     @property
     def nbytes(self) -> int:
         """Bytes of all stored arrays (what :meth:`save` writes, without file headers)."""
-        return int(sum(a.nbytes for a in self.arrays.values()))
+        return self.arrays.nbytes
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to directory ``path`` atomically (replacing an older one)."""
+        a = self.arrays
         meta = {
             "params": self.params.to_dict(),
             "n_docs": self.n_docs,
             "dim": self.dim,
-            "nnz": int(self.arrays["fwd_offsets"][-1]),
-            "n_blocks": int(self.arrays["block_min"].shape[0]),
-            "n_postings_kept": int(self.arrays["postings"].shape[0]),
+            "nnz": int(a.forward.offsets[-1]),
+            "n_blocks": int(a.summaries.block_min.shape[0]),
+            "n_postings_kept": int(a.postings.postings.shape[0]),
         }
-        save_arrays(path, {n: self.arrays[n] for n in ARRAY_NAMES}, meta)
+        save_arrays(path, a.flat(), meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike, verify: bool = True) -> SeismicIndex:
         """Memory-map an index written by :meth:`save`; a damaged one raises
         :class:`index.storage.IndexFormatError` (a ``ValueError``)."""
-        arrays, manifest = load_arrays(path, ARRAY_NAMES, verify=verify)
+        arrays, manifest = load_arrays(path, ARRAY_NAMES, verify=verify, legacy_names=LEGACY_NAMES)
         try:
             params = BuildParams(**manifest["params"])
             n_docs = int(manifest["n_docs"])
@@ -331,7 +272,7 @@ class SeismicIndex:
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{path}: bad manifest parameters: {exc}") from None
         _check_structure(arrays, n_docs, dim, path)
-        return cls(arrays, params, n_docs, dim)
+        return cls(IndexArrays.from_flat(arrays), params, n_docs, dim)
 
 
 def _as_1d(array: Any, dtype: type, name: str) -> np.ndarray:
@@ -355,42 +296,47 @@ def _as_1d(array: Any, dtype: type, name: str) -> np.ndarray:
 def _check_structure(a: dict[str, np.ndarray], n_docs: int, dim: int, path: object) -> None:
     """Cheap consistency checks so that a bad index fails here, not inside a kernel."""
     problems = []
-    if a["list_blocks"].shape != (dim + 1,) or a["list_sterms"].shape != (dim + 1,):
-        problems.append("per-term offsets do not match dim")
-    if a["fwd_offsets"].shape != (n_docs + 1,):
+    if a["postings.list_blocks"].shape != (dim + 1,):
+        problems.append("per-term block offsets do not match dim")
+    for name in ("summaries.list_terms", "summaries.list_entries", "summaries.list_block_bytes"):
+        if a[name].shape != (dim + 1,):
+            problems.append(f"{name} does not match dim")
+    if a["forward.offsets"].shape != (n_docs + 1,):
         problems.append("forward offsets do not match n_docs")
-    n_blocks = a["block_min"].shape[0]
-    if a["block_docs"].shape != (n_blocks + 1,) or a["block_scale"].shape != (n_blocks,):
+    n_blocks = a["summaries.block_min"].shape[0]
+    if a["postings.block_offsets"].shape != (n_blocks + 1,) or a["summaries.block_scale"].shape != (
+        n_blocks,
+    ):
         problems.append("block arrays disagree")
     ends = [
-        ("list_blocks", n_blocks),
-        ("block_docs", a["postings"].shape[0]),
-        ("list_sterms", a["sterm"].shape[0]),
-        ("list_entries", a["sentry_code"].shape[0]),
-        ("list_block_bytes", a["sentry_block"].shape[0] - 4),
-        ("fwd_offsets", max(a["fwd_packed"].shape[0], a["fwd_terms"].shape[0])),
+        ("postings.list_blocks", n_blocks),
+        ("postings.block_offsets", a["postings.postings"].shape[0]),
+        ("summaries.list_terms", a["summaries.terms"].shape[0]),
+        ("summaries.list_entries", a["summaries.codes"].shape[0]),
+        ("summaries.list_block_bytes", a["summaries.entry_blocks"].shape[0] - 4),
+        ("forward.offsets", max(a["forward.packed"].shape[0], a["forward.terms"].shape[0])),
     ]
     for name, end in ends:
         off = a[name]
         if off.shape[0] == 0 or off[0] != 0 or off[-1] != end or np.any(np.diff(off) < 0):
             problems.append(f"{name} is not a valid offsets array")
-    if a["sterm_entries"].shape != a["sterm"].shape:
-        problems.append("sterm_entries length")
-    if a["list_entries"].shape != (dim + 1,) or a["list_block_bytes"].shape != (dim + 1,):
-        problems.append("per-list summary offsets do not match dim")
-    if a["fwd_values"].shape != a["fwd_terms"].shape:
-        problems.append("value arrays disagree with their ids")
-    if a["fwd_packed"].size and a["fwd_terms"].size:
+    if a["summaries.term_entries"].shape != a["summaries.terms"].shape:
+        problems.append("summaries.term_entries length")
+    if a["forward.values"].shape != a["forward.terms"].shape:
+        problems.append("forward values disagree with their terms")
+    if a["forward.packed"].size and a["forward.terms"].size:
         problems.append("forward index stored twice")
-    if a["fwd_packed"].size and int(a["fwd_packed"].max() >> 16) >= dim:
-        problems.append("fwd_packed terms out of range")
-    if a["row_ids"].shape != (n_docs,):
-        problems.append("row_ids does not match n_docs")
-    elif n_docs and (a["row_ids"].min() < 0 or a["row_ids"].max() >= n_docs):
-        problems.append("row_ids out of range")
-    if a["postings"].size and (a["postings"].min() < 0 or a["postings"].max() >= n_docs):
+    if a["forward.packed"].size and int(a["forward.packed"].max() >> 16) >= dim:
+        problems.append("forward.packed terms out of range")
+    rows = a["forward.doc_rows"]
+    if rows.shape != (n_docs,):
+        problems.append("forward.doc_rows does not match n_docs")
+    elif n_docs and (rows.min() < 0 or rows.max() >= n_docs):
+        problems.append("forward.doc_rows out of range")
+    postings = a["postings.postings"]
+    if postings.size and (postings.min() < 0 or postings.max() >= n_docs):
         problems.append("posting rows out of range")
-    for name in ("fwd_terms", "sterm"):
+    for name in ("forward.terms", "summaries.terms"):
         if a[name].size and int(a[name].max()) >= dim:
             problems.append(f"{name} out of range")
     if problems:

@@ -20,7 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 FORMAT_NAME = "lsr-seismic-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Older versions this code still reads (their arrays under other names, see load_arrays).
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 
 
@@ -106,10 +108,10 @@ def read_manifest(path: str | os.PathLike) -> dict:
         raise IndexFormatError(f"{file} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise IndexFormatError(f"{file} is not a {FORMAT_NAME} manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise IndexFormatError(
             f"{path} has format version {manifest.get('format_version')!r}; "
-            f"this code reads version {FORMAT_VERSION}"
+            f"this code reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     if not isinstance(manifest.get("arrays"), dict):
         raise IndexFormatError(f"{file} lists no arrays")
@@ -117,17 +119,22 @@ def read_manifest(path: str | os.PathLike) -> dict:
 
 
 def load_arrays(
-    path: str | os.PathLike, names: tuple[str, ...], verify: bool = True
+    path: str | os.PathLike,
+    names: tuple[str, ...],
+    verify: bool = True,
+    legacy_names: dict[str, str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Memory-map the arrays ``names`` of index directory ``path``; returns (arrays, manifest).
 
-    With ``verify`` every file's CRC-32 is checked (reads each file once).
+    With ``verify`` every file's CRC-32 is checked (reads each file once). A version-1
+    directory stored array ``name`` as ``legacy_names[name]``.
     """
     root = Path(path)
     manifest = read_manifest(root)
+    old = manifest["format_version"] == 1 and legacy_names is not None
     arrays = {}
     for name in names:
-        entry = manifest["arrays"].get(name)
+        entry = manifest["arrays"].get(legacy_names.get(name, name) if old else name)
         if not isinstance(entry, dict):
             raise IndexFormatError(f"{root} manifest has no array {name!r}")
         file = root / str(entry.get("file", ""))
@@ -153,5 +160,7 @@ def load_arrays(
                 f"{file} holds {array.dtype.str}[{array.shape[0]}], manifest says "
                 f"{entry.get('dtype')}[{entry.get('length')}]"
             )
+        if array.dtype == np.float16:  # version 1 kept float16 weights as float16
+            array = array.view(np.uint16)
         arrays[name] = array
     return arrays, manifest

@@ -41,11 +41,26 @@ def transpose_csr(
 def dot_dense_csr(
     dense: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row: int
 ) -> np.float32:
-    """Inner product of a dense float32 vector with CSR row ``row``, summed in column order."""
-    acc = np.float32(0.0)
-    for j in range(indptr[row], indptr[row + 1]):
-        acc += dense[indices[j]] * data[j]
-    return acc
+    """Inner product of a dense float32 vector with CSR row ``row``, summed in column order
+    in four interleaved partial sums, exactly as :func:`index.kernels.forward.forward_dot`
+    sums a forward-index row (entry ``j`` to partial ``j % 4``, the tail to the first,
+    then ``(s0 + s1) + (s2 + s3)``)."""
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    j = indptr[row]
+    stop = indptr[row + 1]
+    while j + 4 <= stop:
+        s0 += dense[indices[j]] * data[j]
+        s1 += dense[indices[j + 1]] * data[j + 1]
+        s2 += dense[indices[j + 2]] * data[j + 2]
+        s3 += dense[indices[j + 3]] * data[j + 3]
+        j += 4
+    while j < stop:
+        s0 += dense[indices[j]] * data[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 # Relative margin between the accumulated (query-order) and the exact (document-order)

@@ -8,16 +8,17 @@ answer unique and independent of the order in which documents are visited.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from index.kernels.jit import leaf
 
 
-@njit(cache=True, nogil=True, inline="always")
+@leaf
 def _worse(s_a: float, r_a: int, s_b: float, r_b: int) -> bool:
     """True when hit ``a`` ranks below hit ``b`` (lower score, or same score and higher row)."""
     return s_a < s_b or (s_a == s_b and r_a > r_b)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@leaf
 def _replace_root(scores: np.ndarray, rows: np.ndarray, n: int, score: float, row: int) -> None:
     """Put ``(score, row)`` at the root of the heap's first ``n`` entries and sift it down."""
     i = 0
@@ -39,7 +40,7 @@ def _replace_root(scores: np.ndarray, rows: np.ndarray, n: int, score: float, ro
     rows[i] = row
 
 
-@njit(cache=True, nogil=True)
+@leaf
 def heap_push(scores: np.ndarray, rows: np.ndarray, size: int, score: float, row: int) -> int:
     """Offer ``(score, row)`` to the heap ``scores`` float32 (k,), ``rows`` int64 (k,).
 
@@ -65,7 +66,7 @@ def heap_push(scores: np.ndarray, rows: np.ndarray, size: int, score: float, row
     return size
 
 
-@njit(cache=True, nogil=True)
+@leaf
 def heap_drain(
     scores: np.ndarray, rows: np.ndarray, size: int, out_rows: np.ndarray, out_scores: np.ndarray
 ) -> None:

@@ -1,45 +1,96 @@
-"""The Seismic query algorithm over the arrays of :class:`index.SeismicIndex`.
+"""The Seismic query algorithm over the three parts of an index (:mod:`index.layout`).
 
 Per query: scatter it into a dense vector; score all blocks of the posting lists of its
 ``query_cut`` heaviest terms from the transposed quantised summaries; visit the blocks
 either best-first over all those lists together (``global_order``), or as the Rust
 Seismic does: the heaviest term's list best-first, then the other lists one by one with
-their blocks in stored order; a block is skipped when its summary score is below
+their blocks in stored order. A block is skipped when its summary score is below
 ``heap_factor * heap_min`` once the heap is full (Seismic's rule: summaries
-under-estimate, so ``heap_factor`` < 1 leaves slack, and 0 never skips); score each
-unseen document exactly from the forward index. Documents are marked in a bitset
-(small enough to stay in cache) and scored through a short software pipeline that
-prefetches their forward rows ahead, so that the cache misses of many documents overlap.
+under-estimate, so ``heap_factor`` < 1 leaves slack, and 0 never skips). Every unseen
+document of a visited block is scored exactly from the forward index; a bitset (small
+enough to stay in cache) marks the documents seen.
 
-``ix`` is the tuple of index arrays built by ``SeismicIndex._kernel_arrays``:
-``(list_blocks, block_docs, postings, block_min, block_scale, list_sterms, sterm,
-sterm_entries, sentry_block, sentry_code, fwd_offsets, fwd_packed, fwd_terms, fwd_bits,
-row_ids, list_entries, list_block_bytes)``: each list's summary entries are stored
-term-major; ``sterm_entries`` holds each unique term's first entry relative to the
-list's first entry ``list_entries[t]``, and ``sentry_block`` the entries' list-local
-block ids bit-packed with ``id_bits(blocks of the list)`` bits each, from byte
-``list_block_bytes[t]``. The forward index is either ``fwd_packed`` uint32 (term << 16 | float16
-bits; vocabularies up to 65,536) or ``fwd_terms`` int32 + ``fwd_bits`` uint16, the
-unused form being empty.
+Documents are scored through a two-group software pipeline (:func:`_enqueue`): a new
+document's forward row is prefetched, every cache line of it, into the *next* group;
+once that group has asked for ``_LINE_BUDGET`` lines, the *current* group, whose lines
+were asked for one group earlier and have arrived meanwhile, is scored, and the groups
+swap. The budget counts cache lines, not documents, so the number of misses in flight
+stays the same for short and long documents, within what every x86-64 core can track.
+Scores reach the heap at most one group late: block skipping then sees a slightly older
+``heap_min`` (it never skips more).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
+from index.kernels.block_scores import list_block_scores, prefetch_list_terms
+from index.kernels.forward import forward_dot, prefetch_row
 from index.kernels.heap import heap_drain, heap_push
-from index.kernels.intrinsics import f16_bits_to_f32, prefetch
-from index.kernels.summaries import id_bits
+from index.kernels.jit import leaf
 
-# Scoring pipeline (see _score_block): ring size (a power of two >= _LAG1 + _LAG2 + 1)
-# and the two lags, in documents.
-_RING = 32
-_LAG1 = 6
-_LAG2 = 16
+# Documents per pipeline group, and cache lines prefetched into the next group before the
+# current one is scored (measured on AMD Zen 4 and Intel Emerald Rapids: 32-64 lines are
+# within a few percent of each other on rows of 30 and 130 entries; the old per-document
+# ring with fixed lags was 1.5-2.5x slower per document on the Intel core).
+GROUP = 64
+_LINE_BUDGET = 48
+# stats: documents scored, blocks visited, blocks whose summaries were scored, lists walked.
+N_STATS = 4
 
 
-@njit(cache=True, nogil=True, inline="always")
+class SearchScratch(NamedTuple):
+    """One thread's search buffers, reused across queries; zeroed ones are left zeroed.
+
+    dense: float32 (dim,) zeroed: the query scattered.
+    seen: uint64 (n_docs // 64 + 1,) zeroed: bitset of documents already scored.
+    seen_words: int32 (same,): which words of ``seen`` were touched.
+    block_scores, block_qsum: float32 (max blocks per list,).
+    cand_scores: float32, cand_blocks: int32 (candidate capacity,): the best-first walk.
+    group_docs: int32, group_starts, group_ends: int64 (2 * GROUP,): the pipeline's two
+        groups of documents and their forward-index ranges.
+    pipe: int64 (4,) zeroed: current group, its size, the next group's size and lines.
+    stats: int64 (N_STATS,): counters added to by every query (see ``N_STATS``).
+    """
+
+    dense: np.ndarray
+    seen: np.ndarray
+    seen_words: np.ndarray
+    block_scores: np.ndarray
+    block_qsum: np.ndarray
+    cand_scores: np.ndarray
+    cand_blocks: np.ndarray
+    group_docs: np.ndarray
+    group_starts: np.ndarray
+    group_ends: np.ndarray
+    pipe: np.ndarray
+    stats: np.ndarray
+
+
+@njit(cache=True, nogil=True)
+def make_scratch(dim: int, n_docs: int, max_blocks: int, max_cand: int) -> SearchScratch:
+    """Fresh :class:`SearchScratch` for an index of ``dim`` terms and ``n_docs`` documents."""
+    n_words = n_docs // 64 + 1
+    return SearchScratch(
+        np.zeros(dim, dtype=np.float32),
+        np.zeros(n_words, dtype=np.uint64),
+        np.empty(n_words, dtype=np.int32),
+        np.empty(max(1, max_blocks), dtype=np.float32),
+        np.empty(max(1, max_blocks), dtype=np.float32),
+        np.empty(max(1, max_cand), dtype=np.float32),
+        np.empty(max(1, max_cand), dtype=np.int32),
+        np.empty(2 * GROUP, dtype=np.int32),
+        np.empty(2 * GROUP, dtype=np.int64),
+        np.empty(2 * GROUP, dtype=np.int64),
+        np.zeros(4, dtype=np.int64),
+        np.zeros(N_STATS, dtype=np.int64),
+    )
+
+
+@leaf
 def _sift_down_max(keys: np.ndarray, vals: np.ndarray, i: int, n: int) -> None:
     """Max-heap sift-down on ``keys`` float32 with payload ``vals`` int32."""
     key = keys[i]
@@ -60,159 +111,140 @@ def _sift_down_max(keys: np.ndarray, vals: np.ndarray, i: int, n: int) -> None:
     vals[i] = val
 
 
-@njit(cache=True, nogil=True, inline="always")
-def forward_dot(
-    dense: np.ndarray,
-    fwd_packed: np.ndarray,
-    fwd_terms: np.ndarray,
-    fwd_bits: np.ndarray,
-    start: int,
-    stop: int,
-) -> np.float32:
-    """Inner product of ``dense`` float32 (dim,) with the forward entries ``[start, stop)``
-    of one row, summed in term order (the same order as
-    :func:`index.kernels.exact.dot_dense_csr`)."""
-    acc = np.float32(0.0)
-    if fwd_terms.shape[0] == 0:
-        for j in range(start, stop):
-            x = fwd_packed[j]
-            acc += dense[x >> 16] * f16_bits_to_f32(np.uint16(x & 0xFFFF))
-    else:
-        for j in range(start, stop):
-            acc += dense[fwd_terms[j]] * f16_bits_to_f32(fwd_bits[j])
-    return acc
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _prefetch_row(
-    fwd_packed: np.ndarray, fwd_terms: np.ndarray, fwd_bits: np.ndarray, start: int, stop: int
-) -> None:
-    """Prefetch every cache line of forward entries ``[start, stop)``: a SPLADE row spans
-    2-4 lines, and fetching only its first leaves the others as serial misses."""
-    if stop <= start:
-        return
-    if fwd_terms.shape[0] == 0:
-        for j in range(start, stop, 16):
-            prefetch(fwd_packed, j)
-        prefetch(fwd_packed, stop - 1)
-    else:
-        for j in range(start, stop, 16):
-            prefetch(fwd_terms, j)
-        prefetch(fwd_terms, stop - 1)
-        for j in range(start, stop, 32):
-            prefetch(fwd_bits, j)
-        prefetch(fwd_bits, stop - 1)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _resolve(i: int, ix: tuple, pend: np.ndarray) -> None:
-    """Ring slot ``i``: read its row's forward offsets and prefetch the row's lines."""
-    fwd_offsets, fwd_packed, fwd_terms, fwd_bits = ix[10], ix[11], ix[12], ix[13]
-    slot = i & (_RING - 1)
-    r = pend[slot]
-    a = fwd_offsets[r]
-    e = fwd_offsets[r + 1]
-    pend[_RING + slot] = a
-    pend[2 * _RING + slot] = e
-    _prefetch_row(fwd_packed, fwd_terms, fwd_bits, a, e)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _score(i: int, ix: tuple, scratch: tuple, size: int) -> int:
-    """Ring slot ``i``: score its row exactly and offer it to the heap; returns the heap size."""
-    fwd_packed, fwd_terms, fwd_bits, row_ids = ix[11], ix[12], ix[13], ix[14]
-    dense, heap_scores, heap_rows, pend = scratch[0], scratch[7], scratch[8], scratch[9]
-    slot = i & (_RING - 1)
-    s = forward_dot(
-        dense, fwd_packed, fwd_terms, fwd_bits, pend[_RING + slot], pend[2 * _RING + slot]
-    )
-    # Ties are broken on the caller's row numbers: look them up only for documents that
-    # may enter the heap.
-    if size < heap_scores.shape[0] or s >= heap_scores[0]:
-        size = heap_push(heap_scores, heap_rows, size, s, row_ids[pend[slot]])
+@leaf
+def _score_group(
+    g: int,
+    n: int,
+    forward,
+    scratch: SearchScratch,
+    heap_scores: np.ndarray,
+    heap_rows: np.ndarray,
+    size: int,
+) -> int:
+    """Score the ``n`` documents of pipeline group ``g`` and offer them to the heap;
+    returns the heap size."""
+    dense = scratch.dense
+    starts = scratch.group_starts
+    ends = scratch.group_ends
+    docs = scratch.group_docs
+    packed = forward.packed
+    terms = forward.terms
+    bits = forward.values
+    doc_rows = forward.doc_rows
+    k = heap_scores.shape[0]
+    base = g * GROUP
+    for i in range(base, base + n):
+        s = forward_dot(dense, packed, terms, bits, starts[i], ends[i])
+        # Ties are broken on the caller's rows: look them up only for documents that may
+        # enter the heap.
+        if size < k or s >= heap_scores[0]:
+            size = heap_push(heap_scores, heap_rows, size, s, doc_rows[docs[i]])
     return size
 
 
-@njit(cache=True, nogil=True)
-def _score_block(
-    p0: int, p1: int, ix: tuple, allowed: np.ndarray, scratch: tuple, size: int, n_words: int
+@leaf
+def _enqueue(
+    p0: int,
+    p1: int,
+    lists,
+    forward,
+    allowed: np.ndarray,
+    scratch: SearchScratch,
+    heap_scores: np.ndarray,
+    heap_rows: np.ndarray,
+    size: int,
+    n_words: int,
 ) -> tuple[int, int]:
-    """Feed the unseen documents of postings ``[p0, p1)`` to the scoring pipeline.
+    """Feed the unseen (and allowed) documents of postings ``[p0, p1)`` to the pipeline.
 
-    Returns the new heap size and number of touched bitset words. The pipeline is a ring
-    (``pend``): a document's forward offsets are prefetched when it enters, read (and all
-    lines of its row prefetched) ``_LAG1`` documents later, and it is scored ``_LAG2``
-    documents after that, across block boundaries, so that the cache misses of about
-    ``_LAG1 + _LAG2`` documents are always in flight. Scores therefore reach the heap a
-    few documents late: block skipping sees a slightly older ``heap_min`` (never skips
-    more). :func:`_flush` scores what is left.
+    Returns the heap size and the number of touched bitset words.
     """
-    postings, fwd_offsets, row_ids = ix[2], ix[10], ix[14]
-    seen, words, pend, stats = scratch[1], scratch[2], scratch[9], scratch[10]
+    postings = lists.postings
+    offsets = forward.offsets
+    packed = forward.packed
+    terms = forward.terms
+    bits = forward.values
+    doc_rows = forward.doc_rows
+    seen = scratch.seen
+    seen_words = scratch.seen_words
+    docs = scratch.group_docs
+    starts = scratch.group_starts
+    ends = scratch.group_ends
+    pipe = scratch.pipe
     filtered = allowed.shape[0] > 0
-    head = pend[3 * _RING]
-    mid = pend[3 * _RING + 1]
-    tail = pend[3 * _RING + 2]
-    n = 0
+    cur = pipe[0]
+    n_cur = pipe[1]
+    n_next = pipe[2]
+    lines = pipe[3]
+    n_new = 0
     for p in range(p0, p1):
         r = postings[p]
         w = r >> 6
         bit = np.uint64(1) << np.uint64(r & 63)
-        if seen[w] & bit:
+        word = seen[w]
+        if word & bit:
             continue
-        if seen[w] == 0:
-            words[n_words] = w
+        if word == 0:
+            seen_words[n_words] = w
             n_words += 1
-        seen[w] |= bit
-        if filtered and allowed[row_ids[r]] == 0:
+        seen[w] = word | bit
+        if filtered and allowed[doc_rows[r]] == 0:
             continue
-        prefetch(fwd_offsets, r)
-        pend[head & (_RING - 1)] = r
-        head += 1
-        n += 1
-        if head - mid > _LAG1:
-            _resolve(mid, ix, pend)
-            mid += 1
-            if mid - tail > _LAG2:
-                size = _score(tail, ix, scratch, size)
-                tail += 1
-    stats[0] += n
-    pend[3 * _RING] = head
-    pend[3 * _RING + 1] = mid
-    pend[3 * _RING + 2] = tail
+        a = offsets[r]
+        e = offsets[r + 1]
+        lines += prefetch_row(packed, terms, bits, a, e)
+        slot = (1 - cur) * GROUP + n_next
+        docs[slot] = r
+        starts[slot] = a
+        ends[slot] = e
+        n_next += 1
+        n_new += 1
+        if lines >= _LINE_BUDGET or n_next == GROUP:
+            size = _score_group(cur, n_cur, forward, scratch, heap_scores, heap_rows, size)
+            cur = 1 - cur
+            n_cur = n_next
+            n_next = 0
+            lines = 0
+    pipe[0] = cur
+    pipe[1] = n_cur
+    pipe[2] = n_next
+    pipe[3] = lines
+    scratch.stats[0] += n_new
     return size, n_words
 
 
-@njit(cache=True, nogil=True)
-def _flush(ix: tuple, scratch: tuple, size: int) -> int:
-    """Score every document still in the pipeline and empty it; returns the heap size."""
-    pend = scratch[9]
-    head = pend[3 * _RING]
-    for i in range(pend[3 * _RING + 1], head):
-        _resolve(i, ix, pend)
-    for i in range(pend[3 * _RING + 2], head):
-        size = _score(i, ix, scratch, size)
-    pend[3 * _RING] = 0
-    pend[3 * _RING + 1] = 0
-    pend[3 * _RING + 2] = 0
+@leaf
+def _drain(
+    forward, scratch: SearchScratch, heap_scores: np.ndarray, heap_rows: np.ndarray, size: int
+) -> int:
+    """Score both pipeline groups and empty the pipeline; returns the heap size."""
+    pipe = scratch.pipe
+    cur = pipe[0]
+    size = _score_group(cur, pipe[1], forward, scratch, heap_scores, heap_rows, size)
+    size = _score_group(1 - cur, pipe[2], forward, scratch, heap_scores, heap_rows, size)
+    pipe[:] = 0
     return size
 
 
-@njit(cache=True, nogil=True)
-def _walk_blocks(
+@leaf
+def _walk_best_first(
     nc: int,
     heap_factor: float,
-    ix: tuple,
+    lists,
+    forward,
     allowed: np.ndarray,
-    scratch: tuple,
+    scratch: SearchScratch,
+    heap_scores: np.ndarray,
+    heap_rows: np.ndarray,
     size: int,
     n_words: int,
 ) -> tuple[int, int]:
-    """Visit the ``nc`` candidate blocks (scratch ``cand_s`` scores / ``cand_b`` ids)
-    best-first; once the heap is full, the first block scoring below
-    ``heap_factor * heap_min`` ends the walk (every later one scores lower still)."""
-    block_docs = ix[1]
-    cand_s, cand_b, heap_scores, stats = scratch[5], scratch[6], scratch[7], scratch[10]
+    """Visit the ``nc`` candidate blocks (``cand_scores`` / ``cand_blocks``) best-first;
+    once the heap is full, the first block scoring below ``heap_factor * heap_min`` ends
+    the walk (every later one scores lower still)."""
+    cand_s = scratch.cand_scores
+    cand_b = scratch.cand_blocks
+    block_offsets = lists.block_offsets
     k = heap_scores.shape[0]
     for i in range(nc // 2 - 1, -1, -1):
         _sift_down_max(cand_s, cand_b, i, nc)
@@ -225,91 +257,20 @@ def _walk_blocks(
         cand_s[0] = cand_s[nc]
         cand_b[0] = cand_b[nc]
         _sift_down_max(cand_s, cand_b, 0, nc)
-        stats[1] += 1
-        size, n_words = _score_block(
-            block_docs[b], block_docs[b + 1], ix, allowed, scratch, size, n_words
+        scratch.stats[1] += 1
+        size, n_words = _enqueue(
+            block_offsets[b],
+            block_offsets[b + 1],
+            lists,
+            forward,
+            allowed,
+            scratch,
+            heap_scores,
+            heap_rows,
+            size,
+            n_words,
         )
     return size, n_words
-
-
-@njit(cache=True, nogil=True)
-def _prefetch_list_terms(t: int, ix: tuple) -> None:
-    """Prefetch the summary term ids of list ``t`` (and their entry offsets), which the
-    binary searches of :func:`_list_block_scores` would otherwise miss on one by one."""
-    list_sterms, sterm, sterm_entries = ix[5], ix[6], ix[7]
-    lo = list_sterms[t]
-    hi = list_sterms[t + 1]
-    step_t = 64 // sterm.itemsize
-    step_e = 64 // sterm_entries.itemsize
-    for j in range(lo, hi, step_t):
-        prefetch(sterm, j)
-    for j in range(lo, hi, step_e):
-        prefetch(sterm_entries, j)
-
-
-@njit(cache=True, nogil=True)
-def _list_block_scores(
-    t: int,
-    q_terms: np.ndarray,
-    q_vals: np.ndarray,
-    ix: tuple,
-    acc: np.ndarray,
-    qsum: np.ndarray,
-    m_idx: np.ndarray,
-) -> int:
-    """Summary score of each block of list ``t`` into ``acc``; returns the block count.
-
-    Two passes: find the list's entries of every query term (``m_idx`` int64 scratch of
-    the query's length) and prefetch them, then accumulate them: the entries of
-    different terms lie far apart, and this way their misses overlap.
-    """
-    list_blocks, block_min, block_scale = ix[0], ix[3], ix[4]
-    list_sterms, sterm, sterm_entries, sentry_block, sentry_code = ix[5], ix[6], ix[7], ix[8], ix[9]
-    list_entries, list_block_bytes = ix[15], ix[16]
-    b0 = list_blocks[t]
-    nb = list_blocks[t + 1] - b0
-    acc[:nb] = 0.0
-    qsum[:nb] = 0.0
-    e_base = list_entries[t]
-    n_entries = list_entries[t + 1] - e_base
-    y_base = list_block_bytes[t]
-    width = id_bits(nb)
-    mask = (np.int64(1) << width) - 1
-    # Query terms and the list's summary terms are both ascending: a moving binary search.
-    lo = list_sterms[t]
-    hi = list_sterms[t + 1]
-    n_m = 0
-    for j in range(q_terms.shape[0]):
-        if lo >= hi:
-            break
-        u = q_terms[j]
-        idx = lo + np.searchsorted(sterm[lo:hi], u)
-        if idx < hi and sterm[idx] == u:
-            e0 = np.int64(sterm_entries[idx])
-            prefetch(sentry_code, e_base + e0)
-            prefetch(sentry_block, y_base + ((e0 * width) >> 3))
-            m_idx[n_m] = j
-            m_idx[n_m + 1] = idx
-            n_m += 2
-            lo = idx + 1
-        else:
-            lo = idx
-    for i in range(0, n_m, 2):
-        v = q_vals[m_idx[i]]
-        idx = m_idx[i + 1]
-        e0 = np.int64(sterm_entries[idx])
-        e1 = np.int64(sterm_entries[idx + 1]) if idx + 1 < hi else n_entries
-        for e in range(e0, e1):
-            pos = e * width
-            y = y_base + (pos >> 3)
-            x = np.int64(sentry_block[y]) | (np.int64(sentry_block[y + 1]) << 8)
-            x |= (np.int64(sentry_block[y + 2]) << 16) | (np.int64(sentry_block[y + 3]) << 24)
-            b = (x >> (pos & 7)) & mask
-            acc[b] += v * np.float32(sentry_code[e_base + e])
-            qsum[b] += v
-    for b in range(nb):
-        acc[b] = block_min[b0 + b] * qsum[b] + block_scale[b0 + b] * acc[b]
-    return nb
 
 
 @njit(cache=True, nogil=True)
@@ -319,33 +280,39 @@ def search_one(
     query_cut: int,
     heap_factor: float,
     global_order: bool,
-    ix: tuple,
+    lists,
+    summaries,
+    forward,
     allowed: np.ndarray,
-    scratch: tuple,
+    scratch: SearchScratch,
+    heap_scores: np.ndarray,
+    heap_rows: np.ndarray,
     out_rows: np.ndarray,
     out_scores: np.ndarray,
 ) -> None:
-    """Approximate top-k for one query: ``q_terms`` int32 ascending, ``q_vals`` float32.
+    """Approximate top-k for one query: ``q_terms`` int32 ascending, ``q_vals`` float32 > 0.
 
+    ``lists`` / ``summaries`` / ``forward``: the parts of the index (:mod:`index.layout`).
     ``allowed`` uint8 (n_docs,) masks caller rows out where 0 (length 0: no filter).
-    ``scratch`` = ``(dense float32 (dim,) zeroed, seen uint64 (n_docs/64+1,) zeroed,
-    words int32 (same), acc, qsum float32 (max blocks per list), cand_s float32, cand_b
-    int32 (candidate capacity), heap float32 (k,), heap int64 (k,), pend int64
-    (3 * _RING + 3,) with its last 3 zeroed, stats int64 (4,))``; the zeroed arrays are
-    left zeroed. Results go to ``out_rows`` int64 / ``out_scores`` float32 (k,), best
-    first, padded with -1 / 0.0.
+    ``heap_scores`` float32 / ``heap_rows`` int64 (k,) scratch. Results go to
+    ``out_rows`` int64 / ``out_scores`` float32 (k,), best first, ties to the lower row,
+    padded with -1 / 0.0.
     """
-    dense, seen, words, acc, qsum, cand_s, cand_b = scratch[:7]
-    heap_scores, heap_rows, stats = scratch[7], scratch[8], scratch[10]
-    list_blocks = ix[0]
+    dense = scratch.dense
+    block_scores = scratch.block_scores
+    cand_s = scratch.cand_scores
+    cand_b = scratch.cand_blocks
+    stats = scratch.stats
+    list_blocks = lists.list_blocks
+    block_offsets = lists.block_offsets
     nq = q_terms.shape[0]
     for j in range(nq):
         dense[q_terms[j]] = q_vals[j]
     order = np.argsort(-q_vals, kind="mergesort")
     n_cut = min(query_cut, nq)
     for ci in range(n_cut):
-        _prefetch_list_terms(q_terms[order[ci]], ix)
-    m_idx = np.empty(2 * nq, dtype=np.int64)
+        prefetch_list_terms(q_terms[order[ci]], summaries)
+    matches = np.empty(2 * nq, dtype=np.int64)
     size = 0
     n_words = 0
     k = heap_scores.shape[0]
@@ -353,38 +320,56 @@ def search_one(
     for ci in range(n_cut):
         t = q_terms[order[ci]]
         b0 = list_blocks[t]
-        nb = _list_block_scores(t, q_terms, q_vals, ix, acc, qsum, m_idx)
+        nb = list_block_scores(
+            t, q_terms, q_vals, lists, summaries, block_scores, scratch.block_qsum, matches
+        )
         stats[2] += nb
-        thr = -np.inf
-        if size == k:
-            thr = heap_factor * heap_scores[0]
+        stats[3] += 1
         if not global_order and ci > 0:
             # Seismic's loop after the first list: blocks in list order, each skipped
             # when its summary score is below heap_factor * heap_min at that moment.
-            block_docs = ix[1]
             for b in range(nb):
-                if size == k and acc[b] < heap_factor * heap_scores[0]:
+                if size == k and block_scores[b] < heap_factor * heap_scores[0]:
                     continue
                 stats[1] += 1
-                size, n_words = _score_block(
-                    block_docs[b0 + b], block_docs[b0 + b + 1], ix, allowed, scratch, size, n_words
+                size, n_words = _enqueue(
+                    block_offsets[b0 + b],
+                    block_offsets[b0 + b + 1],
+                    lists,
+                    forward,
+                    allowed,
+                    scratch,
+                    heap_scores,
+                    heap_rows,
+                    size,
+                    n_words,
                 )
             continue
+        thr = -np.inf
+        if size == k:
+            thr = heap_factor * heap_scores[0]
         for b in range(nb):
-            if acc[b] >= thr:
-                cand_s[nc] = acc[b]
+            if block_scores[b] >= thr:
+                cand_s[nc] = block_scores[b]
                 cand_b[nc] = b0 + b
                 nc += 1
         if not global_order:
-            size, n_words = _walk_blocks(nc, heap_factor, ix, allowed, scratch, size, n_words)
+            size, n_words = _walk_best_first(
+                nc, heap_factor, lists, forward, allowed, scratch, heap_scores, heap_rows, size,
+                n_words,
+            )  # fmt: skip
     if global_order:
-        size, n_words = _walk_blocks(nc, heap_factor, ix, allowed, scratch, size, n_words)
-    size = _flush(ix, scratch, size)
+        size, n_words = _walk_best_first(
+            nc, heap_factor, lists, forward, allowed, scratch, heap_scores, heap_rows, size,
+            n_words,
+        )  # fmt: skip
+    size = _drain(forward, scratch, heap_scores, heap_rows, size)
     heap_drain(heap_scores, heap_rows, size, out_rows, out_scores)
     for j in range(nq):
         dense[q_terms[j]] = 0.0
+    seen = scratch.seen
     for i in range(n_words):
-        seen[words[i]] = 0
+        seen[scratch.seen_words[i]] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -395,14 +380,19 @@ def search_serial(
     query_cut: int,
     heap_factor: float,
     global_order: bool,
-    ix: tuple,
+    lists,
+    summaries,
+    forward,
     allowed: np.ndarray,
-    scratch: tuple,
+    scratch: SearchScratch,
     out_rows: np.ndarray,
     out_scores: np.ndarray,
 ) -> None:
-    """Queries (CSR int64/int32/float32) one after another on the caller's thread with the
-    caller's scratch (see :func:`search_one`)."""
+    """Queries (CSR int64 / int32 / float32) one after another on the caller's thread with
+    the caller's scratch (see :func:`search_one`); ``out_*`` (n_queries, k)."""
+    k = out_rows.shape[1]
+    heap_scores = np.empty(k, dtype=np.float32)
+    heap_rows = np.empty(k, dtype=np.int64)
     for q in range(q_indptr.shape[0] - 1):
         a = q_indptr[q]
         b = q_indptr[q + 1]
@@ -412,31 +402,16 @@ def search_serial(
             query_cut,
             heap_factor,
             global_order,
-            ix,
+            lists,
+            summaries,
+            forward,
             allowed,
             scratch,
+            heap_scores,
+            heap_rows,
             out_rows[q],
             out_scores[q],
         )
-
-
-@njit(cache=True, nogil=True)
-def make_scratch(dim: int, n_docs: int, max_blocks: int, max_cand: int, k: int) -> tuple:
-    """Fresh scratch for :func:`search_one` (see there for the layout)."""
-    n_words = n_docs // 64 + 1
-    return (
-        np.zeros(dim, dtype=np.float32),
-        np.zeros(n_words, dtype=np.uint64),
-        np.empty(n_words, dtype=np.int32),
-        np.empty(max_blocks, dtype=np.float32),
-        np.empty(max_blocks, dtype=np.float32),
-        np.empty(max_cand, dtype=np.float32),
-        np.empty(max_cand, dtype=np.int32),
-        np.empty(k, dtype=np.float32),
-        np.empty(k, dtype=np.int64),
-        np.zeros(3 * _RING + 3, dtype=np.int64),
-        np.zeros(4, dtype=np.int64),
-    )
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -447,7 +422,9 @@ def search_batch(
     query_cut: int,
     heap_factor: float,
     global_order: bool,
-    ix: tuple,
+    lists,
+    summaries,
+    forward,
     allowed: np.ndarray,
     dim: int,
     max_blocks: int,
@@ -455,19 +432,20 @@ def search_batch(
     n_chunks: int,
     out_rows: np.ndarray,
     out_scores: np.ndarray,
+    stats: np.ndarray,
 ) -> None:
     """All queries, ``n_chunks`` contiguous chunks in parallel (``prange``); each chunk
-    allocates its scratch once and reuses it for its queries."""
+    allocates its scratch once and reuses it for its queries. ``stats`` int64
+    (n_chunks, N_STATS) receives each chunk's counters."""
     nq = q_indptr.shape[0] - 1
-    n_docs = ix[10].shape[0] - 1
-    k = out_rows.shape[1]
+    n_docs = forward.offsets.shape[0] - 1
     per = (nq + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         start = c * per
         stop = min(nq, start + per)
         if start >= stop:
             continue
-        scratch = make_scratch(dim, n_docs, max_blocks, max_cand, k)
+        scratch = make_scratch(dim, n_docs, max_blocks, max_cand)
         search_serial(
             q_indptr[start : stop + 1],
             q_indices,
@@ -475,9 +453,12 @@ def search_batch(
             query_cut,
             heap_factor,
             global_order,
-            ix,
+            lists,
+            summaries,
+            forward,
             allowed,
             scratch,
             out_rows[start:stop],
             out_scores[start:stop],
         )
+        stats[c, :] = scratch.stats

@@ -17,10 +17,11 @@ import scipy.sparse as sp
 
 from index import SeismicIndex, exact_search
 from index import reference as ref
+from index.kernels.block_scores import list_block_scores
 from index.kernels.blocking import sample_positions, splitmix64
-from index.kernels.exact import transpose_csr
+from index.kernels.exact import dot_dense_csr, transpose_csr
+from index.kernels.forward import forward_dot
 from index.kernels.pruning import doc_top_terms, prune_lists
-from index.kernels.search import _list_block_scores
 from index.kernels.summaries import block_summary, quantize
 from tests.index.conftest import zipf_splade
 
@@ -94,16 +95,39 @@ def test_block_scores_from_stored_layout(centroid_fraction) -> None:
     widths = set()
     acc = np.empty(idx._max_blocks, np.float32)
     qsum = np.empty(idx._max_blocks, np.float32)
+    lists, summaries, _ = idx.arrays
     for q in range(queries.shape[0]):
         qt = queries.indices[queries.indptr[q] : queries.indptr[q + 1]].astype(np.int32)
         qv = queries.data[queries.indptr[q] : queries.indptr[q + 1]]
-        m_idx = np.empty(2 * qt.shape[0], np.int64)
+        matches = np.empty(2 * qt.shape[0], np.int64)
         for t in qt:
-            nb = _list_block_scores(int(t), qt, qv, idx._ix, acc, qsum, m_idx)
+            nb = list_block_scores(int(t), qt, qv, lists, summaries, acc, qsum, matches)
             widths.add(nb > 256)
-            want = ref.list_block_scores(idx.arrays, int(t), qt, qv)
+            want = ref.list_block_scores(lists, summaries, int(t), qt, qv)
             np.testing.assert_allclose(acc[:nb], want, rtol=1e-5, atol=1e-6)
     assert widths == ({False, True} if centroid_fraction > 0.1 else {False})
+
+
+@pytest.mark.parametrize("dim", [300, 70_000])
+def test_forward_dot_sums_in_the_documented_order(dim) -> None:
+    """Both forward layouts (packed below 65,536 terms, split above) and the exact
+    kernel's CSR dot give the twin's float32 sum in four interleaved partials, bit for bit."""
+    rng = np.random.default_rng(11)
+    docs = zipf_splade(300, dim, 25, seed=12)
+    idx = SeismicIndex.build(docs, n_postings=None)
+    forward = idx.arrays.forward
+    dense = np.zeros(dim, np.float32)
+    dense[rng.choice(dim, size=40, replace=False)] = rng.random(40, dtype=np.float32)
+    indptr = docs.indptr.astype(np.int64)
+    for d in range(idx.n_docs):
+        row = int(forward.doc_rows[d])
+        a, e = int(forward.offsets[d]), int(forward.offsets[d + 1])
+        terms = docs.indices[indptr[row] : indptr[row + 1]]
+        values = docs.data[indptr[row] : indptr[row + 1]]
+        want = ref.dot_in_kernel_order(dense, terms, values)
+        got = forward_dot(dense, forward.packed, forward.terms, forward.values, a, e)
+        assert got == want
+        assert dot_dense_csr(dense, indptr, docs.indices, docs.data, row) == want
 
 
 def test_exact_search_vs_dense_twin(small) -> None:

@@ -97,20 +97,19 @@ def test_build_is_deterministic(corpus) -> None:
     docs, _ = corpus
     a = SeismicIndex.build(docs, seed=5)
     b = SeismicIndex.build(docs, seed=5)
-    for name, arr in a.arrays.items():
-        np.testing.assert_array_equal(arr, b.arrays[name], err_msg=name)
+    for name, arr in a.arrays.flat().items():
+        np.testing.assert_array_equal(arr, b.arrays.flat()[name], err_msg=name)
 
 
 def test_pruning_respects_budget(corpus) -> None:
     docs, _ = corpus
     idx = SeismicIndex.build(docs, n_postings=20, max_fraction=1.5)
-    lengths = np.diff(idx.arrays["block_docs"])
+    lists = idx.arrays.postings
+    lengths = np.diff(lists.block_offsets)
     assert lengths.min() >= 1
-    per_list = np.add.reduceat(
-        lengths, idx.arrays["list_blocks"][:-1][np.diff(idx.arrays["list_blocks"]) > 0]
-    )
+    per_list = np.add.reduceat(lengths, lists.list_blocks[:-1][np.diff(lists.list_blocks) > 0])
     assert per_list.max() <= 30
-    assert idx.arrays["postings"].shape[0] <= 20 * np.count_nonzero(np.diff(docs.indptr) >= 0)
+    assert lists.postings.shape[0] <= 20 * np.count_nonzero(np.diff(docs.indptr) >= 0)
 
 
 def test_empty_queries_and_rows(corpus) -> None:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from index import IndexFormatError, SeismicIndex
+from index.layout import LEGACY_NAMES
 from tests.index.conftest import zipf_splade
 
 
@@ -27,9 +28,9 @@ def test_round_trip_bit_for_bit(saved, corpus) -> None:
     idx, path = saved
     loaded = SeismicIndex.load(path)
     assert loaded.n_docs == idx.n_docs and loaded.dim == idx.dim and loaded.params == idx.params
-    for name, arr in idx.arrays.items():
-        assert loaded.arrays[name].dtype == arr.dtype
-        np.testing.assert_array_equal(loaded.arrays[name], arr, err_msg=name)
+    for name, arr in idx.arrays.flat().items():
+        assert loaded.arrays.flat()[name].dtype == arr.dtype
+        np.testing.assert_array_equal(loaded.arrays.flat()[name], arr, err_msg=name)
     _, queries = corpus
     a = idx.search(queries, k=10)
     b = loaded.search(queries, k=10)
@@ -40,7 +41,7 @@ def test_round_trip_bit_for_bit(saved, corpus) -> None:
 def test_load_memory_maps(saved) -> None:
     _, path = saved
     loaded = SeismicIndex.load(path, verify=False)
-    arr = loaded.arrays["postings"]
+    arr = loaded.arrays.postings.postings
     assert not arr.flags.owndata and not arr.flags.writeable
 
 
@@ -56,8 +57,8 @@ def test_round_trip_property(tmp_path, n_docs, dim, seed) -> None:
     path = tmp_path / f"ix-{n_docs}-{dim}-{seed}"
     idx.save(path)
     loaded = SeismicIndex.load(path)
-    for name, arr in idx.arrays.items():
-        np.testing.assert_array_equal(loaded.arrays[name], arr, err_msg=name)
+    for name, arr in idx.arrays.flat().items():
+        np.testing.assert_array_equal(loaded.arrays.flat()[name], arr, err_msg=name)
 
 
 def test_save_replaces_and_leaves_no_temp(tmp_path, corpus) -> None:
@@ -81,7 +82,7 @@ def _copy(src: Path, dst: Path) -> Path:
 def test_truncated_file_refused(saved, tmp_path) -> None:
     _, path = saved
     bad = _copy(path, tmp_path / "bad")
-    f = bad / "postings.arrow"
+    f = bad / "postings.postings.arrow"
     f.write_bytes(f.read_bytes()[:-100])
     with pytest.raises(IndexFormatError, match="truncated"):
         SeismicIndex.load(bad)
@@ -90,7 +91,7 @@ def test_truncated_file_refused(saved, tmp_path) -> None:
 def test_tampered_file_refused(saved, tmp_path) -> None:
     _, path = saved
     bad = _copy(path, tmp_path / "bad")
-    f = bad / "fwd_values.arrow"
+    f = bad / "forward.packed.arrow"
     raw = bytearray(f.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     f.write_bytes(bytes(raw))
@@ -101,7 +102,7 @@ def test_tampered_file_refused(saved, tmp_path) -> None:
 def test_missing_file_and_bad_manifest_refused(saved, tmp_path) -> None:
     _, path = saved
     bad = _copy(path, tmp_path / "bad")
-    (bad / "sterm.arrow").unlink()
+    (bad / "summaries.terms.arrow").unlink()
     with pytest.raises(IndexFormatError, match="missing"):
         SeismicIndex.load(bad)
     bad2 = _copy(path, tmp_path / "bad2")
@@ -119,10 +120,28 @@ def test_missing_file_and_bad_manifest_refused(saved, tmp_path) -> None:
 
 def test_inconsistent_arrays_refused(saved, tmp_path) -> None:
     idx, _ = saved
-    arrays = dict(idx.arrays)
-    arrays["postings"] = arrays["postings"].copy()
-    arrays["postings"][0] = idx.n_docs + 10
+    postings = idx.arrays.postings.postings.copy()
+    postings[0] = idx.n_docs + 10
+    arrays = idx.arrays._replace(postings=idx.arrays.postings._replace(postings=postings))
     broken = SeismicIndex(arrays, idx.params, idx.n_docs, idx.dim)
     broken.save(tmp_path / "broken")
     with pytest.raises(IndexFormatError, match="out of range"):
         SeismicIndex.load(tmp_path / "broken")
+
+
+def test_format_1_directory_still_loads(saved, corpus, tmp_path) -> None:
+    """An index saved by format 1 (arrays under their old names, float16 weights typed
+    float16) loads through the legacy name map and answers the same."""
+    idx, path = saved
+    old = _copy(path, tmp_path / "v1")
+    manifest = json.loads((old / "manifest.json").read_text())
+    entries = {}
+    for name, entry in manifest["arrays"].items():
+        legacy = LEGACY_NAMES[name]
+        (old / entry["file"]).rename(old / f"{legacy}.arrow")
+        entries[legacy] = {**entry, "file": f"{legacy}.arrow"}
+    manifest.update(format_version=1, arrays=entries)
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    loaded = SeismicIndex.load(old)
+    _, queries = corpus
+    np.testing.assert_array_equal(loaded.search(queries, k=10)[0], idx.search(queries, k=10)[0])
