@@ -43,6 +43,13 @@ class OverloadedError(ServiceError):
     code = "overloaded"
 
 
+class CollectionDamagedError(ServiceError):
+    """A collection's files are damaged: it is quarantined until ``lsr repair``."""
+
+    status = 503
+    code = "collection_damaged"
+
+
 class EncoderUnavailableError(ServiceError):
     """A collection's encoder cannot run on this install (a missing extra, a missing model)."""
 

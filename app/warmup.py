@@ -68,7 +68,12 @@ def warm_up(state: Any) -> None:
         except Exception:
             log.exception("warm-up of collection %s failed", name)
             continue
-        log.info("warm-up: collection %s ready (%d/%d, %.1fs)", name, i, len(names),
-                 time.perf_counter() - step)  # fmt: skip
+        log.info(
+            "warm-up: collection %s ready (%d/%d, %.1fs)",
+            name,
+            i,
+            len(names),
+            time.perf_counter() - step,
+        )
     state.ready = True
     log.info("warm-up done in %.1fs", time.perf_counter() - start)

@@ -89,8 +89,16 @@ class CollectionInfo(BaseModel):
     documents: int
 
 
+class DamagedCollection(BaseModel):
+    """A quarantined collection: what is damaged (``lsr repair`` recovers it)."""
+
+    name: str
+    damage: str
+
+
 class CollectionList(BaseModel):
     collections: list[CollectionInfo]
+    damaged: list[DamagedCollection] = Field(default_factory=list)
 
 
 class DocumentIn(Strict):

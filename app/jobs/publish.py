@@ -11,18 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from app.jobs.errors import JobStateError
 from app.jobs.shards import ShardStore
 from app.jobs.vocab import load_saved
-
-
-def half_precision(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weights rounded to float16 steps, as the service stores them (zeros dropped)."""
-    rounded = values.astype(np.float16).astype(np.float32)
-    keep = rounded > 0
-    return indices[keep].astype(np.int32), rounded[keep]
 
 
 def publish_collection(store: ShardStore, data_dir: Path, name: str, encoder: str, dim: int,
@@ -33,8 +24,8 @@ def publish_collection(store: ShardStore, data_dir: Path, name: str, encoder: st
     that ``{token: weight}`` vectors sent to it map the same way."""
     from app.services.registry import CollectionRegistry
     from app.settings import Settings
+    from app.storage.batch import DocumentBatch
     from app.storage.collection import CollectionConfig
-    from app.storage.vectors import SparseVector
 
     registry = CollectionRegistry(Settings(data_dir=data_dir))
     registry.root.mkdir(parents=True, exist_ok=True)
@@ -49,12 +40,7 @@ def publish_collection(store: ShardStore, data_dir: Path, name: str, encoder: st
     try:
         for number in store.complete_shards():
             doc_ids, matrix = store.read_shard(number, dim)
-            vectors = []
-            for row in range(matrix.shape[0]):
-                lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
-                vectors.append(SparseVector(*half_precision(matrix.indices[lo:hi],
-                                                            matrix.data[lo:hi])))  # fmt: skip
-            collection.write(doc_ids, vectors, [None] * len(doc_ids), upsert=True)
+            collection.write(DocumentBatch.of(doc_ids, matrix), upsert=True)
             documents += len(doc_ids)
         collection.seal()
         stats = collection.stats()

@@ -19,9 +19,9 @@ from app.errors import ConflictError, InvalidInputError, NotFoundError, Overload
 from app.jobs.vocab import Vocabulary, vectors_to_csr
 from app.services.encoders import NO_ENCODER
 from app.services.imports import ImportRoots, ImportSource
-from app.services.search import SearchService, _quantise
+from app.services.search import SearchService
 from app.settings import Settings
-from app.storage.vectors import rows_from_csr
+from app.storage.batch import DocumentBatch
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_JOBS = 16
@@ -83,8 +83,9 @@ class JobManager:
         active = sum(j.state in ("queued", "running") for j in self._jobs.values())
         if active >= MAX_QUEUED_JOBS:
             raise OverloadedError(f"{active} jobs are queued or running; wait for some to finish")
-        job = Job(uuid.uuid4().hex[:16], name, source.display, req.batch_size, req.upsert,
-                  req.limit)  # fmt: skip
+        job = Job(
+            uuid.uuid4().hex[:16], name, source.display, req.batch_size, req.upsert, req.limit
+        )
         self._jobs[job.id] = job
         self._executor.submit(self._run, job, corpus, source)
         return job.out()
@@ -165,13 +166,7 @@ class JobManager:
             enc = self.service.encoders.get(coll.config.encoder)
             limit = self.settings.max_text_length
             matrix = enc.encode_documents([d.text[:limit] for d in unique])
-        vectors = rows_from_csr(matrix)
-        coll.write(
-            ids,
-            [_quantise(v) for v in vectors],
-            [None] * len(unique),
-            upsert=job.upsert,
-        )
+        coll.write(DocumentBatch.of(ids, matrix), upsert=job.upsert)
         job.done += len(batch)
         if coll.needs_seal():
             self.service.registry.wake()

@@ -15,9 +15,10 @@ from app.errors import InvalidInputError, NotFoundError
 from app.services.encoders import NO_ENCODER, EncoderPool
 from app.services.registry import CollectionRegistry
 from app.settings import Settings
+from app.storage.batch import DocumentBatch
 from app.storage.collection import Collection, CollectionConfig
 from app.storage.filters import MetadataFilter
-from app.storage.vectors import SparseVector, make_vector, rows_from_csr
+from app.storage.vectors import SparseVector, make_vector, rows_from_csr, to_csr
 
 QUERY_PARAM_NAMES = ("query_cut", "heap_factor")
 
@@ -90,7 +91,11 @@ class SearchService:
                 out.append(self._info(self.registry.get(name)))
             except NotFoundError:
                 continue
-        return schemas.CollectionList(collections=out)
+        damaged = [
+            schemas.DamagedCollection(name=n, damage=d)
+            for n, d in sorted(self.registry.damaged.items())
+        ]
+        return schemas.CollectionList(collections=out, damaged=damaged)
 
     def health(self) -> dict[str, Any]:
         """Collections open, and those that cannot serve: their encoder cannot run here."""
@@ -99,7 +104,11 @@ class SearchService:
             encoder = self.registry.get(name).config.encoder
             if encoder in self.encoders.unavailable:
                 unavailable[name] = self.encoders.unavailable[encoder]
-        return {"collections": len(self.registry.names()), "collections_unavailable": unavailable}
+        return {
+            "collections": len(self.registry.names()),
+            "collections_unavailable": unavailable,
+            "collections_damaged": dict(self.registry.damaged),
+        }
 
     def stats(self, name: str) -> dict[str, Any]:
         coll = self.registry.get(name)
@@ -156,17 +165,16 @@ class SearchService:
         return enc
 
     # -------------------------------------------------------------- writes
-    def document_vectors(
-        self, coll: Collection, docs: Sequence[schemas.DocumentIn]
-    ) -> list[SparseVector]:
-        """Validate every document, encode the texts in one batch, quantise to float16 steps."""
+    def document_batch(self, coll: Collection, docs: Sequence[schemas.DocumentIn]) -> DocumentBatch:
+        """Validate every document alone, encode the texts in one call and keep the encoder's
+        CSR as it is (given vectors join it row by row); quantised once, in the batch."""
         if len(docs) > self.settings.max_batch:
             raise InvalidInputError(
                 f"{len(docs)} documents; the limit per request is {self.settings.max_batch}"
             )
         seen: set[str] = set()
-        vectors: list[SparseVector | None] = []
-        texts: list[tuple[int, str]] = []
+        given: dict[int, SparseVector] = {}
+        texts: list[str] = []
         for i, doc in enumerate(docs):
             where = f"documents[{i}]"
             if len(doc.id) > self.settings.max_id_length:
@@ -185,27 +193,29 @@ class SearchService:
             if doc.text is not None:
                 self._check_text(doc.text, where, allow_empty=True)
                 self._encoder_for_text(coll, where)
-                texts.append((i, doc.text))
-                vectors.append(None)
+                texts.append(doc.text)
             else:
-                vectors.append(self.to_vector(coll, doc.vector, f"{where}.vector"))
+                given[i] = self.to_vector(coll, doc.vector, f"{where}.vector")
+        encoded = None
         if texts:
-            enc = self.encoders.get(coll.config.encoder)
-            encoded = rows_from_csr(enc.encode_documents([t for _, t in texts]))
-            for (i, _), vec in zip(texts, encoded, strict=True):
-                vectors[i] = vec
-        return [_quantise(v) for v in vectors]  # type: ignore[arg-type]
+            encoded = self.encoders.get(coll.config.encoder).encode_documents(texts)
+        if encoded is not None and not given:
+            vectors = encoded
+        else:
+            text_rows = iter(rows_from_csr(encoded) if encoded is not None else [])
+            rows = [given[i] if i in given else next(text_rows) for i in range(len(docs))]
+            vectors = to_csr(rows, coll.config.dim)
+        return DocumentBatch.of([d.id for d in docs], vectors, [d.metadata for d in docs])
 
     def write_documents(
         self, name: str, req: schemas.DocumentsIn, upsert: bool
     ) -> schemas.WriteResult:
         coll = self.registry.get(name)
-        vectors = self.document_vectors(coll, req.documents)
-        ids = [d.id for d in req.documents]
-        coll.write(ids, vectors, [d.metadata for d in req.documents], upsert=upsert)
+        batch = self.document_batch(coll, req.documents)
+        coll.write(batch, upsert=upsert)
         if coll.needs_seal():
             self.registry.wake()
-        return schemas.WriteResult(written=len(ids), ids=ids)
+        return schemas.WriteResult(written=len(batch), ids=batch.doc_ids)
 
     def delete_documents(self, name: str, req: schemas.DeleteIn) -> schemas.DeleteResult:
         if len(req.ids) > self.settings.max_batch:
@@ -387,14 +397,6 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> None:
         json.dumps(metadata, allow_nan=False)
     except ValueError as exc:
         raise InvalidInputError(f"{where}: {exc} (NaN and infinity are not JSON)") from exc
-
-
-def _quantise(vec: SparseVector) -> SparseVector:
-    """Round weights to float16 steps, as the sealed index stores them, so a document scores
-    the same before and after its segment is sealed."""
-    values = vec.values.astype(np.float16).astype(np.float32)
-    keep = values > 0
-    return SparseVector(vec.indices[keep], values[keep])
 
 
 def _hit(h: Any) -> schemas.Hit:

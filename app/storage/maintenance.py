@@ -7,7 +7,6 @@ files and segment folders the manifest no longer needs are removed.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from app.storage.files import write_json_atomic
-from app.storage.segment import SealedSegment
-from app.storage.wal import WriteAheadLog, list_wal_files
+from app.storage.checked import write_checked_json
+from app.storage.sealed import SealedSegment
+from app.storage.wal import WriteAheadLog, list_wal_files, mark_path
 
 if TYPE_CHECKING:
     from app.storage.collection import Collection
@@ -52,7 +51,7 @@ class SealAndMerge:
                     self._publish()
                 n = frozen.n_rows
                 deleted_now = self._deleted[frozen.seg_id][:n].copy()
-            lines = [json.dumps(m, separators=(",", ":")) for m in frozen.metadata[:n]]
+            lines = [frozen.metadata_line(r) for r in range(n)]
             csr = copy_csr(frozen.csr(n))
             path = self.path / "segments" / seg_dir(frozen.seg_id)
             SealedSegment.write(
@@ -156,10 +155,11 @@ class SealAndMerge:
                 seg.save_deleted(deleted)
                 self._persisted[seg.seg_id] = deleted.copy()
         self._manifest = manifest_dict([s.seg_id for s in self._sealed], wal_seq, self._next_id)
-        write_json_atomic(self.path / "manifest.json", self._manifest)
+        write_checked_json(self.path / "manifest.json", self._manifest)
         for seq, wal_file in list_wal_files(self.path / "wal"):
             if seq < wal_seq:
                 wal_file.unlink(missing_ok=True)
+                mark_path(self.path / "wal", seq).unlink(missing_ok=True)
 
 
 def manifest_dict(segments: list[int], wal_seq: int, next_id: int) -> dict[str, Any]:

@@ -393,6 +393,7 @@ def test_readyz_waits_for_warm_up(data_dir: Path) -> None:
             "ready": False,
             "collections": 0,
             "collections_unavailable": {},
+            "collections_damaged": {},
         }
         assert c.get("/healthz").status_code == 200
 
