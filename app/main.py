@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import AppState
 from app.api.middleware import BodyLimitAndMetrics
-from app.api.routes import collections, documents, health, jobs, metrics, search
+from app.api.routes import collections, docs, documents, health, jobs, metrics, search
 from app.errors import ServiceError
 from app.metrics import Metrics
 from app.services.encoders import EncoderPool
@@ -147,10 +147,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Learned sparse retrieval over a Seismic index: collections, search, jobs.",
         lifespan=lifespan,
+        docs_url=None,  # self-hosted below: the default pages load from a CDN
+        redoc_url=None,
     )
     _install_handlers(app)
     # the hot search routes first: routing tries routes in order
-    for module in (search, documents, collections, health, jobs, metrics):
+    for module in (search, documents, collections, health, jobs, metrics, docs):
         app.include_router(module.router)
-    app.add_middleware(BodyLimitAndMetrics, max_bytes=settings.max_request_bytes, metrics=metrics_)
+    docs.mount_assets(app)
+    app.add_middleware(
+        BodyLimitAndMetrics,
+        max_bytes=settings.max_request_bytes,
+        metrics=metrics_,
+        body_timeout_s=settings.body_timeout_s,
+    )
     return app

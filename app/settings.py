@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     max_vector_terms: int = Field(4096, ge=1, description="non-zeros per given vector")
     max_k: int = Field(1000, ge=1)
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="seconds a request body may take to arrive before a 408"
+    )
     max_id_length: int = Field(512, ge=1)
     # concurrency
     threads: int = Field(2, ge=1, description="search/encode worker threads")
