@@ -23,7 +23,7 @@ from app.services.pool import WorkerPool
 from app.services.registry import CollectionRegistry
 from app.services.search import SearchService
 from app.settings import Settings
-from app.warmup import warm_up
+from app.warmup import stop_children, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            stop_children(state)
             state.jobs.close()
             state.search_pool.shutdown()
             state.write_pool.shutdown()

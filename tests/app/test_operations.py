@@ -40,3 +40,19 @@ def test_a_body_that_never_finishes_is_answered_408(tmp_path: Path) -> None:
         assert httpx.get(srv.url + "/healthz").status_code == 200  # the server goes on
     finally:
         srv.stop()
+
+
+def test_first_start_is_ready_without_waiting_for_index_build_kernels(tmp_path: Path) -> None:
+    """A fresh install (empty Numba cache) is ready as soon as its encoders are loaded: the
+    kernels that build an index compile afterwards, in a child process, logged."""
+    env = {"LSR_WARMUP": "true", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    srv = ServerProcess(tmp_path / "data", env)
+    start = time.monotonic()
+    srv.start()
+    ready_after = time.monotonic() - start
+    try:
+        log = srv.log.read_text()
+        assert "warm-up done in" in log and "ready" in log
+        assert ready_after < 30, ready_after  # the build kernels alone take over a minute here
+    finally:
+        srv.stop()
