@@ -3,7 +3,8 @@
     python benchmarks/bench_csr.py [--model encoders/models/csr-minilm] [--data-dir ../shared/data]
         [--ks 16 32 64 128] [--device auto] [--embeddings-cache FILE] [--seismic]
 
-Baseline in the same process: the dense all-MiniLM-L6-v2 embeddings (cosine, exact). CSR:
+Baselines in the same process: the dense all-MiniLM-L6-v2 embeddings (cosine, exact) and
+BM25 (``encoders.bm25``, the eval's analyser; exact; ``--no-bm25`` skips it). CSR:
 the same embeddings through the TopK autoencoder at each ``k``, exact inner-product search
 (``index.exact_search``, or scipy with ``--search scipy``). ``--seismic`` also builds a
 ``SeismicIndex`` over the k=64 codes and reports its nDCG@10 and recall@10 against exact.
@@ -27,24 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from encoders.csr import load_csr  # noqa: E402
-from encoders.training.retrieval import (  # noqa: E402
-    COLLECTIONS,
-    load_beir,
-    ndcg_at_10,
-    top_dense,
-    top_sparse,
+from encoders.training.evaluate import (  # noqa: E402
+    embeddings_for,
+    evaluate_collection,
+    format_table,
+    summarize,
 )
-
-
-def embeddings_for(encoder, coll, cache: dict[str, np.ndarray], limit: int | None):
-    """(doc, query) dense embeddings of a collection, from ``cache`` when present."""
-    key_d, key_q = f"{coll.name}/docs", f"{coll.name}/queries"
-    if key_d not in cache:
-        t = time.perf_counter()
-        cache[key_d] = encoder.embedder.embed(coll.doc_texts[:limit], progress=True)
-        cache[key_q] = encoder.embedder.embed(coll.query_texts)
-        cache[f"{coll.name}/seconds"] = np.array(time.perf_counter() - t)
-    return cache[key_d].astype(np.float32), cache[key_q].astype(np.float32)
+from encoders.training.retrieval import COLLECTIONS, load_beir, ndcg_at_10  # noqa: E402
 
 
 def seismic_row(docs, queries, exact_rows, coll) -> dict[str, float]:
@@ -76,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit-docs", type=int, default=None, help="first N documents (smoke runs)")
     p.add_argument("--search", choices=("index", "scipy"), default="index")
     p.add_argument("--seismic", action="store_true", help="also search a SeismicIndex at k=64")
+    p.add_argument("--no-bm25", action="store_true", help="skip the BM25 column")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_bench.json")
     args = p.parse_args(argv)
 
@@ -89,38 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     for coll in colls.values():
         if args.limit_docs:
             coll.doc_ids = coll.doc_ids[: args.limit_docs]
-        embeddings_for(encoder, coll, cache, args.limit_docs)
+            coll.doc_texts = coll.doc_texts[: args.limit_docs]
+        embeddings_for(encoder, coll, cache)
     if args.embeddings_cache and not args.embeddings_cache.is_file():
         np.savez(args.embeddings_cache, **{k: v.astype(np.float16) for k, v in cache.items()})
-    results: dict[str, dict] = {}
-    for name, coll in colls.items():
-        d, q = embeddings_for(encoder, coll, cache, args.limit_docs)
-        dense = ndcg_at_10(*top_dense(q, d), coll.query_ids, coll.doc_ids, coll.qrels)
-        row: dict = {"docs": len(coll.doc_ids), "queries": len(coll.query_ids), "dense": dense}
-        for k in ks:
-            docs_k, queries_k = encoder.sparsify(d, k), encoder.sparsify(q, k)
-            ranked = top_sparse(queries_k, docs_k, use_index=args.search == "index")
-            score = ndcg_at_10(*ranked, coll.query_ids, coll.doc_ids, coll.qrels)
-            row[f"csr_k{k}"] = score
-            row[f"ratio_k{k}"] = score / dense if dense else float("nan")
-            row[f"doc_nnz_k{k}"] = float(np.diff(docs_k.indptr).mean())
-            if args.seismic and k == 64:
-                row["seismic_k64"] = seismic_row(docs_k, queries_k, ranked[0], coll)
-        results[name] = row
 
-    header = f"{'collection':<10} {'dense':>7} " + " ".join(f"{'k=' + str(k):>7}" for k in ks)
-    print(header + f" {'k64/dense':>10}")
-    for name, row in results.items():
-        cells = " ".join(f"{row[f'csr_k{k}']:>7.4f}" for k in ks)
-        ratio = f"{row['ratio_k64']:>10.3f}" if "ratio_k64" in row else ""
-        print(f"{name:<10} {row['dense']:>7.4f} {cells} {ratio}")
-    summary = {
-        f"mean_ratio_k{k}": float(np.mean([r[f"ratio_k{k}"] for r in results.values()])) for k in ks
+    def seismic(docs, queries, exact_rows, coll) -> dict:
+        return {"seismic_k64": seismic_row(docs, queries, exact_rows, coll)}
+
+    options = {"use_index": args.search == "index", "bm25": not args.no_bm25}
+    options["extra"] = seismic if args.seismic else None
+    results = {
+        name: evaluate_collection(encoder, coll, ks, cache, **options)
+        for name, coll in colls.items()
     }
-    summary.update(
-        {f"min_ratio_k{k}": float(np.min([r[f"ratio_k{k}"] for r in results.values()])) for k in ks}
-    )
-    print("summary:", {k: round(v, 4) for k, v in summary.items()})
+    summary = summarize(results, ks)
+    print(format_table({"collections": results, "summary": summary, "ks": ks}))
     cmd = sys.argv[1:] if argv is None else argv
     out = {
         "command": " ".join(["python benchmarks/bench_csr.py", *cmd]),

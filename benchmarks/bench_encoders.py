@@ -10,6 +10,9 @@ difference from a float32 reference. Writes JSON to ``benchmarks/results/``.
 
     python benchmarks/bench_encoders.py --model splade-tiny \\
         --texts ../shared/data/vectors/docstring_docs.txt.gz --n 20000 --max-length 256
+
+``--gpu-batch-sweep`` runs ``benchmarks/bench_encoder_batching.py`` instead (our default batch
+sizing vs fixed batch sizes; its own arguments).
 """
 
 from __future__ import annotations
@@ -43,6 +46,14 @@ def read_texts(path: Path, n: int) -> list[str]:
             out.append(line.rstrip("\n"))
             if len(out) >= n:
                 break
+    return out
+
+
+def write_report(report: dict[str, Any], out: Path) -> Path:
+    """Write a benchmark's JSON (creating its folder) and say where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
     return out
 
 
@@ -143,13 +154,13 @@ def bench_ours(name: str, texts: list[str], device: str, args, out: dict[str, An
             )
         torch.backends.cuda.matmul.allow_tf32 = False
         order = np.argsort([-len(t) for t in subset], kind="stable")
-        pre = list(enc._doc_batcher.batches(subset, order, bs))
+        policy = enc._policy(bs, None)
+        pre = list(enc._doc_batcher.batches(subset, order, policy))
         gpu_secs = timed(lambda: enc._run_streams(enc.doc_model, iter(pre), None), device)
         out["gpu_only_docs_per_s"] = len(subset) / gpu_secs
         print(f"  GPU part alone (pre-tokenised, 2 streams): {len(subset) / gpu_secs:,.0f} docs/s")
         tok_secs = timed(
-            lambda: [None for _ in enc._doc_batcher.batches(subset, np.arange(len(subset)), bs)],
-            "cpu",
+            lambda: [None for _ in enc._doc_batcher.batches(subset, order, policy)], "cpu"
         )
         out["tokenize_only_texts_per_s"] = len(subset) / tok_secs
         print(f"  tokenisation alone (our batcher): {len(subset) / tok_secs:,.0f} texts/s")
@@ -308,6 +319,12 @@ def bench_head(args, out: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--gpu-batch-sweep" in argv:  # default vs fixed batch sizes: its own script
+        from benchmarks.bench_encoder_batching import main as batch_sweep
+
+        argv.remove("--gpu-batch-sweep")
+        return batch_sweep(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument(
@@ -373,10 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         report["datasets"][name] = data
     if "cuda" in devices and "head" not in args.skip:
         bench_head(args, report)
-    out = args.out or RESULTS / f"encoders_{'gpu' if 'cuda' in devices else 'cpu'}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(
+        report, args.out or RESULTS / f"encoders_{'gpu' if 'cuda' in devices else 'cpu'}.json"
+    )
     return 0
 
 

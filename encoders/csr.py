@@ -21,6 +21,7 @@ from encoders.config import EncoderConfig
 from encoders.csr_embedder import DEFAULT_DENSE_MODEL, DenseEmbedder, resolve_device
 from encoders.csr_sae import SAEConfig, TopKSAE
 from encoders.errors import EncoderError
+from encoders.resources import cpu_lanes
 
 
 @dataclass
@@ -80,6 +81,9 @@ class CSREncoder(SparseEncoder):
         device: str | torch.device = "auto",
         max_length: int = 256,
         dense_model_dir: str | Path | None = None,
+        batch_size: int | None = None,
+        token_budget: int | None = None,
+        lanes: int = 1,
     ) -> None:
         self.settings = settings
         self.device = resolve_device(device)
@@ -91,6 +95,9 @@ class CSREncoder(SparseEncoder):
             "model_dir": dense_model_dir,
             "device": self.device,
             "max_length": max_length,
+            "batch_size": batch_size,
+            "token_budget": token_budget,
+            "lanes": lanes,
         }
 
     @property
@@ -169,7 +176,10 @@ def load_csr(
 
     ``options``: ``device`` ("auto"), ``k`` (default k for both sides), ``query_k``,
     ``max_length``, ``dense_model_dir`` (where all-MiniLM-L6-v2 lives), ``embedder``
-    (a ready :class:`DenseEmbedder`). Other loader options (e.g. ``dtype``) are ignored.
+    (a ready :class:`DenseEmbedder`), ``batch_size`` / ``token_budget`` (the embedder's
+    batching), ``num_threads`` (torch threads on the CPU; default from the CPUs this process
+    was given, :func:`encoders.resources.torch_threads`). Other loader options (e.g.
+    ``dtype``) are ignored.
     """
     model_dir = Path(model_dir)
     cfg = EncoderConfig.from_dict(config) if config is not None else EncoderConfig.load(model_dir)
@@ -183,11 +193,16 @@ def load_csr(
     sae_cfg = SAEConfig.from_dict(cfg.extra["sae"]) if "sae" in cfg.extra else None
     sae = TopKSAE.load(model_dir, sae_cfg)
     max_length = options.get("max_length") or cfg.max_length
+    device = resolve_device(options.get("device") or "auto")
+    lanes = cpu_lanes(options.get("num_threads")) if device.type == "cpu" else 1
     return CSREncoder(
         sae,
         settings,
         embedder=options.get("embedder"),
-        device=options.get("device") or "auto",
+        device=device,
         max_length=int(max_length),
         dense_model_dir=options.get("dense_model_dir"),
+        batch_size=options.get("batch_size"),
+        token_budget=options.get("token_budget"),
+        lanes=lanes,
     )

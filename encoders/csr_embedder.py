@@ -14,12 +14,14 @@ import importlib.util
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from encoders.batching import BatchPolicy, cut_batches
 from encoders.errors import ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -87,9 +89,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 class DenseEmbedder:
     """Texts -> L2-normalised mean-pooled embeddings, ``(n, dim)`` float32.
 
-    Texts are tokenised once, sorted by token length and run in padded batches, so
-    little compute goes to padding. On CUDA the transformer runs in ``dtype`` (fp16 by
-    default); pooling and normalisation are always float32.
+    Texts are tokenised once, sorted by token length and run in padded batches of about a
+    budget of padded tokens (:class:`encoders.batching.BatchPolicy`; ``batch_size`` fixes
+    texts per batch instead), so little compute goes to padding and the batches depend on
+    the texts alone. On CUDA the transformer runs in ``dtype`` (fp16 by default); pooling
+    and normalisation are always float32.
     """
 
     def __init__(
@@ -100,6 +104,8 @@ class DenseEmbedder:
         dtype: torch.dtype | None = None,
         max_length: int = 256,
         batch_size: int | None = None,
+        token_budget: int | None = None,
+        lanes: int = 1,
     ) -> None:
         from transformers import AutoModel
 
@@ -127,8 +133,12 @@ class DenseEmbedder:
         self.max_length = int(max_length)
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.no_padding()
-        self.batch_size = batch_size or (256 if self.device.type == "cuda" else 32)
+        default = BatchPolicy.for_device(self.device)
+        self.policy = BatchPolicy(
+            token_budget or default.token_budget, default.max_texts, batch_size
+        )
         self.dim = int(self.model.config.hidden_size)
+        self.lanes = max(1, int(lanes)) if self.device.type == "cpu" else 1
 
     @staticmethod
     def _load_tokenizer(source: str, local: bool) -> Tokenizer:
@@ -144,38 +154,62 @@ class DenseEmbedder:
         """Word-piece ids per text, with [CLS]/[SEP], truncated to ``max_length``."""
         return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
 
-    @torch.inference_mode()
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """Embeddings of ``texts``: ``(len(texts), dim)`` float32, unit L2 norm per row."""
+        """Embeddings of ``texts``: ``(len(texts), dim)`` float32, unit L2 norm per row.
+
+        On the CPU, ``lanes`` batches run side by side, one torch thread each
+        (:func:`encoders.resources.cpu_lanes`), so the result does not depend on the lanes."""
         out = np.zeros((len(texts), self.dim), np.float32)
         if len(texts) == 0:
             return out
         ids = self.tokenize(texts)
         lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
         order = np.argsort(-lengths, kind="stable")
-        starts = range(0, len(order), self.batch_size)
+        sizes = [size for size, _ in cut_batches(lengths[order], self.policy)]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+        batches = [order[a : a + n] for a, n in zip(starts, sizes, strict=True)]
+        bar = None
         if progress:
             from tqdm import tqdm
 
-            starts = tqdm(starts, desc="embed", unit="batch")
-        for start in starts:
-            rows = order[start : start + self.batch_size]
-            width = int(lengths[rows].max())
-            batch = np.zeros((len(rows), width), np.int64)
-            for j, row in enumerate(rows):
-                batch[j, : lengths[row]] = ids[row]
-            input_ids = torch.from_numpy(batch).to(self.device, non_blocking=True)
-            mask = (
-                torch.arange(width, device=self.device)[None, :]
-                < torch.from_numpy(lengths[rows]).to(self.device)[:, None]
-            )
-            hidden = self.model(
-                input_ids=input_ids,
-                attention_mask=mask.long(),
-                token_type_ids=torch.zeros_like(input_ids),
-            ).last_hidden_state.float()
-            m = mask.unsqueeze(-1).float()
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-            out[rows] = pooled.cpu().numpy()
+            bar = tqdm(total=len(batches), desc="embed", unit="batch")
+
+        def run(rows: np.ndarray) -> None:
+            out[rows] = self._embed_batch([ids[r] for r in rows])
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            if self.lanes > 1 and len(batches) > 1:
+                with ThreadPoolExecutor(self.lanes, thread_name_prefix="lsr-embed") as pool:
+                    list(pool.map(run, batches))
+            else:
+                for rows in batches:
+                    run(rows)
+        finally:
+            if bar is not None:
+                bar.close()
         return out
+
+    @torch.inference_mode()
+    def _embed_batch(self, id_lists: list[list[int]]) -> np.ndarray:
+        """One batch of token ids (longest first) -> (B, dim) float32 unit embeddings."""
+        lengths = np.fromiter((len(x) for x in id_lists), np.int64, len(id_lists))
+        width = int(lengths.max())
+        batch = np.zeros((len(id_lists), width), np.int64)
+        for j, row in enumerate(id_lists):
+            batch[j, : len(row)] = row
+        input_ids = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        mask = (
+            torch.arange(width, device=self.device)[None, :]
+            < torch.from_numpy(lengths).to(self.device)[:, None]
+        )
+        hidden = self.model(
+            input_ids=input_ids,
+            attention_mask=mask.long(),
+            token_type_ids=torch.zeros_like(input_ids),
+        ).last_hidden_state.float()
+        m = mask.unsqueeze(-1).float()
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+        pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled.cpu().numpy()

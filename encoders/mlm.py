@@ -10,6 +10,7 @@ vocabulary logits never exist at once, and never in float32.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import torch
@@ -85,6 +86,9 @@ class SpladeMLM:
     "bf16" (~0.02 per weight on splade-tiny). The CPU path treats tf32/fp16 as "bf16x3".
     ``body_dtype`` bfloat16 runs the transformer under autocast (worth it for BERT-base
     sized models; ~0.06 absolute error per weight on splade-tiny), float32 by default.
+    ``head_autotune`` lets Triton's autotuner pick the fused head's tile by timing (the
+    pick, and so perhaps the last bits, can differ between processes); by default the tile is
+    pinned and the weights are a function of the input alone.
     ``weights(input_ids, lengths)`` -> (B, V) float32 SPLADE weights on the device.
     """
 
@@ -96,6 +100,7 @@ class SpladeMLM:
         body_dtype: torch.dtype = torch.float32,
         precision: str = "fp16",
         fused: bool | None = None,
+        head_autotune: bool = False,
     ) -> None:
         decoder = model.get_output_embeddings()
         if decoder is None or not hasattr(decoder, "weight"):
@@ -109,6 +114,7 @@ class SpladeMLM:
         if precision not in PRECISIONS:
             raise ValueError(f"head precision {precision!r} is not one of {PRECISIONS}")
         self.precision = precision
+        self.head_config = None if head_autotune else 0
         self.split = precision != "bf16"  # the CPU path has no tf32/fp16 kernel: it splits
         self.vocab_size, self.hidden_size = int(weight.shape[0]), int(weight.shape[1])
         self.decoder_bias = bias.to(device).contiguous()  # (V,) float32
@@ -130,16 +136,19 @@ class SpladeMLM:
         self.can_screen = device.type == "cpu" and not self.fused and not low_precision
         self._screened: ScreenedHead | None = None
         self._packed: torch.jit.ScriptModule | None = None
+        self._lazy_lock = threading.Lock()  # CPU lanes may ask for the screen at once
 
     def _warm_up(self) -> None:
-        """Compile and autotune the fused kernel now, in one thread: Triton's autotuner is
-        not thread-safe, and encoding runs batches from several threads."""
-        # A realistic shape: the autotuner keeps the tile it picks here for every batch.
+        """Compile (and autotune, when asked) the fused kernel now, in one thread: Triton's
+        compiler and autotuner are not thread-safe, and encoding runs batches from several
+        threads."""
+        # A realistic shape: an autotuner keeps the tile it picks here for every batch.
         gen = torch.Generator(device=self.device).manual_seed(0)
         high = min(2000, self.vocab_size)
         ids = torch.randint(high // 2, high, (128, 256), device=self.device, generator=gen)
         lengths = torch.randint(16, 257, (128,), device=self.device, generator=gen)
-        self.weights(ids, lengths.to(torch.int32))
+        with torch.cuda.device(self.device):  # Triton compiles for the current device
+            self.weights(ids, lengths.to(torch.int32))
         torch.cuda.synchronize(self.device)
 
     @classmethod
@@ -186,6 +195,7 @@ class SpladeMLM:
                 self.weight_t,
                 self.decoder_bias,
                 precision=self.precision,
+                config=self.head_config,
             )
         if mask is not None:
             # Padding takes the text's first token, which the max already includes:
@@ -203,9 +213,10 @@ class SpladeMLM:
         queries); otherwise padded, as :meth:`hidden` (length-sorted documents)."""
         if not self.can_screen:
             raise ValueError("the screened head needs a float32 head on the CPU")
-        if self._screened is None:
-            self._packed = packed_body(self.body)
-            self._screened = ScreenedHead(self.decoder_weight, self.decoder_bias)
+        with self._lazy_lock:
+            if self._screened is None:
+                self._packed = packed_body(self.body)
+                self._screened = ScreenedHead(self.decoder_weight, self.decoder_bias)
         n_docs, n_tokens = input_ids.shape
         if lengths is None:
             lengths = torch.full((n_docs,), n_tokens, dtype=torch.int32)

@@ -31,6 +31,7 @@ ENCODER_TYPES: dict[str, str] = {
     "splade": "encoders.splade:load_splade",
     "splade-inference-free": "encoders.inference_free:load_inference_free",
     "csr": "encoders.csr:load_csr",
+    "bm25": "encoders.bm25:load_bm25",
 }
 
 
@@ -54,6 +55,11 @@ MODELS: dict[str, ModelSpec] = {
         name="csr-minilm",
         description="all-MiniLM-L6-v2 + TopK sparse autoencoder (CSR), weights in this package",
         package_dir=PACKAGE_MODELS / "csr-minilm",
+    ),
+    "bm25": ModelSpec(
+        name="bm25",
+        description="BM25 term weights (Lucene, k1 0.9, b 0.4, the eval's analyser); fit first",
+        package_dir=PACKAGE_MODELS / "bm25",
     ),
 }
 

@@ -8,10 +8,12 @@ one transfer per batch. Rows come back in input order.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from encoders.base import (
 )
 from encoders.batching import (
     Batcher,
+    BatchPolicy,
     TokenBatch,
     load_tokenizer,
     sort_by_length,
@@ -38,10 +41,12 @@ from encoders.batching import (
 from encoders.config import EncoderConfig
 from encoders.errors import EncoderError
 from encoders.mlm import SpladeMLM, pick_device, pick_dtype
+from encoders.resources import cpu_lanes
 
 logger = logging.getLogger(__name__)
 
-SparseRows = tuple[np.ndarray, np.ndarray, np.ndarray]  # per-row counts, columns, values
+# A batch's rows (text positions), then its per-row counts, columns and values.
+SparseRows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def prune_on_device(weights: torch.Tensor, top_k: int | None, threshold: float) -> torch.Tensor:
@@ -75,29 +80,45 @@ class SpladeEncoder(SparseEncoder):
         config: EncoderConfig,
         query_model: SpladeMLM | None = None,
         batch_size: int | None = None,
+        token_budget: int | None = None,
         tokenizer_threads: int | None = None,
         gpu_streams: int = 2,
+        cpu_lanes: int = 1,
     ) -> None:
         self.config = config
         self.doc_model = doc_model
         self.query_model = query_model or doc_model
         self.device = doc_model.device
         self.gpu_streams = max(1, int(gpu_streams))
-        self.batch_size = batch_size or (128 if self.device.type == "cuda" else 32)
-        # On the GPU, one tokenising thread: each batch is tokenised by the GPU worker that
-        # takes it (the fast tokenizer spreads one batch over all cores), while the other
-        # stream's batch runs on the device. More Python threads over the tokenizer's own pool
-        # oversubscribe the cores and starve the kernel launches (H100 sweep, 16 cores, vs 8
-        # threads: package texts 121k vs 75k /s at batch 1,024, equal at 512; docstrings
-        # 32.8k vs 26.4k at 512; benchmarks/results/encoder_threads_h100.json).
-        if tokenizer_threads is None and self.device.type == "cuda":
-            tokenizer_threads = 1
-        threads = tokenizer_threads or min(8, max(1, (os.cpu_count() or 2) // 2))
+        # CPU: batches side by side, one torch thread each (encoders.resources.cpu_lanes).
+        self.cpu_lanes = max(1, int(cpu_lanes))
+        # Batches by a budget of padded tokens (encoders.batching); ``batch_size`` fixes the
+        # number of texts a batch instead. Either way the batches are a function of the
+        # texts and these settings only, so results do not depend on the caller's process.
+        default = BatchPolicy.for_device(self.device)
+        self.policy = replace(
+            default, token_budget=token_budget or default.token_budget, batch_size=batch_size
+        )
+        # One tokenising thread: the fast tokenizer spreads each call over all cores; more
+        # Python threads over its pool oversubscribe the cores and starve the kernel launches
+        # (H100 sweep, 16 cores: package texts 121k vs 75k /s with 8 threads;
+        # benchmarks/results/encoder_threads_h100.json).
+        threads = tokenizer_threads or 1
         self._doc_tok = truncating_copy(tokenizer, config.max_length)
         self._query_tok = truncating_copy(tokenizer, config.query_max_length)
-        self._doc_batcher = Batcher(self._doc_tok, 0, self.device, threads)
-        self._query_batcher = Batcher(self._query_tok, 0, self.device, threads)
+        self._doc_batcher = Batcher(self._doc_tok, 0, threads)
+        self._query_batcher = Batcher(self._query_tok, 0, threads)
         self._names = [tokenizer.id_to_token(i) or f"[unused{i}]" for i in range(self.dim)]
+
+    @property
+    def batch_size(self) -> int | None:
+        """The fixed texts per batch when one was set; None: batches by token budget."""
+        return self.policy.batch_size
+
+    @property
+    def token_budget(self) -> int:
+        """Padded tokens (texts x longest text) a batch holds at most, by default."""
+        return self.policy.token_budget
 
     @property
     def dim(self) -> int:
@@ -108,19 +129,42 @@ class SpladeEncoder(SparseEncoder):
         return self._names
 
     def encode_documents(
-        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        token_budget: int | None = None,
     ) -> sp.csr_array:
-        """(len(texts), dim) document vectors, truncated at ``config.max_length`` tokens."""
+        """(len(texts), dim) document vectors, truncated at ``config.max_length`` tokens.
+
+        Hand over whole shards: the encoder sorts and batches them itself (by a budget of
+        padded tokens; ``batch_size`` fixes texts per batch instead)."""
+        policy = self._policy(batch_size, token_budget)
         return self._encode(
-            texts, self.doc_model, self._doc_batcher, batch_size, show_progress, screen="each"
+            texts, self.doc_model, self._doc_batcher, policy, show_progress, screen="each"
         )
 
     def encode_queries(
-        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        token_budget: int | None = None,
     ) -> sp.csr_array:
         """(len(texts), dim) query vectors, truncated at ``config.query_max_length`` tokens."""
+        policy = self._policy(batch_size, token_budget)
         return self._encode(
-            texts, self.query_model, self._query_batcher, batch_size, show_progress, screen="batch"
+            texts, self.query_model, self._query_batcher, policy, show_progress, screen="batch"
+        )
+
+    def _policy(self, batch_size: int | None, token_budget: int | None) -> BatchPolicy:
+        """This call's batching: the encoder's policy with the call's overrides."""
+        if batch_size is None and token_budget is None:
+            return self.policy
+        return replace(
+            self.policy,
+            batch_size=batch_size,
+            token_budget=token_budget or self.policy.token_budget,
         )
 
     def _run_batch(
@@ -142,7 +186,7 @@ class SpladeEncoder(SparseEncoder):
             result = sparse_to_host(weights)
         if progress is not None:
             progress.update(len(batch.rows))
-        return result
+        return (batch.rows, *result)
 
     def _run_streams(
         self, model: SpladeMLM, batches: Iterator[TokenBatch], progress: Any
@@ -158,15 +202,13 @@ class SpladeEncoder(SparseEncoder):
         errors: list[BaseException] = []
 
         def worker() -> None:
-            stream = torch.cuda.Stream(device=self.device)
             try:
-                with torch.cuda.stream(stream), torch.inference_mode():
-                    while not errors:
-                        with lock:
-                            item = next(numbered, None)
-                        if item is None:
-                            return
-                        results[item[0]] = self._run_batch(model, item[1], progress)
+                # A new thread starts on cuda:0: make this encoder's device current (Triton
+                # launches on the current device), then give the thread its own stream.
+                with torch.cuda.device(self.device):
+                    stream = torch.cuda.Stream(device=self.device)
+                    with torch.cuda.stream(stream), torch.inference_mode():
+                        self._drain(model, numbered, lock, results, errors, progress)
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
 
@@ -181,19 +223,54 @@ class SpladeEncoder(SparseEncoder):
             raise errors[0]
         return [results[i] for i in range(len(results))]
 
+    def _run_lanes(
+        self, model: SpladeMLM, batches: Iterator[TokenBatch], progress: Any, screen: str | None
+    ) -> list[SparseRows]:
+        """Batches over ``cpu_lanes`` threads (torch ops release the GIL), each op on one
+        torch thread, so every batch's sums are the same whatever the number of lanes."""
+
+        def run(batch: TokenBatch) -> SparseRows:
+            with torch.inference_mode():  # thread-local: set in the lane's own thread
+                return self._run_batch(model, batch, progress, screen)
+
+        parts: list[SparseRows] = []
+        with ThreadPoolExecutor(self.cpu_lanes, thread_name_prefix="lsr-cpu") as pool:
+            pending: deque[Future[SparseRows]] = deque()
+            for batch in batches:
+                pending.append(pool.submit(run, batch))
+                if len(pending) >= 2 * self.cpu_lanes:  # bounded: the batcher stays ahead
+                    parts.append(pending.popleft().result())
+            parts.extend(future.result() for future in pending)
+        return parts
+
+    def _drain(
+        self,
+        model: SpladeMLM,
+        numbered: Iterator[tuple[int, TokenBatch]],
+        lock: threading.Lock,
+        results: dict[int, SparseRows],
+        errors: list[BaseException],
+        progress: Any,
+    ) -> None:
+        """One stream's loop: take the next batch (under ``lock``) and run it, until none
+        are left or another stream failed."""
+        while not errors:
+            with lock:
+                item = next(numbered, None)
+            if item is None:
+                return
+            results[item[0]] = self._run_batch(model, item[1], progress)
+
     def _encode(
         self,
         texts: Sequence[str],
         model: SpladeMLM,
         batcher: Batcher,
-        batch_size: int | None,
+        policy: BatchPolicy,
         show_progress: bool,
         screen: str | None = None,
     ) -> sp.csr_array:
         texts = validate_texts(texts)
-        batch_size = batch_size or self.batch_size
-        if batch_size < 1:
-            raise EncoderError(f"batch_size must be >= 1, got {batch_size}")
         # Whitespace-only texts have no terms: they get an empty row, not [CLS]/[SEP] weights.
         rows = np.fromiter((i for i, t in enumerate(texts) if t.strip()), np.int64)
         if rows.size == 0:
@@ -204,27 +281,37 @@ class SpladeEncoder(SparseEncoder):
             from tqdm.auto import tqdm
 
             progress = tqdm(total=len(order), unit="text", desc="encoding")
-        batches = batcher.batches(texts, order, batch_size)
+        batches = batcher.batches(texts, order, policy)
         try:
             if self.device.type == "cuda" and self.gpu_streams > 1:
                 parts = self._run_streams(model, batches, progress)
+            elif self.device.type == "cpu" and self.cpu_lanes > 1:
+                parts = self._run_lanes(model, batches, progress, screen)
             else:
-                with torch.inference_mode():
+                with on_device(self.device), torch.inference_mode():
                     parts = [self._run_batch(model, b, progress, screen) for b in batches]
         finally:
+            batches.close()  # stops the batcher's thread when a batch failed
             if progress is not None:
                 progress.close()
-        counts = np.concatenate([p[0] for p in parts] + [np.zeros(1, np.int32)])
+        counts = np.concatenate([p[1] for p in parts] + [np.zeros(1, np.int32)])
         sorted_matrix = csr_from_parts(
             counts,
-            np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]),
+            np.concatenate([p[3] for p in parts]),
             self.dim,
         )
-        # Row j of sorted_matrix is text order[j]; the extra last row is the empty vector.
-        source = np.full(len(texts), len(order), np.int64)
-        source[order] = np.arange(len(order))
+        # Row j of sorted_matrix is the j-th text batched; the extra last row is empty.
+        batched = np.concatenate([p[0] for p in parts])
+        source = np.full(len(texts), len(batched), np.int64)
+        source[batched] = np.arange(len(batched))
         return take_rows(sorted_matrix, source)
+
+
+def on_device(device: torch.device) -> contextlib.AbstractContextManager:
+    """Make ``device`` current for the block (CUDA), so kernels that launch on the current
+    device (Triton's) run where the tensors are; a no-op on the CPU."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def pick_body_dtype(name: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -250,6 +337,7 @@ def build_splade(
         "body_dtype": pick_body_dtype(options.pop("body_dtype", None), device),
         "precision": options.pop("head_precision", "fp16"),
         "fused": options.pop("fused", None),
+        "head_autotune": bool(options.pop("head_autotune", False)),
     }
     overrides = {
         k: options.pop(k)
@@ -258,15 +346,9 @@ def build_splade(
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = replace(config, **overrides)
-    num_threads = options.pop("num_threads", None)
-    if num_threads is None and device.type == "cpu":
-        # Half the cores, at most 8: a query is a few small ops, and OpenMP barriers across
-        # all cores of a busy machine cost far more than the arithmetic (180 ms vs 6 ms
-        # for one query on a loaded 2-core box). Pass num_threads to override.
-        num_threads = max(1, min(8, (os.cpu_count() or 2) // 2))
-    if num_threads and torch.get_num_threads() != int(num_threads):
-        logger.info("torch intra-op threads: %d -> %d", torch.get_num_threads(), num_threads)
-        torch.set_num_threads(int(num_threads))
+    num_threads = options.pop("num_threads", None)  # CPU lanes; the GPU path ignores it
+    if device.type == "cpu":
+        options["cpu_lanes"] = cpu_lanes(num_threads)  # the CPUs this process was given
     doc_dir = (model_dir / config.model).resolve()
     doc_model = SpladeMLM.from_pretrained(doc_dir, device, **model_kwargs)
     query_model = None
@@ -280,7 +362,7 @@ def build_splade(
 
 def runtime_options(rest: dict[str, Any]) -> dict[str, Any]:
     """The encoder's own keyword options; anything else left over is a user error."""
-    names = ("batch_size", "tokenizer_threads", "gpu_streams")
+    names = ("batch_size", "token_budget", "tokenizer_threads", "gpu_streams", "cpu_lanes")
     picked = {k: rest.pop(k) for k in names if rest.get(k) is not None}
     rest = {k: v for k, v in rest.items() if v is not None}
     if rest:

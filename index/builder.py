@@ -1,4 +1,9 @@
-"""The build pipeline: posting lists -> static pruning -> blocking -> summaries -> arrays."""
+"""The build pipeline: forward index -> static pruning -> blocking -> summaries -> arrays.
+
+Every input goes through a :class:`index.sources.CsrSource`, read twice chunk by chunk,
+so a matrix in memory and Parquet shards on disk build the same index, bit for bit, and
+the input never has to fit in memory as a whole (see :mod:`index.build_steps`).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,22 @@ from dataclasses import asdict, dataclass
 import numba
 import numpy as np
 
-from index.kernels.blocking import cluster_lists
-from index.kernels.exact import transpose_csr
-from index.kernels.pruning import doc_top_terms, prune_lists
-from index.kernels.reorder import locality_keys, permute_csr, renumber_blocks
-from index.kernels.summaries import (
-    pack_block_ids,
-    pack_summaries,
-    summarize_blocks,
-    transpose_summaries,
+from index.build_steps import (
+    Forward,
+    SummaryParts,
+    fill_forward,
+    forward_parts,
+    reordered_offsets,
+    scan,
+    summarize,
+    threshold_bits,
 )
+from index.kernels.blocking import cluster_lists
+from index.kernels.pruning import cap_lists, doc_top_terms, transpose_pruned
+from index.kernels.reorder import locality_keys, renumber_blocks
 from index.layout import BlockSummaries, ForwardIndex, IndexArrays, PostingLists
-from index.validation import MAX_WEIGHT, CsrArrays
+from index.sources import CsrSource
+from index.storage import ArrayParts
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +86,14 @@ class BuildParams:
 
 
 class _Clock:
-    """Logs the seconds each build phase took (DEBUG level)."""
+    """Logs the seconds each build phase took (INFO level: a large build takes minutes)."""
 
     def __init__(self) -> None:
-        self.last = time.perf_counter()
+        self.start = self.last = time.perf_counter()
 
     def mark(self, phase: str) -> None:
         now = time.perf_counter()
-        log.debug("build phase %s: %.2f s", phase, now - self.last)
+        log.info("build: %s took %.1f s", phase, now - self.last)
         self.last = now
 
 
@@ -101,229 +110,168 @@ def _offset_dtype(max_value: int) -> type:
     return np.int32 if max_value < 2**31 else np.int64
 
 
-# Bounded scratch for one batch of block summaries (entries, 8 bytes each).
-_SUMMARY_BATCH = 1 << 25
+@dataclass
+class _Postings:
+    """Pruned posting lists grouped into blocks (rows are input rows until renumbered)."""
+
+    list_blocks: np.ndarray
+    block_offsets: np.ndarray
+    rows: np.ndarray
+    doc_order: np.ndarray  # new document number -> input row
 
 
-def _summaries(
-    block_docs: np.ndarray,
-    rows: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    data: np.ndarray,
-    alpha: float,
-    dim: int,
-    n_chunks: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Quantised summaries of all blocks, block-major: ``(terms int32, codes uint8,
-    block_min, block_scale, offsets int64 (n_blocks+1,))``.
-
-    Computed in batches whose summed upper bounds (the blocks' total non-zeros) fit a
-    bounded buffer, so memory stays flat for large corpora; one pass over the documents.
-    """
-    n_blocks = block_docs.shape[0] - 1
-    doc_nnz = np.diff(indptr)
-    per_block = np.zeros(n_blocks, dtype=np.int64)
-    if rows.shape[0]:
-        per_block = np.add.reduceat(doc_nnz[rows], block_docs[:-1]).astype(np.int64)
-        per_block = np.minimum(per_block, dim)
-    sizes = np.zeros(n_blocks, dtype=np.int64)
-    parts_t, parts_v = [], []
-    b = 0
-    while b < n_blocks:
-        ends = np.cumsum(per_block[b:])
-        e = b + max(1, int(np.searchsorted(ends, _SUMMARY_BATCH, side="right")))
-        bound = np.concatenate([[0], ends[: e - b]]).astype(np.int64)
-        buf_t = np.empty(int(bound[-1]), dtype=np.int32)
-        buf_v = np.empty(int(bound[-1]), dtype=np.float32)
-        bsizes = np.zeros(e - b, dtype=np.int64)
-        summarize_blocks(
-            block_docs[b : e + 1],
-            rows,
-            indptr,
-            indices,
-            data,
-            alpha,
-            dim,
-            n_chunks,
-            bound,
-            buf_t,
-            buf_v,
-            bsizes,
-        )
-        keep = np.repeat(bound[:-1] - np.concatenate([[0], np.cumsum(bsizes)[:-1]]), bsizes)
-        keep += np.arange(int(bsizes.sum()))
-        parts_t.append(buf_t[keep])
-        parts_v.append(buf_v[keep])
-        sizes[b:e] = bsizes
-        b = e
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    terms = np.concatenate(parts_t) if parts_t else np.empty(0, dtype=np.int32)
-    vals = np.concatenate(parts_v) if parts_v else np.empty(0, dtype=np.float32)
-    codes = np.empty(terms.shape[0], dtype=np.uint8)
-    block_min = np.empty(n_blocks, dtype=np.float32)
-    block_scale = np.empty(n_blocks, dtype=np.float32)
-    pack_summaries(offsets, sizes, terms, vals, offsets, terms, codes, block_min, block_scale)
-    return terms, codes, block_min, block_scale, offsets
-
-
-def _forward_index(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, dim: int, doc_rows: np.ndarray
-) -> ForwardIndex:
-    """The forward index: float16 weights packed with their uint16 term ids into one uint32
-    per entry (one cache stream per document) when ``dim <= 65536``; otherwise int32 terms
-    and float16 bits apart. The unused form is stored empty."""
-    bits = data.astype(np.float16).view(np.uint16)
-    if dim <= 1 << 16:
-        packed = (indices.astype(np.uint32) << np.uint32(16)) | bits.astype(np.uint32)
-        return ForwardIndex(
-            offsets=indptr,
-            packed=packed,
-            terms=np.empty(0, dtype=np.int32),
-            values=np.empty(0, dtype=np.uint16),
-            doc_rows=doc_rows,
-        )
-    return ForwardIndex(
-        offsets=indptr,
-        packed=np.empty(0, dtype=np.uint32),
-        terms=indices.astype(np.int32),
-        values=bits,
-        doc_rows=doc_rows,
-    )
-
-
-def build_arrays(docs: CsrArrays, params: BuildParams) -> IndexArrays:
-    """All arrays of a Seismic index over ``docs`` (see :class:`index.SeismicIndex`)."""
-    if docs.nnz and float(docs.data.max()) > MAX_WEIGHT:
-        raise ValueError(f"docs has weights above {MAX_WEIGHT}, too large for float16 storage")
-    dim = docs.n_cols
-    n_threads = numba.get_num_threads()
-    clock = _Clock()
-    offsets, rows, values = transpose_csr(docs.indptr, docs.indices, docs.data, dim)
-    lengths = np.diff(offsets)
+def _posting_lists(forward: Forward, df: np.ndarray, params: BuildParams, n_chunks: int):
+    """Statically pruned lists: the global budget, then the per-list cap."""
+    dim = df.shape[0]
     if params.n_postings is None:
-        threshold, cap = 0.0, int(lengths.max(initial=0))
+        threshold, cap = 0, int(df.max(initial=0))
     else:
-        budget = int(params.n_postings) * int(np.count_nonzero(lengths))
-        threshold = 0.0
-        if values.shape[0] > budget:
-            threshold = float(np.partition(values, values.shape[0] - budget)[-budget])
+        budget = int(params.n_postings) * int(np.count_nonzero(df))
+        hist = np.bincount(
+            (forward.packed & np.uint32(0xFFFF)).astype(np.uint16)
+            if forward.packed.shape[0]
+            else forward.bits,
+            minlength=1 << 16,
+        )
+        threshold = threshold_bits(hist, budget)
         cap = max(1, int(params.max_fraction * params.n_postings))
-    offsets, rows, values = prune_lists(offsets, rows, values, np.float32(threshold), cap)
-    lengths = np.diff(offsets)
-    clock.mark("transpose+prune")
-    log.debug("pruned to %d postings (threshold %.4g, cap %d)", rows.shape[0], threshold, cap)
+    offsets, rows, bits = transpose_pruned(*forward.arrays, threshold, dim, n_chunks)
+    if int(np.diff(offsets).max(initial=0)) > cap:
+        offsets, rows, bits = cap_lists(offsets, rows, bits, cap)
+    log.debug("pruned to %d postings (threshold bits %d, cap %d)", rows.shape[0], threshold, cap)
+    return offsets, rows, bits
 
-    top_terms, top_vals, top_len = doc_top_terms(
-        docs.indptr, docs.indices, docs.data, int(params.doc_cut)
-    )
+
+def _blocks(
+    forward: Forward, offsets: np.ndarray, rows: np.ndarray, bits: np.ndarray,
+    params: BuildParams, n_chunks: int, clock: _Clock,
+) -> _Postings:  # fmt: skip
+    """Blocking, compaction of empty blocks, and the document order for locality."""
+    dim = offsets.shape[0] - 1
+    n_docs = forward.offsets.shape[0] - 1
+    lengths = np.diff(offsets)
+    top_terms, top_bits, top_len = doc_top_terms(*forward.arrays, int(params.doc_cut))
     n_centroids = np.where(
         lengths > 0, np.maximum(1, (params.centroid_fraction * lengths).astype(np.int64)), 0
     ).astype(np.int64)
     block_base = np.concatenate([[0], np.cumsum(n_centroids)]).astype(np.int64)
     list_order = np.argsort(-lengths, kind="stable")[: int(np.count_nonzero(lengths))]
-    n_chunks = max(1, 4 * n_threads)
-    rows, block_sizes = cluster_lists(
-        offsets,
-        rows,
-        values,
-        n_centroids,
-        block_base,
-        int(params.seed),
-        int(params.min_cluster_size),
-        list_order.astype(np.int64),
-        n_chunks,
-        docs.indptr,
-        docs.indices,
-        docs.data,
-        top_terms,
-        top_vals,
-        top_len,
-    )
+    grouped, block_sizes = cluster_lists(
+        offsets, rows, bits, n_centroids, block_base, int(params.seed),
+        int(params.min_cluster_size), list_order.astype(np.int64), n_chunks,
+        *forward.arrays, top_terms, top_bits, top_len,
+    )  # fmt: skip
     clock.mark("blocking")
     heaviest = np.where(top_len > 0, top_terms[:, 0], -1).astype(np.int32)
-    del top_terms, top_vals, top_len, values
-    keys = locality_keys(offsets, block_sizes, block_base, rows, heaviest)
-    row_ids = np.argsort(keys, kind="stable").astype(np.int64)
+    del top_terms, top_bits, top_len
+    keys = locality_keys(offsets, block_sizes, block_base, grouped, heaviest)
+    doc_order = np.argsort(keys, kind="stable").astype(np.int64)
     del keys, heaviest
-    new_of_old = np.empty(docs.n_rows, dtype=np.int32)
-    new_of_old[row_ids] = np.arange(docs.n_rows, dtype=np.int32)
-    fwd_indptr, fwd_indices, fwd_data = permute_csr(docs.indptr, docs.indices, docs.data, row_ids)
+    if n_docs and doc_order.shape[0] != n_docs:
+        raise AssertionError("document order lost rows")
     nonempty = block_sizes > 0
     list_of_block = np.repeat(np.arange(dim, dtype=np.int64), n_centroids)[nonempty]
     blocks_per_list = np.bincount(list_of_block, minlength=dim)
-    list_blocks = np.concatenate([[0], np.cumsum(blocks_per_list)]).astype(np.int64)
-    block_docs = np.concatenate([[0], np.cumsum(block_sizes[nonempty])]).astype(np.int64)
-    renumber_blocks(rows, block_docs, new_of_old)
-    del new_of_old
-
-    clock.mark("reorder")
-    s_terms, s_codes, block_min, block_scale, sum_offsets = _summaries(
-        block_docs,
-        rows,
-        fwd_indptr,
-        fwd_indices,
-        fwd_data,
-        float(params.summary_energy),
-        dim,
-        n_chunks,
-    )
-    n_entries = int(sum_offsets[-1])
-    clock.mark("block summaries")
-    sentry_block = np.empty(n_entries, dtype=np.int64)
-    sentry_code = np.empty(n_entries, dtype=np.uint8)
-    u_terms = np.empty(n_entries, dtype=np.int32)
-    u_start = np.empty(n_entries, dtype=np.int64)
-    u_count = np.zeros(dim, dtype=np.int64)
-    transpose_summaries(
-        list_blocks,
-        sum_offsets,
-        s_terms,
-        s_codes,
-        sentry_block,
-        sentry_code,
-        u_terms,
-        u_start,
-        u_count,
-    )
-    del s_terms, s_codes
-    list_first_entry = sum_offsets[list_blocks[:-1]]
-    n_unique = int(u_count.sum())
-    list_sterms = np.concatenate([[0], np.cumsum(u_count)]).astype(np.int64)
-    take = np.repeat(list_first_entry - list_sterms[:-1], u_count) + np.arange(n_unique)
-    list_entries = sum_offsets[list_blocks].astype(np.int64)
-    # Offsets relative to the list's first entry fit 16 bits for all but huge lists.
-    sterm_entries = u_start[take] - np.repeat(list_entries[:-1], u_count)
-    per_list = np.diff(list_entries)
     if blocks_per_list.max(initial=0) > 1 << 24:
         raise ValueError("a posting list has more than 2**24 blocks; lower centroid_fraction")
-    widths = np.maximum(1, np.ceil(np.log2(np.maximum(blocks_per_list, 1))).astype(np.int64))
-    list_block_bytes = np.concatenate([[0], np.cumsum((widths * per_list + 7) // 8)])
-    list_block_bytes = list_block_bytes.astype(np.int64)
-    # 4 spare bytes: the reader loads 4 bytes at a time.
-    block_bytes = np.zeros(int(list_block_bytes[-1]) + 4, dtype=np.uint8)
-    pack_block_ids(list_entries, list_blocks, list_block_bytes, sentry_block, block_bytes)
+    list_blocks = np.concatenate([[0], np.cumsum(blocks_per_list)]).astype(np.int64)
+    block_offsets = np.concatenate([[0], np.cumsum(block_sizes[nonempty])]).astype(np.int64)
+    return _Postings(list_blocks, block_offsets, grouped, doc_order)
 
-    clock.mark("summaries")
+
+def _summaries(parts: SummaryParts, list_blocks: np.ndarray, term_dtype: type) -> BlockSummaries:
+    """The summaries' arrays from the per-batch parts (concatenated)."""
+    list_terms = np.concatenate([[0], np.cumsum(parts.n_unique)]).astype(np.int64)
+    list_entries = np.concatenate([[0], np.cumsum(parts.n_entries)]).astype(np.int64)
+    list_block_bytes = np.concatenate([[0], np.cumsum(parts.n_bytes)]).astype(np.int64)
+    entries_dtype = np.uint16 if parts.n_entries.max(initial=0) < 1 << 16 else np.uint32
+
+    def cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype)
+
+    return BlockSummaries(
+        block_min=parts.block_min,
+        block_scale=parts.block_scale,
+        list_terms=list_terms,
+        terms=cat(parts.terms, term_dtype),
+        term_entries=cat(parts.term_entries, entries_dtype),
+        list_entries=list_entries,
+        codes=cat(parts.codes, np.uint8),
+        # 4 spare bytes: the reader loads 4 bytes at a time.
+        entry_blocks=np.concatenate([cat(parts.entry_blocks, np.uint8), np.zeros(4, np.uint8)]),
+        list_block_bytes=list_block_bytes,
+    )
+
+
+def build_arrays(source: CsrSource, params: BuildParams, stream_forward: bool = False):
+    """All arrays of a Seismic index over the rows of ``source``.
+
+    Returns :class:`index.layout.IndexArrays`; with ``stream_forward`` the forward index's
+    entries come as :class:`index.storage.ArrayParts` (for :func:`index.storage.save_arrays`),
+    gathered part by part when they are written, never whole in memory.
+    """
+    clock = _Clock()
+    n_chunks = max(1, 4 * numba.get_num_threads())
+    stats = scan(source)
+    clock.mark(f"read pass 1 ({stats.n_rows} rows, {stats.nnz} non-zeros)")
+    forward = fill_forward(source, stats)
+    clock.mark("read pass 2 (forward index)")
+    offsets, rows, bits = _posting_lists(forward, stats.df, params, n_chunks)
+    clock.mark(f"static pruning ({rows.shape[0]} postings kept)")
+    post = _blocks(forward, offsets, rows, bits, params, n_chunks, clock)
+    del offsets, rows, bits
+    dim = stats.n_cols
     term_dtype = _smallest_uint(dim - 1)
-    return IndexArrays(
-        postings=PostingLists(
-            list_blocks=list_blocks,
-            block_offsets=block_docs.astype(_offset_dtype(rows.shape[0])),
-            postings=rows.astype(np.int32, copy=False),
-        ),
-        summaries=BlockSummaries(
-            block_min=block_min,
-            block_scale=block_scale,
-            list_terms=list_sterms,
-            terms=u_terms[take].astype(term_dtype),
-            term_entries=sterm_entries.astype(
-                np.uint16 if per_list.max(initial=0) < 1 << 16 else np.uint32
-            ),
-            list_entries=list_entries,
-            codes=sentry_code,
-            entry_blocks=block_bytes,
-            list_block_bytes=list_block_bytes,
-        ),
-        forward=_forward_index(fwd_indptr, fwd_indices, fwd_data, dim, row_ids.astype(np.int32)),
+    parts = summarize(
+        post.list_blocks, post.block_offsets, post.rows, forward,
+        float(params.summary_energy), n_chunks, term_dtype,
+    )  # fmt: skip
+    summaries = _summaries(parts, post.list_blocks, term_dtype)
+    del parts
+    clock.mark(f"summaries ({summaries.codes.shape[0]} entries)")
+    new_of_old = np.empty(stats.n_rows, dtype=np.int32)
+    new_of_old[post.doc_order] = np.arange(stats.n_rows, dtype=np.int32)
+    renumber_blocks(post.rows, post.block_offsets, new_of_old)
+    del new_of_old
+    lists = PostingLists(
+        list_blocks=post.list_blocks,
+        block_offsets=post.block_offsets.astype(_offset_dtype(post.rows.shape[0])),
+        postings=post.rows,
+    )
+    fwd = _forward(forward, post.doc_order, stream_forward)
+    clock.mark("forward index in document order")
+    log.info("build: %.1f s in all", time.perf_counter() - clock.start)
+    return IndexArrays(postings=lists, summaries=summaries, forward=fwd)
+
+
+def _forward(forward: Forward, order: np.ndarray, stream: bool) -> ForwardIndex:
+    """The forward index in the new document order: in memory, or as parts to write."""
+    offsets = reordered_offsets(forward, order)
+    doc_rows = order.astype(np.int32)
+    split = forward.packed.shape[0] == 0
+    nnz = int(offsets[-1])
+    if stream:
+
+        def part(k: int, dtype: type):
+            return lambda: (p[k] for p in forward_parts(forward, order))
+
+        u32, i32, u16 = np.dtype(np.uint32), np.dtype(np.int32), np.dtype(np.uint16)
+        return ForwardIndex(
+            offsets=offsets,
+            packed=ArrayParts(u32, 0 if split else nnz, part(0, u32)),
+            terms=ArrayParts(i32, nnz if split else 0, part(1, i32)),
+            values=ArrayParts(u16, nnz if split else 0, part(2, u16)),
+            doc_rows=doc_rows,
+        )
+    pieces = list(forward_parts(forward, order))
+
+    def cat(k: int, dtype: type) -> np.ndarray:
+        return np.concatenate([p[k] for p in pieces]) if pieces else np.empty(0, dtype)
+
+    return ForwardIndex(
+        offsets=offsets,
+        packed=cat(0, np.uint32),
+        terms=cat(1, np.int32),
+        values=cat(2, np.uint16),
+        doc_rows=doc_rows,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from index.builder import BuildParams, build_arrays
 from index.kernels.exact import check_vector
 from index.kernels.search import N_STATS, SearchScratch, make_scratch, search_batch, search_serial
 from index.layout import ARRAY_NAMES, LEGACY_NAMES, IndexArrays
+from index.sources import CsrSource, MatrixSource, ParquetSource
 from index.storage import IndexFormatError, load_arrays, save_arrays
 from index.validation import as_csr, check_k, check_queries, check_query_params
 
@@ -62,18 +64,49 @@ class SeismicIndex:
         """Index the rows of ``docs_csr`` (scipy sparse, non-negative finite weights).
 
         ``params`` are :class:`BuildParams` fields: ``n_postings``, ``max_fraction``,
-        ``centroid_fraction``, ``summary_energy``, ``doc_cut``, ``seed``.
+        ``centroid_fraction``, ``min_cluster_size``, ``summary_energy``, ``doc_cut``,
+        ``seed``.
         """
+        return cls.build_from_source(MatrixSource(docs_csr), **params)
+
+    @classmethod
+    def build_from_shards(
+        cls,
+        paths: Sequence[str | os.PathLike],
+        dim: int,
+        out: str | os.PathLike | None = None,
+        **params: Any,
+    ) -> SeismicIndex:
+        """Index the rows of Parquet shards (``lsr index``'s: list columns ``indices``
+        int32 and ``values`` float32; rows in file order become rows 0..n-1), reading
+        them twice, chunk by chunk, never all at once.
+
+        With ``out`` the index is written there as it is built (the forward index part by
+        part) and returned memory-mapped; without, it is returned in memory. The result
+        equals ``build`` of the same rows, bit for bit.
+        """
+        return cls.build_from_source(ParquetSource(paths, dim), out=out, **params)
+
+    @classmethod
+    def build_from_source(
+        cls, source: CsrSource, out: str | os.PathLike | None = None, **params: Any
+    ) -> SeismicIndex:
+        """Index the rows of any :class:`index.sources.CsrSource` (see ``build_from_shards``
+        for ``out``); e.g. ``BigAnnSource("base.csr")``."""
         unknown = set(params) - set(BuildParams.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown build parameters: {sorted(unknown)}")
         bp = BuildParams(**params)
-        docs = as_csr(docs_csr, name="docs")
-        if docs.n_cols > 2**31 - 1:
-            raise ValueError("dim too large")
         start = time.perf_counter()
-        arrays = build_arrays(docs, bp)
-        return cls(arrays, bp, docs.n_rows, docs.n_cols, time.perf_counter() - start)
+        arrays = build_arrays(source, bp, stream_forward=out is not None)
+        seconds = time.perf_counter() - start
+        n_docs = int(arrays.forward.doc_rows.shape[0])
+        if out is None:
+            return cls(arrays, bp, n_docs, source.n_cols, seconds)
+        _save(out, arrays, bp, n_docs, source.n_cols)
+        index = cls.load(out, verify=False)
+        index.build_seconds = time.perf_counter() - start
+        return index
 
     # ----------------------------------------------------------------- search
     def search(
@@ -249,16 +282,7 @@ class SeismicIndex:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to directory ``path`` atomically (replacing an older one)."""
-        a = self.arrays
-        meta = {
-            "params": self.params.to_dict(),
-            "n_docs": self.n_docs,
-            "dim": self.dim,
-            "nnz": int(a.forward.offsets[-1]),
-            "n_blocks": int(a.summaries.block_min.shape[0]),
-            "n_postings_kept": int(a.postings.postings.shape[0]),
-        }
-        save_arrays(path, a.flat(), meta)
+        _save(path, self.arrays, self.params, self.n_docs, self.dim)
 
     @classmethod
     def load(cls, path: str | os.PathLike, verify: bool = True) -> SeismicIndex:
@@ -273,6 +297,20 @@ class SeismicIndex:
             raise IndexFormatError(f"{path}: bad manifest parameters: {exc}") from None
         _check_structure(arrays, n_docs, dim, path)
         return cls(IndexArrays.from_flat(arrays), params, n_docs, dim)
+
+
+def _save(
+    path: str | os.PathLike, arrays: IndexArrays, params: BuildParams, n_docs: int, dim: int
+) -> None:
+    meta = {
+        "params": params.to_dict(),
+        "n_docs": n_docs,
+        "dim": dim,
+        "nnz": int(arrays.forward.offsets[-1]),
+        "n_blocks": int(arrays.summaries.block_min.shape[0]),
+        "n_postings_kept": int(arrays.postings.postings.shape[0]),
+    }
+    save_arrays(path, arrays.flat(), meta)
 
 
 def _as_1d(array: Any, dtype: type, name: str) -> np.ndarray:

@@ -10,10 +10,13 @@ crash never leaves a half-written index under the final name.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import uuid
 import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +58,49 @@ def _write_array(path: Path, array: np.ndarray) -> None:
         os.fsync(f.fileno())
 
 
-def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Write ``arrays`` and a manifest holding ``meta`` to directory ``path`` atomically."""
+@dataclass(frozen=True)
+class ArrayParts:
+    """A large array given as consecutive parts, written without ever being whole in
+    memory: ``parts()`` yields arrays of ``dtype`` whose lengths add up to ``length``."""
+
+    dtype: np.dtype
+    length: int
+    parts: Callable[[], Iterator[np.ndarray]]
+
+
+def _write_parts(path: Path, array: ArrayParts) -> None:
+    """Write an Arrow IPC file for ``array`` part by part.
+
+    Arrow's writer is given a zeroed array of the final length (calloc'd pages that are
+    never touched cost no memory), which lays out the header, the body and the footer;
+    the parts then overwrite the body in place.
+    """
+    _write_array(path, np.zeros(array.length, dtype=array.dtype))
+    with open(path, "r+b") as f:
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            buf = pa.py_buffer(m)
+            column = pa.ipc.open_file(buf).get_batch(0).column(0)
+            start = column.buffers()[1].address - buf.address if array.length else 0
+            del column, buf
+        pos = 0
+        for part in array.parts():
+            part = np.ascontiguousarray(part, dtype=array.dtype)
+            if pos + part.shape[0] > array.length:
+                raise ValueError(f"{path.name}: parts exceed the declared length {array.length}")
+            os.pwrite(f.fileno(), part.tobytes(), start + pos * part.itemsize)
+            pos += part.shape[0]
+        if pos != array.length:
+            raise ValueError(f"{path.name}: parts hold {pos} values, declared {array.length}")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_arrays(
+    path: str | os.PathLike, arrays: dict[str, np.ndarray | ArrayParts], meta: dict
+) -> None:
+    """Write ``arrays`` and a manifest holding ``meta`` to directory ``path`` atomically.
+
+    An :class:`ArrayParts` value is written part by part (never whole in memory)."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
@@ -65,11 +109,16 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: di
         entries = {}
         for name, array in arrays.items():
             file = tmp / f"{name}.arrow"
-            _write_array(file, array)
+            if isinstance(array, ArrayParts):
+                _write_parts(file, array)
+                length = array.length
+            else:
+                _write_array(file, array)
+                length = int(array.shape[0])
             entries[name] = {
                 "file": file.name,
                 "dtype": np.dtype(array.dtype).str,
-                "length": int(array.shape[0]),
+                "length": length,
                 "bytes": file.stat().st_size,
                 "crc32": _crc32_file(file),
             }

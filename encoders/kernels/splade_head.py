@@ -35,26 +35,22 @@ def split_bf16(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 PRECISIONS = ("bf16x3", "tf32", "bf16", "fp16")
 
-if triton is not None:
-    from encoders.kernels.splade_head_stationary import MAX_HIDDEN, launch_stationary
+# Tiles of the streaming kernel; pinned to the first by default (see the stationary kernel's
+# ``CONFIGS`` for why), autotuned with ``config=None``.
+CONFIGS = (
+    {"BLOCK_T": 64, "BLOCK_V": 128, "BLOCK_K": 64, "num_warps": 4, "num_stages": 3},
+    {"BLOCK_T": 64, "BLOCK_V": 128, "BLOCK_K": 128, "num_warps": 8, "num_stages": 2},
+    {"BLOCK_T": 128, "BLOCK_V": 128, "BLOCK_K": 64, "num_warps": 8, "num_stages": 3},
+    {"BLOCK_T": 32, "BLOCK_V": 256, "BLOCK_K": 64, "num_warps": 8, "num_stages": 3},
+)
 
-    @triton.autotune(
-        configs=[
-            triton.Config(
-                {"BLOCK_T": 64, "BLOCK_V": 128, "BLOCK_K": 64}, num_warps=4, num_stages=3
-            ),
-            triton.Config(
-                {"BLOCK_T": 64, "BLOCK_V": 128, "BLOCK_K": 128}, num_warps=8, num_stages=2
-            ),
-            triton.Config(
-                {"BLOCK_T": 128, "BLOCK_V": 128, "BLOCK_K": 64}, num_warps=8, num_stages=3
-            ),
-            triton.Config(
-                {"BLOCK_T": 32, "BLOCK_V": 256, "BLOCK_K": 64}, num_warps=8, num_stages=3
-            ),
-        ],
-        key=["V", "H", "PRECISION"],
+if triton is not None:
+    from encoders.kernels.splade_head_stationary import (
+        MAX_HIDDEN,
+        launch_stationary,
+        triton_configs,
     )
+
     @triton.jit
     def _splade_head_kernel(
         s_hi,
@@ -119,6 +115,10 @@ if triton is not None:
         val = tl.log(1.0 + val)
         tl.store(out + doc.to(tl.int64) * stride_o + cols, val, mask=cmask)
 
+    _splade_head_tuned = triton.autotune(
+        configs=triton_configs(CONFIGS), key=["V", "H", "PRECISION"]
+    )(_splade_head_kernel)
+
 
 def triton_available(device: torch.device) -> bool:
     """True when the fused kernel can run on ``device``."""
@@ -146,11 +146,14 @@ def fused_splade_head(
     bias: torch.Tensor,
     precision: str = "bf16x3",
     weight_stationary: bool | None = None,
+    config: int | None = 0,
 ) -> torch.Tensor:
     """SPLADE weights from token states, fused.
 
     ``weight_stationary`` (default: when H <= 128) picks the kernel of
-    :mod:`encoders.kernels.splade_head_stationary`.
+    :mod:`encoders.kernels.splade_head_stationary`; ``config``: the index of the kernel's
+    tile in its ``CONFIGS`` (pinned: the same tile, so the same sums, in every process), or
+    None to let Triton's autotuner pick by timing.
 
     states: (T, H) float32; starts/lengths: (D,) int32 rows of each document in ``states``;
     weight_t: :func:`prepare_weight` output for the same ``precision``; bias: (V,) float32.
@@ -172,29 +175,20 @@ def fused_splade_head(
         if s_hi.stride(0) != hidden or hidden > MAX_HIDDEN:
             raise ValueError(f"weight-stationary head needs contiguous states, H <= {MAX_HIDDEN}")
         launch_stationary(
-            s_hi, s_lo, w_hi, w_lo, bias, starts, lengths, out, PRECISIONS.index(precision)
+            s_hi, s_lo, w_hi, w_lo, bias, starts, lengths, out, PRECISIONS.index(precision), config
         )
         return out
 
     def grid(meta: dict) -> tuple[int, int]:
         return (n_docs, triton.cdiv(vocab, meta["BLOCK_V"]))
 
-    _splade_head_kernel[grid](
-        s_hi,
-        s_lo,
-        w_hi,
-        w_lo,
-        bias,
-        starts,
-        lengths,
-        out,
-        vocab,
-        hidden,
-        s_hi.stride(0),
-        w_hi.stride(0),
-        out.stride(0),
-        PRECISION=PRECISIONS.index(precision),
-    )
+    args = (s_hi, s_lo, w_hi, w_lo, bias, starts, lengths, out, vocab, hidden)
+    args += (s_hi.stride(0), w_hi.stride(0), out.stride(0))
+    if config is None:
+        _splade_head_tuned[grid](*args, PRECISION=PRECISIONS.index(precision))
+    else:
+        tile = CONFIGS[config]
+        _splade_head_kernel[grid(tile)](*args, PRECISION=PRECISIONS.index(precision), **tile)
     return out
 
 

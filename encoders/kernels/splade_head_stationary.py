@@ -17,19 +17,29 @@ except ImportError:  # pragma: no cover - CPU-only installs
     tl = None
 
 MAX_HIDDEN = 128
+# Tiles to pick from. The encoder pins the first by default: an autotuner picks by timing, so
+# two processes could pick different tiles (and perhaps sum in another order); a pinned tile
+# keeps the result a function of the input. ``config=None`` autotunes instead.
+CONFIGS = (
+    {"BLOCK_T": 64, "BLOCK_V": 128, "DOCS": 8, "num_warps": 8, "num_stages": 3},
+    {"BLOCK_T": 32, "BLOCK_V": 128, "DOCS": 8, "num_warps": 4, "num_stages": 3},
+    {"BLOCK_T": 64, "BLOCK_V": 64, "DOCS": 16, "num_warps": 4, "num_stages": 3},
+    {"BLOCK_T": 32, "BLOCK_V": 256, "DOCS": 16, "num_warps": 8, "num_stages": 3},
+    {"BLOCK_T": 128, "BLOCK_V": 128, "DOCS": 32, "num_warps": 8, "num_stages": 2},
+)
+
+
+def triton_configs(configs: tuple[dict, ...]) -> list:
+    """``CONFIGS``-style dicts as ``triton.Config`` s (block sizes; warps and stages apart)."""
+    out = []
+    for c in configs:
+        meta = {k: v for k, v in c.items() if k not in ("num_warps", "num_stages")}
+        out.append(triton.Config(meta, num_warps=c["num_warps"], num_stages=c["num_stages"]))
+    return out
+
 
 if triton is not None:
 
-    @triton.autotune(
-        configs=[
-            triton.Config({"BLOCK_T": 64, "BLOCK_V": 128, "DOCS": 8}, num_warps=8, num_stages=3),
-            triton.Config({"BLOCK_T": 32, "BLOCK_V": 128, "DOCS": 8}, num_warps=4, num_stages=3),
-            triton.Config({"BLOCK_T": 64, "BLOCK_V": 64, "DOCS": 16}, num_warps=4, num_stages=3),
-            triton.Config({"BLOCK_T": 32, "BLOCK_V": 256, "DOCS": 16}, num_warps=8, num_stages=3),
-            triton.Config({"BLOCK_T": 128, "BLOCK_V": 128, "DOCS": 32}, num_warps=8, num_stages=2),
-        ],
-        key=["V", "HIDDEN", "PRECISION"],
-    )
     @triton.jit
     def _stationary_kernel(
         s_hi,
@@ -90,29 +100,27 @@ if triton is not None:
             val = tl.log(1.0 + tl.maximum(peak + bias_v, 0.0))
             tl.store(out + doc.to(tl.int64) * stride_o + cols, val, mask=cmask & valid)
 
+    _stationary_tuned = triton.autotune(
+        configs=triton_configs(CONFIGS), key=["V", "HIDDEN", "PRECISION"]
+    )(_stationary_kernel)
 
-def launch_stationary(s_hi, s_lo, w_hi, w_lo, bias, starts, lengths, out, precision: int) -> None:
-    """Launch :func:`_stationary_kernel` (hidden size <= :data:`MAX_HIDDEN`)."""
+
+def launch_stationary(
+    s_hi, s_lo, w_hi, w_lo, bias, starts, lengths, out, precision: int, config: int | None = 0
+) -> None:
+    """Launch :func:`_stationary_kernel` (hidden size <= :data:`MAX_HIDDEN`) with tile
+    ``CONFIGS[config]``, or the autotuner's pick when ``config`` is None."""
     hidden, vocab = w_hi.shape
     n_docs = starts.shape[0]
 
     def grid(meta: dict) -> tuple[int, int]:
         return (triton.cdiv(vocab, meta["BLOCK_V"]), triton.cdiv(n_docs, meta["DOCS"]))
 
-    _stationary_kernel[grid](
-        s_hi,
-        s_lo,
-        w_hi,
-        w_lo,
-        bias,
-        starts,
-        lengths,
-        out,
-        n_docs,
-        vocab,
-        s_hi.stride(0),
-        w_hi.stride(0),
-        out.stride(0),
-        HIDDEN=max(16, triton.next_power_of_2(hidden)),
-        PRECISION=precision,
-    )
+    args = (s_hi, s_lo, w_hi, w_lo, bias, starts, lengths, out, n_docs, vocab)
+    args += (s_hi.stride(0), w_hi.stride(0), out.stride(0))
+    shape = {"HIDDEN": max(16, triton.next_power_of_2(hidden)), "PRECISION": precision}
+    if config is None:
+        _stationary_tuned[grid](*args, **shape)
+    else:
+        tile = CONFIGS[config]
+        _stationary_kernel[grid(tile)](*args, **shape, **tile)

@@ -140,9 +140,11 @@ def read_lines(path: Path, limit: int | None = None) -> list[str]:
 
 
 def build_training_texts(
-    data_dir: str | Path,
+    data_dir: str | Path | None,
     *,
     collections: tuple[str, ...] = COLLECTIONS,
+    corpus_files: tuple[Path, ...] = (),
+    vectors: bool = True,
     dev_fraction: float = 0.2,
     seed: int = 0,
     limit_per_source: int | None = None,
@@ -152,21 +154,24 @@ def build_training_texts(
     sentence_texts: bool = False,
     sentence_dev_max: int = 300,
 ) -> TrainingTexts:
-    """Collect texts and pairs from ``data_dir`` (the shared ``data`` folder).
+    """Collect texts and pairs from ``data_dir`` (the shared ``data`` folder) and
+    ``corpus_files`` (one text a line, ``.txt[.gz]``; each file a source).
 
-    ``limit_per_source`` caps each source (for quick runs and tests). ``fidelity_fraction``
-    (at most ``fidelity_max``) of each BEIR corpus's pseudo queries form its fidelity dev set.
-    ``query_texts``: also reconstruct ``vectors/*_queries.txt*`` (real search queries that no
-    CSR number is reported on), as an in-domain source, so the codes learn question-style text.
-    ``sentence_texts``: also reconstruct each BEIR document's sentences (in its corpus's group),
-    except for the fidelity documents, whose sentences (at most ``sentence_dev_max`` per corpus)
-    are always held out as ``sentence_dev``.
+    ``collections``: the BEIR folders whose documents (and, for SciFact, train judgments)
+    are trained on; ``()`` trains on none of them (a general model). ``vectors``: also the
+    shared ``vectors/*_docs`` texts. ``limit_per_source`` caps each source (for quick runs
+    and tests). ``fidelity_fraction`` (at most ``fidelity_max``) of each source's pseudo
+    queries form its fidelity dev set (held out of every loss). ``query_texts``: also
+    reconstruct ``vectors/*_queries.txt*`` (real search queries that no CSR number is
+    reported on). ``sentence_texts``: also reconstruct each BEIR document's sentences (in its
+    corpus's group), except for the fidelity documents, whose sentences (at most
+    ``sentence_dev_max`` per corpus) are always held out as ``sentence_dev``.
     """
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir) if data_dir is not None else None
     out = TrainingTexts()
     rng = np.random.default_rng(seed)
     for name in collections:
-        folder = data_dir / name
+        folder = data_dir / name if data_dir is not None else Path(name)
         if not (folder / "corpus.jsonl").is_file():
             continue
         docs = read_jsonl(folder / "corpus.jsonl")[:limit_per_source]
@@ -201,25 +206,51 @@ def build_training_texts(
             out.recon.extend(rows)
             out.sources[name + "_sentences"] = len(rows)
         out.sources[name] = len(docs)
-    for path in sorted((data_dir / "vectors").glob("*_docs.txt*")):
-        lines = read_lines(path, limit_per_source)
-        out.start_group(path.name.split(".")[0])
-        for line in lines:
-            out.recon.append(out.row(line))
-            if (parts := split_head(line)) is not None:
-                out.add_pseudo_pair(*parts)
-        out.sources[path.name] = len(lines)
-    if query_texts:
+    if vectors and data_dir is not None:
+        for path in sorted((data_dir / "vectors").glob("*_docs.txt*")):
+            add_text_source(out, path.name.split(".")[0], read_lines(path, limit_per_source))
+    for path in corpus_files:
+        name = Path(path).name.split(".")[0]
+        held = fidelity_max if fidelity_fraction > 0 else 0
+        add_text_source(out, name, read_lines(Path(path), limit_per_source), rng, held)
+    if query_texts and data_dir is not None:
         for path in sorted((data_dir / "vectors").glob("*_queries.txt*")):
             lines = read_lines(path, limit_per_source)
             out.start_group("queries_" + path.name.split(".")[0])
             out.recon.extend(out.row(line) for line in lines)
             out.sources[path.name] = len(lines)
-    _add_scifact_train(out, data_dir / "scifact", dev_fraction, seed)
+    if "scifact" in collections and data_dir is not None:
+        _add_scifact_train(out, data_dir / "scifact", dev_fraction, seed)
     # Short texts (titles, first sentences, train queries) teach the query side too.
     out.recon.extend(out.pair_query)
     out.recon.extend(out.pair_doc)
     return out
+
+
+def add_text_source(
+    out: TrainingTexts,
+    name: str,
+    lines: list[str],
+    rng: np.random.Generator | None = None,
+    fidelity_max: int = 0,
+    fidelity_docs: int = 5000,
+) -> None:
+    """One text a line as a source: every line reconstructed, (first sentence, rest) as a
+    pseudo pair; ``fidelity_max`` of those pairs' first sentences held out as this source's
+    fidelity queries over (at most ``fidelity_docs`` of) its texts."""
+    out.start_group(name)
+    rows = [out.row(line) for line in lines]
+    out.recon.extend(rows)
+    heads = [parts for line in lines if (parts := split_head(line)) and is_pseudo_pair(*parts)]
+    n_held = min(fidelity_max, len(heads) // 10)
+    held = set(rng.choice(len(heads), n_held, replace=False).tolist()) if n_held and rng else set()
+    for j, parts in enumerate(heads):
+        if j not in held:
+            out.add_pseudo_pair(*parts)
+    if held:
+        docs = rows if len(rows) <= fidelity_docs else rng.choice(rows, fidelity_docs, False)
+        out.fidelity[name] = ([out.row(heads[j][0]) for j in sorted(held)], list(docs))
+    out.sources[name] = len(lines)
 
 
 def _add_scifact_train(out: TrainingTexts, folder: Path, dev_fraction: float, seed: int) -> None:

@@ -3,6 +3,16 @@
     python -m encoders.training.train_csr --data-dir ../shared/data \\
         --out /tmp/csr --cache /tmp/csr_emb.npz [--device cuda]
 
+A general model, trained on no text of the evaluation collections, from a broad corpus
+(:mod:`encoders.training.corpus`), evaluated on every collection (none of them in training):
+
+    python -m encoders.training.train_csr --recipe general --corpus CORPUS_DIR \\
+        --data-dir ../shared/data --out /tmp/csr-general --eval [--device cuda]
+
+``--leave-out NAME`` trains on the other collections only (leave one collection out);
+``--eval`` then reports each collection's dense / CSR k=16..128 / BM25 nDCG@10 and whether
+any of its text was in training.
+
 The defaults are ``--recipe csr-minilm``, the arguments the shipped model was trained with
 (:data:`RECIPES`; any flag still overrides one of them; booleans have ``--no-`` forms);
 ``--recipe base`` starts from :class:`TrainConfig`'s plain defaults instead (uniform sampling,
@@ -32,6 +42,7 @@ from encoders.csr import CSREncoder, CSRSettings, save_csr_model
 from encoders.csr_embedder import DenseEmbedder, resolve_device
 from encoders.csr_sae import TopKSAE
 from encoders.training.data import TrainingTexts, build_training_texts
+from encoders.training.retrieval import COLLECTIONS
 from encoders.training.trainer import TrainConfig, train_sae
 
 logger = logging.getLogger("train_csr")
@@ -130,6 +141,32 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
     return on_log
 
 
+def evaluate_model(
+    args: argparse.Namespace, sae: TopKSAE, device: torch.device, trained_on: tuple[str, ...]
+) -> dict:
+    """nDCG@10 of dense, CSR at k = 16..128 and BM25 on every shared collection, each marked
+    with whether its text was trained on; printed and written to ``OUT/eval.json``."""
+    from encoders.training.evaluate import evaluate, format_table
+
+    cache: dict[str, np.ndarray] = {}
+    if args.eval_cache and args.eval_cache.is_file():
+        with np.load(args.eval_cache) as z:
+            cache = {k: z[k] for k in z.files}
+    embedder = DenseEmbedder(args.dense_model, device=device, batch_size=args.embed_batch_size)
+    enc = CSREncoder(
+        sae.to(device), CSRSettings(default_k=min(64, sae.config.k)), embedder=embedder
+    )
+    names = [c for c in args.eval_collections if (args.data_dir / c / "corpus.jsonl").is_file()]
+    options = {"cache": cache, "in_training": trained_on, "use_index": False}
+    result = evaluate(enc, args.data_dir, names, (16, 32, 64, 128), **options)
+    if args.eval_cache and not args.eval_cache.is_file():
+        np.savez(args.eval_cache, **{k: v.astype(np.float16) for k, v in cache.items()})
+    print(format_table(result))
+    (args.out / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+    sae.cpu()
+    return result
+
+
 def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
     """Loss curves (log scale) and dev nDCG@10 against step, as a PNG; None without matplotlib."""
     try:
@@ -179,7 +216,32 @@ RECIPES: dict[str, dict[str, object]] = {
         "seed": 6,
         "steps": 5200,
     },
+    # No text of any evaluation collection: a broad corpus (--corpus) only, sampled uniformly,
+    # distillation within one source at a time, pseudo pairs (first sentence vs the rest).
+    "general": {
+        "collections": [],
+        "vectors": False,
+        "distill_by_group": True,
+        "distill_coef": 3.0,
+        "distill_scale": 50.0,
+        "contrastive_coef": 0.5,
+        "lr": 0.001,
+        "steps": 5200,
+    },
 }
+
+
+def corpus_files(paths: list[Path]) -> tuple[Path, ...]:
+    """Files given, and the ``*.txt`` / ``*.txt.gz`` files of directories given (sorted)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.name.endswith((".txt", ".txt.gz"))))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise SystemExit(f"--corpus {path}: no such file or directory")
+    return tuple(out)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -193,6 +255,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the defaults to start from (default: csr-minilm's own arguments)",
     )
     p.add_argument("--data-dir", type=Path, required=True, help="the shared data folder")
+    p.add_argument(
+        "--collections",
+        nargs="*",
+        default=list(COLLECTIONS),
+        help="BEIR folders of --data-dir to train on (none: a general model)",
+    )
+    p.add_argument("--leave-out", nargs="*", default=[], help="collections not to train on")
+    p.add_argument("--corpus", type=Path, nargs="*", default=[], help="text files or folders")
+    p.add_argument("--vectors", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--eval", action="store_true", help="score the collections after training")
+    p.add_argument("--eval-collections", nargs="*", default=list(COLLECTIONS))
+    p.add_argument("--eval-cache", type=Path, default=None, help="npz cache of eval embeddings")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--dense-model", default=None, help="all-MiniLM-L6-v2 folder (default: found)")
     p.add_argument("--cache", type=Path, default=None, help="npz cache of the text embeddings")
@@ -239,8 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
+    collections = tuple(c for c in args.collections if c not in args.leave_out)
     data = build_training_texts(
         args.data_dir,
+        collections=collections,
+        corpus_files=corpus_files(args.corpus),
+        vectors=args.vectors,
         limit_per_source=args.limit_per_source,
         dev_fraction=args.dev_fraction,
         query_texts=args.query_texts,
@@ -292,12 +370,16 @@ def main(argv: list[str] | None = None) -> int:
             "fidelity_queries": {n: len(q) for n, (q, _) in data.fidelity.items()},
             "sources": data.sources,
             "groups": data.groups,
+            "collections_trained_on": list(collections),
+            "corpus_files": [str(p) for p in corpus_files(args.corpus)],
         },
         "device": str(device),
         "torch": torch.__version__,
         "train_seconds": round(result.seconds, 1),
         "history": result.history,
     }
+    if args.eval:
+        log["eval"] = evaluate_model(args, sae, device, collections)
     (args.out / "train_log.json").write_text(json.dumps(log, indent=1) + "\n")
     plot_history(result.history, args.out / "loss_curves.png")
     print(

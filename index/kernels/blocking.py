@@ -4,13 +4,17 @@ A shallow k-means in Seismic's way: ``n_centroids`` documents of the list, drawn
 random (seeded per list), become centroids; each document of the list joins the
 centroid with the largest inner product between the document's ``doc_cut`` heaviest
 terms and the centroid's full vector (one assignment pass, scored through a small
-inverted index over the centroids).
+inverted index over the centroids). Vectors come from the forward index.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from index.kernels.intrinsics import f16_bits_to_f32
+from index.kernels.jit import leaf
+from index.kernels.pruning import fwd_bits, fwd_term
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -43,47 +47,40 @@ def sample_positions(n: int, m: int, seed: np.uint64) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True)
+@leaf
 def _best_centroid(
-    r: int,
-    stamp: int,
+    d: int,
     top_terms: np.ndarray,
-    top_vals: np.ndarray,
+    top_bits: np.ndarray,
     top_len: np.ndarray,
     t_start: np.ndarray,
     t_count: np.ndarray,
     e_cent: np.ndarray,
     e_val: np.ndarray,
-    acc: np.ndarray,
-    mark: np.ndarray,
-    hit: np.ndarray,
+    scores: np.ndarray,
     alive: np.ndarray,
     fallback: int,
 ) -> int:
-    """The live centroid with the largest inner product with document ``r``'s top terms
-    (ties to the lower centroid), or ``fallback`` when none shares a term with it."""
-    n_hit = 0
-    for m in range(top_len[r]):
-        u = top_terms[r, m]
-        v = top_vals[r, m]
+    """The live centroid with the largest inner product with document ``d``'s top terms
+    (ties to the lower centroid), or ``fallback`` when none shares a term with it.
+
+    Scores go to a dense ``scores`` float32 (n_centroids,) zeroed per document: the
+    centroids of a list all share its term, so most of them are hit anyway, and a dense
+    pass beats tracking which were."""
+    n_c = scores.shape[0]
+    scores[:] = 0.0
+    for m in range(top_len[d]):
+        u = top_terms[d, m]
+        v = f16_bits_to_f32(top_bits[d, m])
         s = t_start[u]
         for e in range(s, s + t_count[u]):
-            c = e_cent[e]
-            if not alive[c]:
-                continue
-            if mark[c] != stamp:
-                mark[c] = stamp
-                hit[n_hit] = c
-                n_hit += 1
-            acc[c] += v * e_val[e]
+            scores[e_cent[e]] += v * e_val[e]
     best = fallback
     best_score = np.float32(0.0)
-    for h in range(n_hit):
-        c = hit[h]
-        if acc[c] > best_score or (acc[c] == best_score and best_score > 0 and c < best):
-            best_score = acc[c]
+    for c in range(n_c):
+        if scores[c] > best_score and alive[c]:
+            best_score = scores[c]
             best = c
-        acc[c] = 0.0
     return best
 
 
@@ -94,22 +91,25 @@ def cluster_one_list(
     n_centroids: int,
     min_cluster_size: int,
     seed: np.uint64,
-    d_indptr: np.ndarray,
-    d_indices: np.ndarray,
-    d_data: np.ndarray,
+    fwd_offsets: np.ndarray,
+    fwd_packed: np.ndarray,
+    fwd_terms: np.ndarray,
+    fwd_bits_: np.ndarray,
     top_terms: np.ndarray,
-    top_vals: np.ndarray,
+    top_bits: np.ndarray,
     top_len: np.ndarray,
     t_start: np.ndarray,
     t_count: np.ndarray,
     out_rows: np.ndarray,
     block_sizes: np.ndarray,
 ) -> None:
-    """Cluster one posting list (``rows`` int32 ascending, ``weights`` float32) into
-    ``n_centroids`` blocks; writes the rows grouped by block (ascending inside a block)
-    to ``out_rows`` and the block sizes (some may be 0) to ``block_sizes`` int64.
+    """Cluster one posting list (``rows`` int32 ascending, ``weights`` uint16 float16 bits)
+    into ``n_centroids`` blocks; writes the rows grouped by block (ascending inside a
+    block) to ``out_rows`` and the block sizes (some may be 0) to ``block_sizes`` int64.
 
-    ``t_start`` int64 (dim,) and ``t_count`` int32 (dim,) are zeroed scratch, left zeroed.
+    Centroids are documents of the list drawn at random (seeded); their full vectors come
+    from the forward index (``fwd_*``). ``t_start`` int64 (dim,) and ``t_count`` int32
+    (dim,) are zeroed scratch, left zeroed.
     """
     n = rows.shape[0]
     if n_centroids <= 1 or n <= 1:
@@ -123,13 +123,13 @@ def cluster_one_list(
     total = 0
     for c in range(n_centroids):
         r = rows[cpos[c]]
-        total += d_indptr[r + 1] - d_indptr[r]
+        total += fwd_offsets[r + 1] - fwd_offsets[r]
     touched = np.empty(total, dtype=np.int32)
     n_touched = 0
     for c in range(n_centroids):
         r = rows[cpos[c]]
-        for j in range(d_indptr[r], d_indptr[r + 1]):
-            u = d_indices[j]
+        for j in range(fwd_offsets[r], fwd_offsets[r + 1]):
+            u = fwd_term(fwd_packed, fwd_terms, j)
             if t_count[u] == 0:
                 touched[n_touched] = u
                 n_touched += 1
@@ -147,35 +147,21 @@ def cluster_one_list(
         if weights[cpos[c]] > weights[cpos[best_on_list]]:
             best_on_list = c
         r = rows[cpos[c]]
-        for j in range(d_indptr[r], d_indptr[r + 1]):
-            u = d_indices[j]
+        for j in range(fwd_offsets[r], fwd_offsets[r + 1]):
+            u = fwd_term(fwd_packed, fwd_terms, j)
             e = t_start[u] + t_count[u]
             e_cent[e] = c
-            e_val[e] = d_data[j]
+            e_val[e] = f16_bits_to_f32(fwd_bits(fwd_packed, fwd_bits_, j))
             t_count[u] += 1
-    acc = np.zeros(n_centroids, dtype=np.float32)
-    hit = np.empty(n_centroids, dtype=np.int32)
-    mark = np.zeros(n_centroids, dtype=np.int64)
+    scores = np.empty(n_centroids, dtype=np.float32)
     assign = np.empty(n, dtype=np.int32)
     sizes = np.zeros(n_centroids, dtype=np.int64)
     alive = np.ones(n_centroids, dtype=np.uint8)
     for i in range(n):
         best = _best_centroid(
-            rows[i],
-            i + 1,
-            top_terms,
-            top_vals,
-            top_len,
-            t_start,
-            t_count,
-            e_cent,
-            e_val,
-            acc,
-            mark,
-            hit,
-            alive,
-            best_on_list,
-        )
+            rows[i], top_terms, top_bits, top_len, t_start, t_count, e_cent, e_val, scores,
+            alive, best_on_list,
+        )  # fmt: skip
         assign[i] = best
         sizes[best] += 1
     # Seismic's min_cluster_size: dissolve clusters of at most that many documents and
@@ -195,21 +181,9 @@ def cluster_one_list(
                 continue
             sizes[assign[i]] -= 1
             best = _best_centroid(
-                rows[i],
-                n + i + 1,
-                top_terms,
-                top_vals,
-                top_len,
-                t_start,
-                t_count,
-                e_cent,
-                e_val,
-                acc,
-                mark,
-                hit,
-                alive,
-                best_on_list,
-            )
+                rows[i], top_terms, top_bits, top_len, t_start, t_count, e_cent, e_val,
+                scores, alive, best_on_list,
+            )  # fmt: skip
             assign[i] = best
             sizes[best] += 1
     for i in range(n_touched):
@@ -238,17 +212,18 @@ def cluster_lists(
     min_cluster_size: int,
     list_order: np.ndarray,
     n_chunks: int,
-    d_indptr: np.ndarray,
-    d_indices: np.ndarray,
-    d_data: np.ndarray,
+    fwd_offsets: np.ndarray,
+    fwd_packed: np.ndarray,
+    fwd_terms: np.ndarray,
+    fwd_bits_: np.ndarray,
     top_terms: np.ndarray,
-    top_vals: np.ndarray,
+    top_bits: np.ndarray,
     top_len: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cluster every pruned list (CSC ``offsets`` int64 (dim+1,), ``rows`` int32, ``weights``
-    float32). ``n_centroids`` int64 (dim,) per list, ``block_base`` int64 (dim+1,) its prefix
-    sum. Lists are handled in ``list_order`` (longest first), dealt round-robin to
-    ``n_chunks`` chunks so that threads get balanced work.
+    uint16 float16 bits). ``n_centroids`` int64 (dim,) per list, ``block_base`` int64
+    (dim+1,) its prefix sum. Lists are handled in ``list_order`` (longest first), dealt
+    round-robin to ``n_chunks`` chunks so that threads get balanced work.
 
     Returns ``(rows grouped by block int32 (len(rows),), block sizes int64 (block_base[-1],))``.
     """
@@ -272,11 +247,12 @@ def cluster_lists(
                 n_centroids[t],
                 min_cluster_size,
                 list_seed,
-                d_indptr,
-                d_indices,
-                d_data,
+                fwd_offsets,
+                fwd_packed,
+                fwd_terms,
+                fwd_bits_,
                 top_terms,
-                top_vals,
+                top_bits,
                 top_len,
                 t_start,
                 t_count,

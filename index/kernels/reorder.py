@@ -38,25 +38,34 @@ def locality_keys(
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def permute_csr(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, order: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of a CSR matrix taken in ``order`` int64 (n_rows,): new row i = old row order[i]."""
+def gather_forward(
+    offsets: np.ndarray,
+    packed: np.ndarray,
+    terms: np.ndarray,
+    bits: np.ndarray,
+    order: np.ndarray,
+    first: int,
+    out_offsets: np.ndarray,
+    out_packed: np.ndarray,
+    out_terms: np.ndarray,
+    out_bits: np.ndarray,
+) -> None:
+    """Rows ``order[i]`` of a forward index (``offsets`` int64, ``packed`` uint32 or
+    ``terms`` int32 + ``bits`` uint16) copied to new rows ``i``: ``out_offsets`` int64
+    (len(order)+1,) are the new rows' offsets relative to entry ``first``, the ``out_*``
+    arrays (the used layout only) receive their entries."""
     n = order.shape[0]
-    new_indptr = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        r = order[i]
-        new_indptr[i + 1] = new_indptr[i] + indptr[r + 1] - indptr[r]
-    new_indices = np.empty_like(indices)
-    new_data = np.empty_like(data)
+    split = packed.shape[0] == 0
     for i in prange(n):
         r = order[i]
-        a = indptr[r]
-        o = new_indptr[i]
-        for j in range(indptr[r + 1] - a):
-            new_indices[o + j] = indices[a + j]
-            new_data[o + j] = data[a + j]
-    return new_indptr, new_indices, new_data
+        a = offsets[r]
+        o = out_offsets[i] - first
+        for j in range(offsets[r + 1] - a):
+            if split:
+                out_terms[o + j] = terms[a + j]
+                out_bits[o + j] = bits[a + j]
+            else:
+                out_packed[o + j] = packed[a + j]
 
 
 @njit(cache=True, nogil=True, parallel=True)

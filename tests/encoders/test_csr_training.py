@@ -181,42 +181,6 @@ def test_train_config_checks() -> None:
         TrainConfig(k=8, k_levels=(16,), latent_dim=64)
 
 
-@pytest.fixture
-def beir_folder(tmp_path: Path) -> Path:
-    """A tiny BEIR folder: 4 documents, a train query, a test query."""
-    root = tmp_path / "data"
-    folder = root / "scifact"
-    (folder / "qrels").mkdir(parents=True)
-    docs = [
-        {
-            "_id": "d1",
-            "title": "Aspirin and pain",
-            "text": "Aspirin reduces pain in adults. It is cheap.",
-        },
-        {
-            "_id": "d2",
-            "title": "",
-            "text": "Wings lift aircraft at speed. "
-            "Flaps add lift on landing and slow the aircraft down.",
-        },
-        {
-            "_id": "d3",
-            "title": "Cells",
-            "text": "Cells divide by mitosis in most tissues of the body.",
-        },
-        {"_id": "d4", "title": "Stars", "text": "Stars fuse hydrogen into helium in their cores."},
-    ]
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
-    queries = [
-        {"_id": "q1", "text": "does aspirin help pain"},
-        {"_id": "q9", "text": "SECRET TEST"},
-    ]
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
-    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq9\td4\t1\n")
-    return root
-
-
 def test_training_texts_never_read_test_queries(beir_folder: Path) -> None:
     data = build_training_texts(beir_folder, dev_fraction=0.0)
     assert "SECRET TEST" not in data.texts

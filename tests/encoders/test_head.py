@@ -72,6 +72,25 @@ def test_fused_kernel_matches_reference(hidden, vocab) -> None:
             assert (out.cpu() - want).abs().max() <= atol, (precision, stationary)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA + Triton")
+def test_every_pinned_tile_matches_reference() -> None:
+    """The encoder pins one tile of the fused head (so every process sums alike); each
+    listed tile, and the autotuner's pick, computes the same head."""
+    from encoders.kernels import splade_head, splade_head_stationary
+    from encoders.kernels.splade_head import fused_splade_head
+
+    dev = torch.device("cuda")
+    for hidden, stationary in ((128, True), (128, False), (768, False)):
+        states, weight, bias, starts, lengths = random_head(3, vocab=3000, hidden=hidden)
+        want = reference_splade_head(states, starts, lengths, weight, bias)
+        wt = prepare_weight(weight.to(dev), "bf16x3")
+        args = (states.to(dev), starts.to(dev), lengths.to(dev), wt, bias.to(dev), "bf16x3")
+        configs = splade_head_stationary.CONFIGS if stationary else splade_head.CONFIGS
+        for config in [*range(len(configs)), None]:
+            out = fused_splade_head(*args, stationary, config)
+            assert (out.cpu() - want).abs().max() <= 2e-3, (hidden, stationary, config)
+
+
 def _screens() -> list:
     from encoders.kernels.screened_head import int8_matmul_is_exact
 

@@ -93,7 +93,7 @@ def test_config_round_trip(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="top_k"):
         EncoderConfig(top_k=0)
     with pytest.raises(ValueError, match="encoder type"):
-        EncoderConfig(type="bm25")
+        EncoderConfig(type="tfidf")
 
 
 def test_unknown_option_is_an_error(splade_tiny_dir) -> None:

@@ -82,7 +82,8 @@ def test_cpu_document_screen_equals_full_head(splade_tiny_dir, shared_data) -> N
     enc = load_encoder(str(splade_tiny_dir), device="cpu")
     screened = enc.encode_documents(texts, batch_size=8)
     assert enc.doc_model._screened is not None  # the screened head did run
-    full = enc._encode(texts, enc.doc_model, enc._doc_batcher, 8, False, screen=None)
+    policy = enc._policy(8, None)
+    full = enc._encode(texts, enc.doc_model, enc._doc_batcher, policy, False, screen=None)
     assert np.abs((screened - full).toarray()).max() <= 1e-5
     assert np.array_equal(screened.toarray() > 1e-5, full.toarray() > 1e-5)
 

