@@ -5,7 +5,7 @@ Output folder layout::
     OUT/shards/manifest.json          job settings (corpus, encoder, shard size), dim, state
     OUT/shards/shard-000000.parquet   (doc_id, indices, values), ``shard_size`` documents each
     OUT/shards/vocab.json             ``--vocab build`` only: token of each column so far
-    OUT/index/                        SeismicIndex.build_from_shards(...).save(...)
+    OUT/index/                        SeismicIndex.build_from_shards(shards, out=OUT/index)
     OUT/doc_ids.parquet               row -> external doc id, in index row order
     OUT/vocab.json                    ``--vocab build`` / ``--vocab FILE``: column -> token
     OUT/summary.json                  documents, non-zeros, time per stage, sizes
@@ -306,8 +306,8 @@ def copy_vocab(config: IndexJobConfig, store: ShardStore) -> Path | None:
 
 
 def build_index(config: IndexJobConfig, store: ShardStore, summary: IndexJobSummary) -> None:
-    """Build the SeismicIndex from the shard files (never stacked in memory), save it with
-    the row -> doc id table."""
+    """Build the SeismicIndex from the shard files, one at a time (never stacked in memory),
+    straight into ``OUT/index``; then the row -> doc id table, shard by shard."""
     from index import SeismicIndex
 
     manifest = store.read_manifest() or {}
@@ -319,12 +319,14 @@ def build_index(config: IndexJobConfig, store: ShardStore, summary: IndexJobSumm
         raise JobStateError(f"{config.corpus}: the corpus is empty, nothing to index")
     summary.nnz_per_doc = round(nnz / rows, 2)
     paths = [str(p) for p in store.shard_paths()]
-    index = SeismicIndex.build_from_shards(paths, dim=int(manifest["dim"]), **config.index_params)
+    # written to OUT/index as it is built (the forward index part by part), memory-mapped
+    SeismicIndex.build_from_shards(
+        paths, dim=int(manifest["dim"]), out=config.out / "index", **config.index_params
+    )
     summary.stages_s["build_index"] = round(time.perf_counter() - start, 3)
     start = time.perf_counter()
-    index.save(config.out / "index")
     write_doc_ids(config.out / "doc_ids.parquet", store)
-    summary.stages_s["save_index"] = round(time.perf_counter() - start, 3)
+    summary.stages_s["save_ids"] = round(time.perf_counter() - start, 3)
     summary.index_bytes = folder_bytes(config.out / "index")
 
 

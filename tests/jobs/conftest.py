@@ -63,13 +63,3 @@ def make_mini_beir(source: Path, target: Path, n_queries: int, n_extra_docs: int
 def mini_med(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """5 judged MED queries, their judged abstracts and 60 other abstracts (real text)."""
     return make_mini_beir(shared_data / "med", tmp_path_factory.mktemp("mini") / "med", 5, 60)
-
-
-@pytest.fixture()
-def shard_builds() -> None:
-    """``lsr index`` builds its index with ``SeismicIndex.build_from_shards`` (index/, item 3
-    of issue 10); until that method is on this branch the tests that build one skip."""
-    from index import SeismicIndex
-
-    if not hasattr(SeismicIndex, "build_from_shards"):
-        pytest.skip("index.SeismicIndex.build_from_shards is not on this branch yet")

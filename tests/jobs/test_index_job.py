@@ -42,7 +42,7 @@ def shard_stamps(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_resume_skips_finished_shards_and_matches_one_run(
-    shared_data: Path, splade_tiny, tmp_path: Path, shard_builds: None
+    shared_data: Path, splade_tiny, tmp_path: Path
 ) -> None:
     from index import SeismicIndex
 
@@ -77,6 +77,10 @@ def test_resume_skips_finished_shards_and_matches_one_run(
     rows_two, scores_two = SeismicIndex.load(tmp_path / "two" / "index").search(queries, k=10)
     np.testing.assert_array_equal(rows_one, rows_two)
     np.testing.assert_array_equal(scores_one, scores_two)
+    # built shard by shard, the index answers as one built from the stacked matrix
+    rows_ref, scores_ref = SeismicIndex.build(docs_one).search(queries, k=10)
+    np.testing.assert_array_equal(rows_one, rows_ref)
+    np.testing.assert_array_equal(scores_one, scores_ref)
 
     again = run_index_job(job(shared_data, tmp_path / "two"), encoder=splade_tiny)
     assert again.complete and again.docs_encoded == 0 and again.shards_reused == 4
@@ -183,7 +187,7 @@ def test_publish_as_a_service_collection(shared_data: Path, splade_tiny, tmp_pat
 
 
 def test_cli_index_stops_and_resumes(
-    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, shard_builds: None
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     corpus = tmp_path / "scifact-head.jsonl"
     with open(shared_data / "scifact" / "corpus.jsonl") as handle:

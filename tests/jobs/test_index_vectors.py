@@ -197,7 +197,7 @@ def test_text_corpus_with_encoder_none_is_an_error(
 
 
 def test_given_vectors_build_an_index_and_a_collection_with_their_vocabulary(
-    tmp_path: Path, shard_builds: None
+    tmp_path: Path,
 ) -> None:
     from app.main import create_app
     from index import SeismicIndex
