@@ -98,7 +98,7 @@ def format_summary(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.jobs.indexing import IndexJobConfig, run_index_job
+    from app.jobs.indexing.job import IndexJobConfig, run_index_job
     from app.jobs.params import parse_params
 
     try:

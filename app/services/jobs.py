@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from app.api import schemas
 from app.errors import ConflictError, InvalidInputError, NotFoundError, OverloadedError
-from app.jobs.vocab import Vocabulary, vectors_to_csr
+from app.jobs.indexing.vocab import Vocabulary, vectors_to_csr
 from app.services.encoders import NO_ENCODER
 from app.services.imports import ImportRoots, ImportSource
 from app.services.search import SearchService
@@ -66,8 +66,8 @@ class JobManager:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsr-job")
 
     def submit(self, name: str, req: schemas.JobIn) -> schemas.JobOut:
-        from app.jobs.corpus import open_corpus
         from app.jobs.errors import CorpusError
+        from app.jobs.sources import open_corpus
 
         coll = self.service.registry.get(name)
         source = self.roots.resolve(req.source)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,22 +18,20 @@ from app.storage.checked import write_checked_json
 from app.storage.sealed import SealedSegment
 from app.storage.wal import WriteAheadLog, list_wal_files, mark_path
 
-if TYPE_CHECKING:
-    from app.storage.collection import Collection
-
 MANIFEST_FORMAT = 1
 
 
 class SealAndMerge:
-    """Maintenance methods; ``self`` is a :class:`Collection`."""
+    """Maintenance methods of :class:`app.storage.collection.Collection` (its state: the
+    sealed and frozen segments, tombstones, the WAL and the manifest)."""
 
-    def sealed_segments(self: Collection) -> list[SealedSegment]:
+    def sealed_segments(self) -> list[SealedSegment]:
         return list(self._sealed)
 
-    def needs_seal(self: Collection) -> bool:
+    def needs_seal(self) -> bool:
         return bool(self._frozen) or self.mutable.n_rows >= self.policy.seal_rows
 
-    def seal(self: Collection) -> bool:
+    def seal(self) -> bool:
         """Freeze the mutable segment, build a sealed segment from it, swap it in."""
         with self.maintenance_lock:
             with self._lock:
@@ -75,7 +73,7 @@ class SealAndMerge:
                 self._publish()
         return True
 
-    def merge_candidates(self: Collection) -> list[SealedSegment]:
+    def merge_candidates(self) -> list[SealedSegment]:
         sealed = list(self._sealed)
         frac = self.policy.compact_deleted_fraction
         for seg in sealed:
@@ -86,7 +84,7 @@ class SealAndMerge:
         sealed.sort(key=lambda s: s.n_rows)
         return sealed[: max(2, len(sealed) - self.policy.max_segments + 1)]
 
-    def merge(self: Collection, segments: Sequence[SealedSegment] | None = None) -> bool:
+    def merge(self, segments: Sequence[SealedSegment] | None = None) -> bool:
         """Rewrite ``segments`` (default: :meth:`merge_candidates`) as one, without tombstones."""
         with self.maintenance_lock:
             with self._lock:
@@ -144,7 +142,7 @@ class SealAndMerge:
                 shutil.rmtree(seg.path, ignore_errors=True)
         return True
 
-    def _checkpoint(self: Collection) -> None:
+    def _checkpoint(self) -> None:
         """Persist changed tombstones, then the manifest; then drop the WAL files it covers:
         those older than the oldest segment still unsealed (a failed seal keeps its WAL)."""
         wal_seq = min(s.wal_seq_start for s in [*self._frozen, self.mutable])

@@ -17,9 +17,9 @@ import pytest
 from app.cli import main as lsr
 from app.jobs.encode import encode_shard
 from app.jobs.errors import JobStateError
-from app.jobs.indexing import IndexJobConfig, read_doc_ids, run_index_job
-from app.jobs.shard_encoders import CPU_THREADS, set_torch_threads
-from app.jobs.shards import ShardStore
+from app.jobs.indexing.job import IndexJobConfig, read_doc_ids, run_index_job
+from app.jobs.indexing.shard_encoders import CPU_THREADS, set_torch_threads
+from app.jobs.indexing.shards import ShardStore
 
 PACKAGES = "vectors/packages_docs.txt.gz"
 

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cli import main as lsr
-from app.jobs.indexing import IndexJobConfig, read_doc_ids, run_index_job
-from app.jobs.shards import ShardStore
-from app.jobs.vocab import load_saved
+from app.jobs.indexing.job import IndexJobConfig, read_doc_ids, run_index_job
+from app.jobs.indexing.shards import ShardStore
+from app.jobs.indexing.vocab import load_saved
 from tests.jobs.test_vector_corpus import random_csr, write_bigann_csr
 
 

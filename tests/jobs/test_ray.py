@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.jobs.indexing import IndexJobConfig, run_index_job
-from app.jobs.shard_encoders import set_torch_threads
+from app.jobs.indexing.job import IndexJobConfig, run_index_job
+from app.jobs.indexing.shard_encoders import set_torch_threads
 
 pytestmark = pytest.mark.ray
 

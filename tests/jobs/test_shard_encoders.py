@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.jobs.encode import available_cores
-from app.jobs.indexing import IndexJobConfig, run_index_job
-from app.jobs.shard_encoders import gpu_devices, pick_devices
+from app.jobs.indexing.job import IndexJobConfig, run_index_job
+from app.jobs.indexing.shard_encoders import gpu_devices, pick_devices
 from tests.jobs.test_ray import shard_bytes
 
 

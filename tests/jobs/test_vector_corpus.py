@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import sparse
 
-from app.jobs.corpus import JsonlCorpus, ParquetCorpus, open_corpus
+from app.jobs.corpus import JsonlCorpus, ParquetCorpus
 from app.jobs.errors import CorpusError
+from app.jobs.sources import open_corpus
 from app.jobs.vector_corpus import (
     CsrFileCorpus,
     JsonVectorCorpus,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.jobs.errors import CorpusError
-from app.jobs.vocab import Vocabulary, load_saved, vectors_to_csr
+from app.jobs.indexing.vocab import Vocabulary, load_saved, vectors_to_csr
 from app.storage.vectors import MAX_DIM, VectorError
 
 

@@ -30,17 +30,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from app.jobs.corpus import Corpus, open_corpus
+from app.jobs.corpus import Corpus
 from app.jobs.errors import CorpusError, JobStateError
-from app.jobs.shard_encoders import (
+from app.jobs.indexing.shard_encoders import (
     LocalShardEncoder,
     ShardEncoder,
     ShardInput,
     VectorShardReader,
     pick_devices,
 )
-from app.jobs.shards import ShardStore, atomic_write_bytes
-from app.jobs.vocab import VOCAB_MODES, VOCAB_NAME, Vocabulary, load_saved
+from app.jobs.indexing.shards import ShardStore, atomic_write_bytes
+from app.jobs.indexing.vocab import VOCAB_MODES, VOCAB_NAME, Vocabulary, load_saved
+from app.jobs.sources import open_corpus
 from app.storage.vectors import MAX_DIM
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ NO_ENCODER = "none"
 class IndexJobConfig:
     """Settings of one batch job. ``max_shards`` stops after that many newly encoded shards
     (a time-boxed run; the next run resumes); ``limit`` indexes only the first documents.
-    ``vocab`` and ``dim`` apply to corpora of precomputed vectors (see :mod:`app.jobs.vocab`).
+    ``vocab`` and ``dim`` apply to corpora of precomputed vectors
+    (see :mod:`app.jobs.indexing.vocab`).
     """
 
     corpus: str
@@ -152,7 +154,7 @@ def iter_shards(
 
 
 def make_vocab(config: IndexJobConfig, store: ShardStore, encoder: Any | None) -> Vocabulary:
-    """The vocabulary of a corpus of vectors (``--vocab``; see :mod:`app.jobs.vocab`)."""
+    """The vocabulary of a corpus of vectors (``--vocab``; see :mod:`app.jobs.indexing.vocab`)."""
     from app.jobs.encode import load_job_encoder
 
     mode = vocab_mode(config)
@@ -194,7 +196,7 @@ def make_shard_encoder(
             "lines with a 'vector', a big-ann .csr file, or Parquet indices/values columns)"
         )
     if config.ray:
-        from app.jobs.ray_encode import RayShardEncoder
+        from app.jobs.indexing.ray_encode import RayShardEncoder
 
         return RayShardEncoder(config)
     devices = pick_devices(config.device)
@@ -351,7 +353,7 @@ def run_index_job(config: IndexJobConfig, encoder: Any | None = None) -> IndexJo
     if complete and config.build_index:
         build_index(config, store, summary)
     if complete and config.collection:
-        from app.jobs.publish import publish_collection
+        from app.jobs.indexing.publish import publish_collection
 
         start = time.perf_counter()
         data_dir = Path(config.data_dir or "lsr-data")

@@ -19,12 +19,12 @@ import numpy as np
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from app.jobs.bm25 import BM25Baseline
 from app.jobs.corpus import Corpus
-from app.jobs.datasets import EvalDataset, load_eval_dataset
 from app.jobs.encode import encode_in_chunks, load_job_encoder
-from app.jobs.metrics import MEASURES, evaluate_run
-from app.jobs.runs import hits_to_run, write_trec_run
+from app.jobs.evaluation.bm25 import BM25Baseline
+from app.jobs.evaluation.datasets import EvalDataset, load_eval_dataset
+from app.jobs.evaluation.metrics import MEASURES, evaluate_run
+from app.jobs.evaluation.runs import hits_to_run, write_trec_run
 
 logger = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ class Evaluation:
 
     def write(self) -> None:
         """The DESIGN-shaped JSON, and with ``results_dir`` runs, details, report and plot."""
-        from app.jobs.report import write_report
+        from app.jobs.evaluation.report import write_report
 
         if self.config.output_json is not None:
             path = Path(self.config.output_json)

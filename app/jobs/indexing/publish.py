@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from app.jobs.errors import JobStateError
-from app.jobs.shards import ShardStore
-from app.jobs.vocab import load_saved
+from app.jobs.indexing.shards import ShardStore
+from app.jobs.indexing.vocab import load_saved
 
 
 def publish_collection(store: ShardStore, data_dir: Path, name: str, encoder: str, dim: int,

@@ -25,7 +25,7 @@ from scipy import sparse
 
 from app.jobs.encode import available_cores
 from app.jobs.errors import DatasetUnavailableError
-from app.jobs.shard_encoders import CPU_THREADS, EncodedShard, ShardInput
+from app.jobs.indexing.shard_encoders import CPU_THREADS, EncodedShard, ShardInput
 
 logger = logging.getLogger(__name__)
 

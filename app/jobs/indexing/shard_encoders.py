@@ -24,7 +24,7 @@ from scipy import sparse
 from app.jobs.corpus import Document, RawVector
 from app.jobs.encode import available_cores, encode_shard, load_job_encoder
 from app.jobs.errors import CorpusError
-from app.jobs.vocab import Vocabulary, vectors_to_csr
+from app.jobs.indexing.vocab import Vocabulary, vectors_to_csr
 from app.storage.vectors import VectorError
 
 logger = logging.getLogger(__name__)
