@@ -13,14 +13,14 @@ import numpy as np
 from app.api import schemas
 from app.errors import InvalidInputError, NotFoundError
 from app.services.encoders import NO_ENCODER, EncoderPool
+from app.services.params import QueryParams
+from app.services.pool import WorkerPool
 from app.services.registry import CollectionRegistry
 from app.settings import Settings
 from app.storage.batch import DocumentBatch
 from app.storage.collection import Collection, CollectionConfig
 from app.storage.filters import MetadataFilter
 from app.storage.vectors import SparseVector, make_vector, rows_from_csr, to_csr
-
-QUERY_PARAM_NAMES = ("query_cut", "heap_factor")
 
 
 class SearchService:
@@ -63,20 +63,9 @@ class SearchService:
 
         try:
             BuildParams(**index_params)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"index_params: {exc}") from exc
-        except ValueError as exc:
-            raise InvalidInputError(f"index_params: {exc}") from exc
-        unknown = set(query_params) - set(QUERY_PARAM_NAMES)
-        if unknown:
-            raise InvalidInputError(
-                f"query_params: unknown {sorted(unknown)}; use {QUERY_PARAM_NAMES}"
-            )
-        try:
-            checked = schemas.SearchIn(query="x", **query_params)
-        except ValueError as exc:
-            raise InvalidInputError(f"query_params: {exc}") from exc
-        del checked
+        QueryParams.from_dict(query_params)
 
     def _info(self, coll: Collection) -> schemas.CollectionInfo:
         return schemas.CollectionInfo(**coll.config.to_dict(), documents=len(coll.id_map))
@@ -96,6 +85,35 @@ class SearchService:
             for n, d in sorted(self.registry.damaged.items())
         ]
         return schemas.CollectionList(collections=out, damaged=damaged)
+
+    def seal(self, name: str) -> dict[str, Any]:
+        """Seal the mutable segment now (normally done in the background)."""
+        coll = self.registry.get(name)
+        return {"sealed": coll.seal(), **coll.stats()}
+
+    def merge(self, name: str) -> dict[str, Any]:
+        """Merge every sealed segment into one, dropping tombstoned rows."""
+        coll = self.registry.get(name)
+        segments = coll.sealed_segments()
+        return {"merged": coll.merge(segments) if segments else False, **coll.stats()}
+
+    def drop_collection(self, name: str) -> None:
+        self.registry.drop(name)
+
+    async def encode_text(
+        self, name: str, req: schemas.SearchIn, where: str, pool: WorkerPool
+    ) -> SparseVector | None:
+        """A text query's vector, through the encoder's micro-batcher (None for a vector
+        query); checked alone before it joins a batch."""
+        if req.query is None:
+            return None
+        coll = self.registry.get(name)
+        self.check_text_query(coll, req, where)
+        encoder = coll.config.encoder
+        batcher = self.encoders.loaded_batcher(encoder) or await pool.run(
+            self.encoders.batcher, encoder
+        )
+        return await batcher.encode(req.query)
 
     def health(self) -> dict[str, Any]:
         """Collections open, and those that cannot serve: their encoder cannot run here."""
@@ -270,7 +288,7 @@ class SearchService:
         for members in groups.values():
             req = reqs[members[0]]
             flt = MetadataFilter.parse(req.filter)
-            params = {n: getattr(req, n) for n in QUERY_PARAM_NAMES if getattr(req, n) is not None}
+            params = QueryParams(req.query_cut, req.heap_factor).kwargs()
             hits = coll.search(
                 [vecs[i] for i in members], req.k, flt=flt, query_params=params, exact=req.exact
             )

@@ -37,22 +37,17 @@ async def collection_stats(name: str, state: State) -> dict[str, Any]:
 @router.delete("/{name}", status_code=204)
 async def drop_collection(name: str, state: State) -> Response:
     """Delete the collection and all its files."""
-    await state.write_pool.run(state.registry.drop, name)
+    await state.write_pool.run(state.service.drop_collection, name)
     return Response(status_code=204)
 
 
 @router.post("/{name}/seal")
 async def seal_collection(name: str, state: State) -> dict[str, Any]:
     """Seal the mutable segment now (normally done in the background at ``LSR_SEAL_ROWS``)."""
-    coll = state.registry.get(name)
-    sealed = await state.write_pool.run(coll.seal)
-    return {"sealed": sealed, **coll.stats()}
+    return await state.write_pool.run(state.service.seal, name)
 
 
 @router.post("/{name}/merge")
 async def merge_collection(name: str, state: State) -> dict[str, Any]:
     """Merge every sealed segment into one, dropping tombstoned rows."""
-    coll = state.registry.get(name)
-    segments = coll.sealed_segments()
-    merged = await state.write_pool.run(coll.merge, segments) if segments else False
-    return {"merged": merged, **coll.stats()}
+    return await state.write_pool.run(state.service.merge, name)
