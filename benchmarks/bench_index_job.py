@@ -27,6 +27,10 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.index_job_resume import lsr_index  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -75,25 +79,8 @@ def ways(args: argparse.Namespace) -> dict[str, list[str]]:
 def run_job(args: argparse.Namespace, out: Path, way: str, extra: list[str]) -> dict[str, object]:
     """One ``lsr index`` run into a fresh ``out``; wall seconds and the job's summary."""
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "index",
-        "--corpus",
-        args.corpus,
-        "--encoder",
-        args.encoder,
-        "--out",
-        str(out),
-        "--shard-size",
-        str(args.shard_size),
-        "--no-progress",
-        "--no-build",
-        *extra,
-    ]
-    if args.limit:
-        cmd += ["--limit", str(args.limit)]
+    cmd = [*lsr_index(argparse.Namespace(**{**vars(args), "device": None}), out), "--no-build"]
+    cmd += extra
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -104,28 +104,38 @@ class Corpus:
         return out
 
 
-class JsonlCorpus(Corpus):
-    """One JSON object per line: ``_id``/``id``, optional ``title``, ``text`` (``.gz`` too)."""
+class JsonLinesSource(Corpus):
+    """A file of one JSON object per line (``.gz`` too); subclasses make documents of them."""
 
-    kind = "jsonl"
-
-    def __iter__(self) -> Iterator[Document]:
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(where, record)`` per non-blank line; ``where`` is ``FILE:LINE`` for errors."""
         path = Path(self.source)
         with open_text(path) as handle:
             for line_no, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
+                where = f"{path}:{line_no}"
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+                    raise CorpusError(f"{where}: not valid JSON ({exc.msg})") from exc
                 if not isinstance(record, dict):
-                    raise CorpusError(f"{path}:{line_no}: expected a JSON object per line")
-                yield _record_to_document(record, f"{path}:{line_no}")
+                    raise CorpusError(f"{where}: expected a JSON object per line")
+                yield where, record
 
     def count(self) -> int:
         with open_text(Path(self.source)) as handle:
             return sum(1 for line in handle if line.strip())
+
+
+class JsonlCorpus(JsonLinesSource):
+    """One JSON object per line: ``_id``/``id``, optional ``title``, ``text`` (``.gz`` too)."""
+
+    kind = "jsonl"
+
+    def __iter__(self) -> Iterator[Document]:
+        for where, record in self.records():
+            yield _record_to_document(record, where)
 
 
 class TextLinesCorpus(Corpus):

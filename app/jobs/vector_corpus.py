@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from app.jobs.corpus import ID_FIELDS, Corpus, Document, open_text, pick
+from app.jobs.corpus import ID_FIELDS, Corpus, Document, JsonLinesSource, open_text, pick
 from app.jobs.errors import CorpusError
 
 CSR_HEADER_BYTES = 24
@@ -39,35 +39,20 @@ def _weights(vector: Any, where: str) -> dict[str, float]:
     return vector
 
 
-class JsonVectorCorpus(Corpus):
+class JsonVectorCorpus(JsonLinesSource):
     """JSONL lines ``{"id": ..., "vector": {token: weight}, ...}`` (text fields ignored)."""
 
     kind = "jsonl-vectors"
     has_vectors = True
 
     def __iter__(self) -> Iterator[Document]:
-        path = Path(self.source)
-        with open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{line_no}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{where}: not valid JSON ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise CorpusError(f"{where}: expected a JSON object per line")
-                doc_id = pick(record, ID_FIELDS)
-                if doc_id is None or str(doc_id) == "":
-                    raise CorpusError(f"{where}: no document id (one of {', '.join(ID_FIELDS)})")
-                if "vector" not in record:
-                    raise CorpusError(f"{where}: no 'vector' (earlier lines carry vectors)")
-                yield Document(str(doc_id), "", _weights(record["vector"], where))
-
-    def count(self) -> int:
-        with open_text(Path(self.source)) as handle:
-            return sum(1 for line in handle if line.strip())
+        for where, record in self.records():
+            doc_id = pick(record, ID_FIELDS)
+            if doc_id is None or str(doc_id) == "":
+                raise CorpusError(f"{where}: no document id (one of {', '.join(ID_FIELDS)})")
+            if "vector" not in record:
+                raise CorpusError(f"{where}: no 'vector' (earlier lines carry vectors)")
+            yield Document(str(doc_id), "", _weights(record["vector"], where))
 
 
 def read_csr_header(path: Path) -> tuple[int, int, int]:

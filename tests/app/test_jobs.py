@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
 
+from tests.app.conftest import wait_for_job
 from tests.jobs.test_vector_corpus import random_csr, write_bigann_csr
 
 
@@ -16,14 +16,7 @@ def finish(client: TestClient, name: str, source: Path) -> dict:
     """Start a job on ``source`` and wait for it to end; its final state."""
     r = client.post(f"/v1/collections/{name}/jobs", json={"source": str(source), "batch_size": 7})
     assert r.status_code == 202, r.text
-    job_id = r.json()["id"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not end")
+    return wait_for_job(client, r.json()["id"])
 
 
 def test_vector_collection_loads_a_json_vector_file(

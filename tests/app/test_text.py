@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.app.conftest import wait_for_job
+
 TEXTS = {
     "w": "The weather is lovely today.",
     "s": "It's so sunny outside!",
@@ -80,12 +82,7 @@ def test_indexing_job_from_a_jsonl_file(
     )
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            break
-        time.sleep(0.1)
+    job = wait_for_job(client, job_id)
     assert job["state"] == "done" and job["done"] == 40 and job["total"] == 40
     assert client.get(f"/v1/collections/{text_collection}").json()["documents"] == 40
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 409  # already finished

@@ -8,27 +8,16 @@ import pytest
 
 from app.jobs.indexing.job import IndexJobConfig, run_index_job
 from app.jobs.indexing.shard_encoders import set_torch_threads
+from tests.jobs.conftest import packages_job, shard_bytes
 
 pytestmark = pytest.mark.ray
-
-
-def shard_bytes(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((out / "shards").glob("shard-*.parquet"))}
 
 
 def test_ray_local_writes_the_plain_shards_byte_for_byte(
     shared_data: Path, splade_tiny, tmp_path: Path
 ) -> None:
     ray = pytest.importorskip("ray", reason="ray[data] is not installed (the optional [ray] extra)")
-    corpus = str(shared_data / "vectors" / "packages_docs.txt.gz")
-    common = {
-        "corpus": corpus,
-        "encoder": "splade-tiny",
-        "limit": 60,
-        "shard_size": 25,
-        "progress": False,
-        "build_index": False,
-    }
+    common = packages_job(shared_data, limit=60, shard_size=25)
     set_torch_threads(2)  # whatever this process had: the job's CPU workers use one thread
     plain = run_index_job(IndexJobConfig(out=tmp_path / "plain", **common), encoder=splade_tiny)
     try:
