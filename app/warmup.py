@@ -130,9 +130,12 @@ def stop_children(state: Any) -> None:
 
 def _finish(child: subprocess.Popen, what: str, start: float) -> None:
     _, err = child.communicate()
-    if child.returncode:
+    if child.returncode < 0:  # ended by a signal: the service is shutting down
+        log.info("warm-up: compiling %s stopped", what)
+    elif child.returncode:
         log.warning(
-            "warm-up: compiling %s in a child failed (%s); it compiles here instead",
+            "warm-up: compiling %s in a child failed (%s); this process compiles it "
+            "when it is first needed",
             what,
             err.decode(errors="replace")[-300:],
         )
