@@ -99,7 +99,7 @@ class SeismicIndex:
             raise ValueError(f"unknown build parameters: {sorted(unknown)}")
         bp = BuildParams(**params)
         start = time.perf_counter()
-        arrays = build_arrays(source, bp, stream_forward=out is not None)
+        arrays = build_arrays(source, bp, stream=out is not None)
         seconds = time.perf_counter() - start
         n_docs = int(arrays.forward.doc_rows.shape[0])
         if out is None:
@@ -328,6 +328,7 @@ def _save(
         "nnz": int(arrays.forward.offsets[-1]),
         "n_blocks": int(arrays.summaries.block_min.shape[0]),
         "n_postings_kept": int(arrays.postings.postings.shape[0]),
+        "n_summary_entries": int(arrays.summaries.list_entries[-1]),
     }
     save_arrays(path, arrays.flat(), meta)
 
