@@ -23,23 +23,11 @@ import numpy as np
 import seismic
 
 sys.path.insert(0, os.getcwd())
+from benchmarks.bench_index import POINTS  # noqa: E402
 from index import SeismicIndex, exact_search, recall_vs_exact  # noqa: E402
 from index.vectors import load_vector_shards  # noqa: E402
 
 out = Path(os.environ.get("OUT", "/tmp"))
-POINTS = [
-    (3, 0.9),
-    (5, 1.0),
-    (5, 0.9),
-    (5, 0.8),
-    (8, 1.0),
-    (8, 0.9),
-    (8, 0.8),
-    (10, 0.9),
-    (10, 0.8),
-    (15, 0.8),
-    (20, 0.7),
-]
 report = {
     "lscpu": subprocess.run(["lscpu"], capture_output=True, text=True).stdout,
     "numba": numba.__version__,
