@@ -7,8 +7,7 @@ build asks (it reads its input twice). Three kinds:
 * :class:`ParquetSource`: Parquet shards with list columns ``indices`` (int32) and
   ``values`` (float32), one row per document, as ``lsr index`` writes them;
 * :class:`BigAnnSource`: a big-ann-benchmarks sparse ``.csr`` file (NeurIPS'23 sparse
-  track: little-endian int64 ``n_rows, n_cols, nnz``, int64 ``indptr[n_rows + 1]``,
-  int32 ``indices[nnz]``, float32 ``data[nnz]``), memory-mapped.
+  track, :mod:`index.bigann`).
 
 A damaged input raises ``ValueError`` naming the file and what is wrong; it is never cut.
 """
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from index.bigann import read_csr
 from index.validation import CsrArrays, as_csr
 
 # Rows per chunk are chosen so that a chunk holds about this many non-zeros.
@@ -130,67 +130,24 @@ class ParquetSource(CsrSource):
         return f"{len(self.paths)} Parquet shard(s)"
 
 
-def read_bigann_header(path: str | os.PathLike) -> tuple[int, int, int]:
-    """``(n_rows, n_cols, nnz)`` of a big-ann ``.csr`` file, checked against its size."""
-    path = Path(path)
-    size = path.stat().st_size
-    if size < 24:
-        raise ValueError(f"{path}: {size} bytes, too short for a .csr header")
-    n_rows, n_cols, nnz = (int(x) for x in np.fromfile(path, dtype="<i8", count=3))
-    if n_rows < 0 or n_cols <= 0 or nnz < 0:
-        raise ValueError(f"{path}: bad header (rows {n_rows}, cols {n_cols}, nnz {nnz})")
-    want = 24 + 8 * (n_rows + 1) + 8 * nnz
-    if size != want:
-        raise ValueError(
-            f"{path}: {size} bytes, but its header (rows {n_rows}, nnz {nnz}) needs {want} "
-            "(truncated or not a .csr file)"
-        )
-    return n_rows, n_cols, nnz
-
-
-def open_bigann_csr(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Memory-map a big-ann ``.csr`` file: ``(indptr int64, indices int32, data float32,
-    n_cols)``; ``indptr`` is checked (starts at 0, ends at nnz, never decreases)."""
-    n_rows, n_cols, nnz = read_bigann_header(path)
-    indptr = np.memmap(path, dtype="<i8", mode="r", offset=24, shape=(n_rows + 1,))
-    indices = np.memmap(path, dtype="<i4", mode="r", offset=24 + 8 * (n_rows + 1), shape=(nnz,))
-    data = np.memmap(
-        path, dtype="<f4", mode="r", offset=24 + 8 * (n_rows + 1) + 4 * nnz, shape=(nnz,)
-    )
-    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
-        raise ValueError(f"{path}: indptr does not run from 0 to nnz without decreasing")
-    return indptr, indices, data, n_cols
-
-
-def write_bigann_csr(path: str | os.PathLike, matrix: object) -> None:
-    """Write ``matrix`` (scipy sparse) as a big-ann ``.csr`` file."""
-    csr = sp.csr_array(matrix)
-    with open(path, "wb") as f:
-        np.array([csr.shape[0], csr.shape[1], csr.nnz], dtype="<i8").tofile(f)
-        csr.indptr.astype("<i8").tofile(f)
-        csr.indices.astype("<i4").tofile(f)
-        csr.data.astype("<f4").tofile(f)
-
-
 class BigAnnSource(CsrSource):
-    """A big-ann ``.csr`` file, memory-mapped and read in chunks of rows."""
+    """A big-ann ``.csr`` file (:mod:`index.bigann`), read in chunks of rows by plain file
+    reads, so that no page of the file stays in the process's memory."""
 
     def __init__(self, path: str | os.PathLike, chunk_nnz: int = CHUNK_NNZ) -> None:
-        self.path = Path(path)
-        self.indptr, self.indices, self.data, self.n_cols = open_bigann_csr(self.path)
+        self.file = read_csr(path, check_indices=False)  # every chunk is validated
+        self.n_cols = self.file.n_cols
         self.chunk_nnz = max(1, int(chunk_nnz))
 
     def chunks(self) -> Iterator[CsrArrays]:
-        n_rows = self.indptr.shape[0] - 1
+        f = self.file
         a = 0
-        while a < n_rows:
-            target = int(self.indptr[a]) + self.chunk_nnz
-            b = int(np.searchsorted(self.indptr, target, side="right")) - 1
-            b = min(n_rows, max(b, a + 1))
-            yield _chunk(
-                self.indptr[a : b + 1], self.indices, self.data, self.n_cols, str(self.path)
-            )
+        while a < f.n_rows:
+            target = int(f.indptr[a]) + self.chunk_nnz
+            b = int(np.searchsorted(f.indptr, target, side="right")) - 1
+            b = min(f.n_rows, max(b, a + 1))
+            yield as_csr(f.rows(a, b), name=str(f.path))
             a = b
 
     def describe(self) -> str:
-        return f"{self.path.name} (big-ann .csr)"
+        return f"{self.file.path.name} (big-ann .csr)"

@@ -12,27 +12,78 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from index.kernels.intrinsics import f16_bits_to_f32
+from index.kernels.intrinsics import f16_bits_to_f32, prefetch
 from index.kernels.jit import leaf
 from index.kernels.pruning import fwd_bits, fwd_term
 
 
 @leaf
-def _sift_down(heap: np.ndarray, i: int, n: int) -> None:
-    """Max-heap sift-down of ``heap[i]`` within ``heap[:n]`` (float32)."""
-    v = heap[i]
+def _sift_down_u16(a: np.ndarray, i: int, n: int) -> None:
+    """Max-heap sift-down of ``a[i]`` within ``a[:n]`` (uint16)."""
+    v = a[i]
     while True:
         child = 2 * i + 1
         if child >= n:
             break
-        if child + 1 < n and heap[child + 1] > heap[child]:
+        if child + 1 < n and a[child + 1] > a[child]:
             child += 1
-        if heap[child] > v:
-            heap[i] = heap[child]
+        if a[child] > v:
+            a[i] = a[child]
             i = child
         else:
             break
-    heap[i] = v
+    a[i] = v
+
+
+@leaf
+def _heapsort_u16(a: np.ndarray, n: int) -> None:
+    """Sort ``a[:n]`` (uint16) ascending in place, without allocating."""
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down_u16(a, i, n)
+    for end in range(n - 1, 0, -1):
+        top = a[0]
+        a[0] = a[end]
+        a[end] = top
+        _sift_down_u16(a, 0, end)
+
+
+@leaf
+def _scatter_max(
+    rows: np.ndarray,
+    fwd_offsets: np.ndarray,
+    fwd_packed: np.ndarray,
+    fwd_terms: np.ndarray,
+    fwd_bits_: np.ndarray,
+    mx: np.ndarray,
+    touched: np.ndarray,
+) -> int:
+    """Coordinate-wise maximum of documents ``rows`` as float16 bits in ``mx`` uint16
+    (dim,) (zero = untouched; non-negative float16 bit patterns order as their values);
+    the touched terms go to ``touched``, their number is returned. Every line of the
+    documents' rows is prefetched first: the rows are scattered over the forward index."""
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(fwd_offsets[r], fwd_offsets[r + 1], 16):
+            if fwd_packed.shape[0]:
+                prefetch(fwd_packed, j)
+            else:
+                prefetch(fwd_terms, j)
+                prefetch(fwd_bits_, j)
+    n_t = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(fwd_offsets[r], fwd_offsets[r + 1]):
+            u = fwd_term(fwd_packed, fwd_terms, j)
+            v = fwd_bits(fwd_packed, fwd_bits_, j)
+            old = mx[u]
+            if old == 0:
+                if v == 0:
+                    continue  # a zero weight never raises the maximum
+                touched[n_t] = u
+                n_t += 1
+            if v > old:
+                mx[u] = v
+    return n_t
 
 
 @leaf
@@ -45,7 +96,9 @@ def block_summary(
     alpha: float,
     mx: np.ndarray,
     touched: np.ndarray,
-    heap: np.ndarray,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    tmp: np.ndarray,
     out_terms: np.ndarray,
     out_vals: np.ndarray,
 ) -> int:
@@ -54,50 +107,53 @@ def block_summary(
 
     The coordinate-wise maximum keeps every coordinate at or above the value where the
     running sum of the heaviest ones first reaches ``alpha`` of the total (at least one).
-    Documents come from the forward index (``fwd_*``). Scratch: ``mx`` float32 (dim,)
-    zeroed (left zeroed), ``touched`` int32 (dim,), ``heap`` float32 (dim,).
+    That cut is found without sorting: the values are bucketed by the high byte of their
+    float16 bits (256 buckets, in value order), the buckets summed from the top down to
+    the one where the sum reaches the target, and only that bucket's values sorted.
+    Scratch: ``mx`` uint16 (dim,) zeroed (left zeroed), ``touched`` int32 (dim,),
+    ``counts`` int64 (256,), ``sums`` float64 (256,), ``tmp`` uint16 (dim,).
     """
-    n_t = 0
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        for j in range(fwd_offsets[r], fwd_offsets[r + 1]):
-            u = fwd_term(fwd_packed, fwd_terms, j)
-            v = f16_bits_to_f32(fwd_bits(fwd_packed, fwd_bits_, j))
-            if v <= 0.0:
-                continue  # never raises the maximum; mx[u] == 0 keeps meaning "untouched"
-            if mx[u] == 0.0:
-                touched[n_t] = u
-                n_t += 1
-            if v > mx[u]:
-                mx[u] = v
+    n_t = _scatter_max(rows, fwd_offsets, fwd_packed, fwd_terms, fwd_bits_, mx, touched)
+    counts[:] = 0
+    sums[:] = 0.0
     total = 0.0
     for i in range(n_t):
-        heap[i] = mx[touched[i]]
-        total += heap[i]
-    # Pop the heaviest values off a max-heap until they reach alpha of the mass: the kept
-    # share is usually small, so this beats sorting all of them.
+        vb = mx[touched[i]]
+        v = f16_bits_to_f32(vb)
+        counts[vb >> 8] += 1
+        sums[vb >> 8] += v
+        total += v
     target = alpha * total
-    for i in range(n_t // 2 - 1, -1, -1):
-        _sift_down(heap, i, n_t)
     acc = 0.0
-    cut = heap[0] if n_t else np.float32(0.0)
-    n = n_t
-    while n > 0:
-        cut = heap[0]
-        acc += cut
-        if acc >= target:
-            break
-        n -= 1
-        heap[0] = heap[n]
-        _sift_down(heap, 0, n)
+    cut = np.uint16(0)
+    for k in range(255, -1, -1):
+        if counts[k] == 0:
+            continue
+        if acc + sums[k] < target:
+            acc += sums[k]
+            continue
+        n = 0
+        for i in range(n_t):
+            vb = mx[touched[i]]
+            if (vb >> 8) == k:
+                tmp[n] = vb
+                n += 1
+        _heapsort_u16(tmp, n)
+        for i in range(n - 1, -1, -1):
+            cut = tmp[i]
+            acc += f16_bits_to_f32(cut)
+            if acc >= target:
+                break
+        break
     m = 0
     for i in range(n_t):
         u = touched[i]
-        if mx[u] >= cut:
+        vb = mx[u]
+        if vb >= cut:
             out_terms[m] = u
-            out_vals[m] = mx[u]
+            out_vals[m] = f16_bits_to_f32(vb)
             m += 1
-        mx[u] = 0.0
+        mx[u] = 0
     return m
 
 
@@ -167,47 +223,65 @@ def summarize_lists(
     """
     n_lists = lists.shape[0]
     for ch in prange(n_chunks):
-        mx = np.zeros(dim, dtype=np.float32)
+        mx = np.zeros(dim, dtype=np.uint16)
         touched = np.empty(dim, dtype=np.int32)
-        heap = np.empty(dim, dtype=np.float32)
+        counts = np.empty(256, dtype=np.int64)
+        sums = np.empty(256, dtype=np.float64)
+        tmp = np.empty(dim, dtype=np.uint16)
         b_terms = np.empty(dim, dtype=np.int32)
         b_vals = np.empty(dim, dtype=np.float32)
         b_codes = np.empty(dim, dtype=np.uint8)
+        t_next = np.zeros(dim, dtype=np.int64)
+        uniq = np.empty(dim, dtype=np.int32)
         for i in range(ch, n_lists, n_chunks):
             t = lists[i]
             b0 = list_blocks[t]
             nb = list_blocks[t + 1] - b0
             base = region[i]
             size = region[i + 1] - base
-            keys = np.empty(size, dtype=np.int64)
-            codes = np.empty(size, dtype=np.uint8)
+            e_terms = np.empty(size, dtype=np.int32)
+            e_codes = np.empty(size, dtype=np.uint8)
+            e_blocks = np.empty(size, dtype=np.int32)
             pos = 0
+            n_u = 0
             for lb in range(nb):
                 b = b0 + lb
                 m = block_summary(
                     rows[block_offsets[b] : block_offsets[b + 1]], fwd_offsets, fwd_packed,
-                    fwd_terms, fwd_bits_, alpha, mx, touched, heap, b_terms, b_vals,
+                    fwd_terms, fwd_bits_, alpha, mx, touched, counts, sums, tmp, b_terms, b_vals,
                 )  # fmt: skip
                 lo, scale = (0.0, 0.0) if m == 0 else quantize(b_vals[:m], b_codes[:m])
                 block_min[b] = lo
                 block_scale[b] = scale
                 for k in range(m):
-                    keys[pos] = np.int64(b_terms[k]) * nb + lb
-                    codes[pos] = b_codes[k]
+                    u = b_terms[k]
+                    if t_next[u] == 0:
+                        uniq[n_u] = u
+                        n_u += 1
+                    t_next[u] += 1
+                    e_terms[pos] = u
+                    e_codes[pos] = b_codes[k]
+                    e_blocks[pos] = lb
                     pos += 1
-            order = np.argsort(keys[:pos])
-            n_u = 0
-            prev = -1
+            # Transpose by a counting sort on the term: entries were made block by block,
+            # so each term's entries come out in block order.
+            terms_sorted = np.sort(uniq[:n_u])
+            start = 0
+            for k in range(n_u):
+                u = terms_sorted[k]
+                out_terms[base + k] = u
+                out_term_entries[base + k] = start
+                count = t_next[u]
+                t_next[u] = start
+                start += count
             for k in range(pos):
-                key = keys[order[k]]
-                term = key // nb
-                out_codes[base + k] = codes[order[k]]
-                out_blocks[base + k] = key - term * nb
-                if term != prev:
-                    out_terms[base + n_u] = term
-                    out_term_entries[base + n_u] = k
-                    n_u += 1
-                    prev = term
+                u = e_terms[k]
+                p = base + t_next[u]
+                out_codes[p] = e_codes[k]
+                out_blocks[p] = e_blocks[k]
+                t_next[u] += 1
+            for k in range(n_u):
+                t_next[terms_sorted[k]] = 0
             n_entries[i] = pos
             n_unique[i] = n_u
 

@@ -10,7 +10,8 @@ import pytest
 import scipy.sparse as sp
 
 from index import SeismicIndex, exact_search
-from index.sources import BigAnnSource, MatrixSource, ParquetSource, write_bigann_csr
+from index.bigann import write_csr
+from index.sources import BigAnnSource, MatrixSource, ParquetSource
 from tests.index.conftest import zipf_splade
 
 EXHAUSTIVE = {"query_cut": 10_000, "heap_factor": 0.0}
@@ -101,7 +102,7 @@ def test_every_path_is_exhaustive_equals_exact(tmp_path, dim) -> None:
 
 def test_bigann_csr_source(docs, reference, tmp_path) -> None:
     path = tmp_path / "base.csr"
-    write_bigann_csr(path, docs)
+    write_csr(path, docs)
     built = SeismicIndex.build_from_source(
         BigAnnSource(path, chunk_nnz=5000), n_postings=40, seed=3
     )
@@ -110,19 +111,19 @@ def test_bigann_csr_source(docs, reference, tmp_path) -> None:
 
 def test_truncated_bigann_file_is_refused(docs, tmp_path) -> None:
     path = tmp_path / "base.csr"
-    write_bigann_csr(path, docs)
+    write_csr(path, docs)
     raw = path.read_bytes()
     path.write_bytes(raw[:-10])
     with pytest.raises(ValueError, match="truncated"):
         BigAnnSource(path)
     path.write_bytes(raw[:10])
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(ValueError, match="truncated header"):
         BigAnnSource(path)
 
 
 def test_bigann_bad_indptr_or_values_refused(docs, tmp_path) -> None:
     path = tmp_path / "base.csr"
-    write_bigann_csr(path, docs)
+    write_csr(path, docs)
     raw = bytearray(path.read_bytes())
     raw[24 + 8 : 24 + 16] = np.int64(10**9).tobytes()  # indptr[1]
     path.write_bytes(bytes(raw))
@@ -130,7 +131,7 @@ def test_bigann_bad_indptr_or_values_refused(docs, tmp_path) -> None:
         BigAnnSource(path)
     bad = sp.csr_array(docs, copy=True)
     bad.data[5] = np.nan
-    write_bigann_csr(path, bad)
+    write_csr(path, bad)
     with pytest.raises(ValueError, match="NaN"):
         SeismicIndex.build_from_source(BigAnnSource(path))
 

@@ -76,15 +76,15 @@ def test_doc_top_terms(small) -> None:
 @pytest.mark.parametrize("alpha", [0.1, 0.4, 0.75, 1.0])
 def test_block_summary_and_quantize(small, alpha) -> None:
     rng = np.random.default_rng(3)
-    mx = np.zeros(300, np.float32)
+    mx = np.zeros(300, np.uint16)
     touched = np.empty(300, np.int32)
-    heap = np.empty(300, np.float32)
+    counts, sums, tmp = np.empty(256, np.int64), np.empty(256), np.empty(300, np.uint16)
     out_t = np.empty(300, np.int32)
     out_v = np.empty(300, np.float32)
     forward = _forward(small)
     for _ in range(30):
         rows = rng.choice(400, size=rng.integers(1, 12), replace=False).astype(np.int32)
-        n = block_summary(rows, *forward, alpha, mx, touched, heap, out_t, out_v)
+        n = block_summary(rows, *forward, alpha, mx, touched, counts, sums, tmp, out_t, out_v)
         order = np.argsort(out_t[:n])
         w_terms, w_vals = ref.block_summary(rows, small.indptr, small.indices, small.data, alpha)
         np.testing.assert_array_equal(out_t[:n][order], w_terms)

@@ -119,3 +119,13 @@ def test_empty_queries_and_rows(corpus) -> None:
     ids, scores = idx.search(empty, k=4)
     assert (ids == -1).all() and (scores == 0).all()
     assert idx.n_docs == docs.shape[0] and idx.dim == docs.shape[1]
+
+
+def test_warm_up_compiles_both_paths_and_leaves_no_trace(corpus) -> None:
+    docs, queries = corpus
+    idx = SeismicIndex.build(docs)
+    idx.warm_up()
+    assert not idx.stats.any()
+    a = idx.search(queries, k=10)
+    b = idx.search(queries[:3], k=10)
+    np.testing.assert_array_equal(a[0][:3], b[0])
