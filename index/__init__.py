@@ -11,7 +11,8 @@ Public contract (see DESIGN.md)::
 
 from index.builder import BuildParams
 from index.exact import exact_search, recall_vs_exact
-from index.seismic import DEFAULT_HEAP_FACTOR, DEFAULT_QUERY_CUT, SeismicIndex
+from index.params import DEFAULT_HEAP_FACTOR, DEFAULT_QUERY_CUT, QueryParams
+from index.seismic import SeismicIndex
 from index.storage import IndexFormatError
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_HEAP_FACTOR",
     "DEFAULT_QUERY_CUT",
     "IndexFormatError",
+    "QueryParams",
     "SeismicIndex",
     "exact_search",
     "recall_vs_exact",

@@ -18,17 +18,11 @@ from index.builder import BuildParams, build_arrays
 from index.kernels.exact import check_vector
 from index.kernels.search import N_STATS, SearchScratch, make_scratch, search_batch, search_serial
 from index.layout import ARRAY_NAMES, LEGACY_NAMES, IndexArrays
+from index.params import QueryParams
 from index.sources import CsrSource, MatrixSource, ParquetSource
 from index.storage import IndexFormatError, load_arrays, save_arrays
-from index.validation import as_csr, check_k, check_queries, check_query_params
+from index.validation import as_csr, check_k, check_queries
 
-DEFAULT_QUERY_CUT = 10
-DEFAULT_HEAP_FACTOR = 0.8
-# Visit the blocks of all cut lists in one best-first order (True) or as the Rust Seismic
-# does (False): the first list best-first, the others list by list in stored block order.
-# At equal (query_cut, heap_factor) the second scores a few more documents and so reaches
-# Seismic's recall; both trade recall for documents scored alike.
-DEFAULT_GLOBAL_ORDER = False
 # Batches this small run serially on the caller's thread with pooled scratch.
 SERIAL_BATCH = 4
 # The default ("workqueue") Numba threading layer is not safe for parallel kernels entered
@@ -114,13 +108,16 @@ class SeismicIndex:
         self,
         queries_csr: Any,
         k: int = 10,
-        query_cut: int = DEFAULT_QUERY_CUT,
-        heap_factor: float = DEFAULT_HEAP_FACTOR,
+        query_cut: int | None = None,
+        heap_factor: float | None = None,
         allowed: np.ndarray | None = None,
-        global_order: bool = DEFAULT_GLOBAL_ORDER,
+        global_order: bool | None = None,
+        params: QueryParams | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-``k`` rows for each query row by inner product.
 
+        The knobs (see :class:`index.QueryParams`) come from ``params`` (default: the
+        defaults), overridden by any given by keyword.
         ``query_cut``: heaviest query terms whose lists are walked; ``heap_factor``: a block is
         skipped when its summary score is below ``heap_factor * heap_min`` (Seismic's rule;
         smaller = more blocks visited, 0 visits every block); ``global_order``: walk the
@@ -131,7 +128,7 @@ class SeismicIndex:
         the lower row, padded with id -1 and score 0.0.
         """
         k = check_k(k)
-        query_cut, heap_factor = check_query_params(query_cut, heap_factor)
+        qp = _query_params(params, query_cut, heap_factor, global_order)
         queries = as_csr(queries_csr, name="queries")
         check_queries(queries, self.dim)
         return self._search_arrays(
@@ -139,9 +136,9 @@ class SeismicIndex:
             queries.indices,
             queries.data,
             k,
-            query_cut,
-            heap_factor,
-            bool(global_order),
+            qp.query_cut,
+            qp.heap_factor,
+            qp.global_order,
             self._allowed(allowed),
         )
 
@@ -150,10 +147,11 @@ class SeismicIndex:
         indices: np.ndarray,
         values: np.ndarray,
         k: int = 10,
-        query_cut: int = DEFAULT_QUERY_CUT,
-        heap_factor: float = DEFAULT_HEAP_FACTOR,
+        query_cut: int | None = None,
+        heap_factor: float | None = None,
         allowed: np.ndarray | None = None,
-        global_order: bool = DEFAULT_GLOBAL_ORDER,
+        global_order: bool | None = None,
+        params: QueryParams | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One query given as term ids and weights (low overhead, for a service).
 
@@ -161,7 +159,7 @@ class SeismicIndex:
         duplicate terms are summed.
         """
         k = check_k(k)
-        query_cut, heap_factor = check_query_params(query_cut, heap_factor)
+        qp = _query_params(params, query_cut, heap_factor, global_order)
         idx = _as_1d(indices, np.int32, "indices")
         val = _as_1d(values, np.float32, "values")
         if idx.shape != val.shape:
@@ -185,9 +183,9 @@ class SeismicIndex:
             idx,
             val,
             k,
-            query_cut,
-            heap_factor,
-            bool(global_order),
+            qp.query_cut,
+            qp.heap_factor,
+            qp.global_order,
             self._allowed(allowed),
         )
         return ids[0], scores[0]
@@ -316,6 +314,31 @@ class SeismicIndex:
             raise IndexFormatError(f"{path}: bad manifest parameters: {exc}") from None
         _check_structure(arrays, n_docs, dim, path)
         return cls(IndexArrays.from_flat(arrays), params, n_docs, dim)
+
+
+def _query_params(
+    params: QueryParams | None,
+    query_cut: int | None,
+    heap_factor: float | None,
+    global_order: bool | None,
+) -> QueryParams:
+    """``params`` (default: the defaults) with any knob given by keyword on top."""
+    if params is not None and not isinstance(params, QueryParams):
+        raise ValueError(f"params must be an index.QueryParams, got {type(params).__name__}")
+    given = {
+        name: value
+        for name, value in (
+            ("query_cut", query_cut),
+            ("heap_factor", heap_factor),
+            ("global_order", global_order),
+        )
+        if value is not None
+    }
+    base = params or _DEFAULT_PARAMS
+    return QueryParams.from_dict(given, base) if given else base
+
+
+_DEFAULT_PARAMS = QueryParams()
 
 
 def _save(

@@ -13,7 +13,7 @@ import numpy as np
 from app.api import schemas
 from app.errors import InvalidInputError, NotFoundError
 from app.services.encoders import NO_ENCODER, EncoderPool
-from app.services.params import QueryParams
+from app.services.params import checked_query_params
 from app.services.pool import WorkerPool
 from app.services.registry import CollectionRegistry
 from app.settings import Settings
@@ -65,7 +65,7 @@ class SearchService:
             BuildParams(**index_params)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"index_params: {exc}") from exc
-        QueryParams.from_dict(query_params)
+        checked_query_params(query_params)
 
     def _info(self, coll: Collection) -> schemas.CollectionInfo:
         return schemas.CollectionInfo(**coll.config.to_dict(), documents=len(coll.id_map))
@@ -288,7 +288,9 @@ class SearchService:
         for members in groups.values():
             req = reqs[members[0]]
             flt = MetadataFilter.parse(req.filter)
-            params = QueryParams(req.query_cut, req.heap_factor).kwargs()
+            params = checked_query_params(
+                {"query_cut": req.query_cut, "heap_factor": req.heap_factor}, "search"
+            )
             hits = coll.search(
                 [vecs[i] for i in members], req.k, flt=flt, query_params=params, exact=req.exact
             )
