@@ -23,20 +23,13 @@ import numpy as np
 import pyarrow as pa
 
 from app.storage.files import write_bytes_atomic
+from index.storage import crc32_file
 
 _CRC = struct.Struct("<I")
 
 
 class DamageError(ValueError):
     """A collection file is missing, truncated, tampered with or inconsistent."""
-
-
-def crc32_file(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-    return crc
 
 
 def _canonical(body: dict[str, Any]) -> bytes:
