@@ -31,15 +31,19 @@ log = logging.getLogger(__name__)
 def build_state(settings: Settings, metrics_: Metrics) -> AppState:
     registry = CollectionRegistry(settings)
     encoders = EncoderPool(settings.encoders)
-    service = SearchService(settings, registry, encoders)
+    search_pool = WorkerPool("search", settings.threads, settings.max_pending)
+    write_pool = WorkerPool("write", settings.threads, settings.max_pending)
+    service = SearchService(
+        settings, registry, encoders, search_pool=search_pool, write_pool=write_pool
+    )
     return AppState(
         settings=settings,
         registry=registry,
         encoders=encoders,
         service=service,
         jobs=JobManager(settings, service),
-        search_pool=WorkerPool("search", settings.threads, settings.max_pending),
-        write_pool=WorkerPool("write", settings.threads, settings.max_pending),
+        search_pool=search_pool,
+        write_pool=write_pool,
         metrics=metrics_,
     )
 

@@ -12,13 +12,13 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from app.api import schemas
 from app.errors import ConflictError, InvalidInputError, NotFoundError, OverloadedError
 from app.jobs.indexing.vocab import Vocabulary, vectors_to_csr
 from app.services.encoders import NO_ENCODER
 from app.services.imports import ImportRoots, ImportSource
+from app.services.models import JobRequest, JobStatus
 from app.services.search import SearchService
 from app.settings import Settings
 from app.storage.batch import DocumentBatch
@@ -29,12 +29,13 @@ MAX_QUEUED_JOBS = 16
 
 @dataclass
 class Job:
+    """A job as it runs: what it was asked (``request``), its live state and progress, and
+    the event that cancels it between batches."""
+
     id: str
     collection: str
     source: str
-    batch_size: int
-    upsert: bool
-    limit: int | None
+    request: JobRequest
     state: str = "queued"
     done: int = 0
     total: int | None = None
@@ -43,21 +44,14 @@ class Job:
     finished_at: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
-    def out(self) -> schemas.JobOut:
-        return schemas.JobOut(
-            id=self.id,
-            collection=self.collection,
-            source=self.source,
-            state=self.state,
-            done=self.done,
-            total=self.total,
-            error=self.error,
-            created_at=self.created_at,
-            finished_at=self.finished_at,
-        )
+    def status(self) -> JobStatus:
+        """A snapshot of the job's state and progress."""
+        return JobStatus(**{f.name: getattr(self, f.name) for f in fields(JobStatus)})
 
 
 class JobManager:
+    """Runs jobs one at a time on a worker thread; keeps every job's state in memory."""
+
     def __init__(self, settings: Settings, service: SearchService) -> None:
         self.settings = settings
         self.service = service
@@ -65,7 +59,9 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsr-job")
 
-    def submit(self, name: str, req: schemas.JobIn) -> schemas.JobOut:
+    def submit(self, name: str, req: JobRequest) -> JobStatus:
+        """Check the source (under an import root, a corpus this collection can take) and
+        queue the job."""
         from app.jobs.errors import CorpusError
         from app.jobs.sources import open_corpus
 
@@ -83,15 +79,13 @@ class JobManager:
         active = sum(j.state in ("queued", "running") for j in self._jobs.values())
         if active >= MAX_QUEUED_JOBS:
             raise OverloadedError(f"{active} jobs are queued or running; wait for some to finish")
-        job = Job(
-            uuid.uuid4().hex[:16], name, source.display, req.batch_size, req.upsert, req.limit
-        )
+        job = Job(uuid.uuid4().hex[:16], name, source.display, req)
         self._jobs[job.id] = job
         self._executor.submit(self._run, job, corpus, source)
-        return job.out()
+        return job.status()
 
-    def get(self, job_id: str) -> schemas.JobOut:
-        return self._job(job_id).out()
+    def get(self, job_id: str) -> JobStatus:
+        return self._job(job_id).status()
 
     def _job(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
@@ -99,10 +93,12 @@ class JobManager:
             raise NotFoundError(f"job {job_id[:64]!r} not found")
         return job
 
-    def list(self) -> schemas.JobList:
-        return schemas.JobList(jobs=[j.out() for j in self._jobs.values()])
+    def list(self) -> list[JobStatus]:
+        """Every job since start-up, oldest first."""
+        return [j.status() for j in self._jobs.values()]
 
-    def cancel(self, job_id: str) -> schemas.JobOut:
+    def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued job now, a running one after its current batch."""
         job = self._job(job_id)
         if job.state not in ("queued", "running"):
             raise ConflictError(f"job {job_id!r} is already {job.state}")
@@ -110,7 +106,7 @@ class JobManager:
         if job.state == "queued":
             job.state = "cancelled"
             job.finished_at = time.time()
-        return job.out()
+        return job.status()
 
     def _run(self, job: Job, corpus: object, source: ImportSource) -> None:
         if job.cancel.is_set():
@@ -121,17 +117,17 @@ class JobManager:
                 job.total = corpus.count()  # type: ignore[attr-defined]
             except Exception:  # a count is a nicety; the job goes on without it
                 job.total = None
-            if job.limit is not None and job.total is not None:
-                job.total = min(job.total, job.limit)
+            if job.request.limit is not None and job.total is not None:
+                job.total = min(job.total, job.request.limit)
             vocab = self._vocabulary(job.collection) if corpus.has_vectors else None  # type: ignore[attr-defined]
             batch: list = []
             for doc in corpus:  # type: ignore[attr-defined]
                 if job.cancel.is_set():
                     break
-                if job.limit is not None and job.done + len(batch) >= job.limit:
+                if job.request.limit is not None and job.done + len(batch) >= job.request.limit:
                     break
                 batch.append(doc)
-                if len(batch) >= job.batch_size:
+                if len(batch) >= job.request.batch_size:
                     self._write(job, batch, vocab)
                     batch = []
             if batch and not job.cancel.is_set():
@@ -166,7 +162,7 @@ class JobManager:
             enc = self.service.encoders.get(coll.config.encoder)
             limit = self.settings.max_text_length
             matrix = enc.encode_documents([d.text[:limit] for d in unique])
-        coll.write(DocumentBatch.of(ids, matrix), upsert=job.upsert)
+        coll.write(DocumentBatch.of(ids, matrix), upsert=job.request.upsert)
         job.done += len(batch)
         if coll.needs_seal():
             self.service.registry.wake()

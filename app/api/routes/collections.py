@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from app.api import schemas
+from app.api import convert, schemas
 from app.api.deps import Auth, State
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"], dependencies=[Auth])
@@ -15,17 +15,19 @@ router = APIRouter(prefix="/v1/collections", tags=["collections"], dependencies=
 @router.post("", status_code=201, response_model=schemas.CollectionInfo)
 async def create_collection(req: schemas.CollectionCreate, state: State) -> schemas.CollectionInfo:
     """Create a collection with its encoder (or ``"none"`` plus ``dim``) and index parameters."""
-    return await state.write_pool.run(state.service.create_collection, req)
+    spec = convert.collection_spec(req)
+    info = await state.write_pool.run(state.service.create_collection, spec)
+    return convert.collection_info(info)
 
 
 @router.get("", response_model=schemas.CollectionList)
 async def list_collections(state: State) -> schemas.CollectionList:
-    return state.service.list_collections()
+    return convert.collection_list(state.service.list_collections())
 
 
 @router.get("/{name}", response_model=schemas.CollectionInfo)
 async def describe_collection(name: str, state: State) -> schemas.CollectionInfo:
-    return state.service.describe(name)
+    return convert.collection_info(state.service.describe(name))
 
 
 @router.get("/{name}/stats")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from app.api import schemas
+from app.api import convert, schemas
 from app.api.deps import Auth, State
 
 router = APIRouter(prefix="/v1/collections/{name}", tags=["search"], dependencies=[Auth])
@@ -19,18 +19,20 @@ def _json(model: BaseModel) -> Response:
 @router.post("/search", response_model=schemas.SearchOut)
 async def search(name: str, req: schemas.SearchIn, state: State) -> Response:
     """Top-``k`` documents for a text ``query`` or a sparse ``vector``, optional ``filter``."""
-    vec = await state.service.encode_text(name, req, "search", state.write_pool)
-    return _json(await state.search_pool.run(state.service.search, name, req, vec))
+    result = await state.service.search(name, convert.search_request(req))
+    return _json(convert.search_out(result))
 
 
 @router.post("/search/batch", response_model=schemas.BatchSearchOut)
 async def batch_search(name: str, req: schemas.BatchSearchIn, state: State) -> Response:
     """Several searches in one request (texts encoded in one batch)."""
-    return _json(await state.search_pool.run(state.service.batch_search, name, req))
+    searches = convert.search_requests(req)
+    result = await state.search_pool.run(state.service.batch_search, name, searches)
+    return _json(convert.batch_search_out(result))
 
 
 @router.post("/explain", response_model=schemas.ExplainOut)
 async def explain(name: str, req: schemas.ExplainIn, state: State) -> Response:
     """Per hit (or per given id): the matched terms, their weights and contributions."""
-    vec = await state.service.encode_text(name, req, "explain", state.write_pool)
-    return _json(await state.search_pool.run(state.service.explain, name, req, vec))
+    result = await state.service.explain(name, convert.explain_request(req))
+    return _json(convert.explain_out(result))
