@@ -129,19 +129,6 @@ class SearchService:
     def drop_collection(self, name: str) -> None:
         self.registry.drop(name)
 
-    async def encode_text(self, name: str, req: SearchRequest, where: str) -> SparseVector | None:
-        """A text query's vector, through the encoder's micro-batcher (None for a vector
-        query); checked alone before it joins a batch."""
-        if req.query is None:
-            return None
-        coll = self.registry.get(name)
-        self.inputs.check_text_query(coll, req, where)
-        encoder = coll.config.encoder
-        batcher = self.encoders.loaded_batcher(encoder) or await self.write_pool.run(
-            self.encoders.batcher, encoder
-        )
-        return await batcher.encode(req.query)
-
     def health(self) -> dict[str, Any]:
         """Collections open, and those that cannot serve: their encoder cannot run here."""
         unavailable = {}
@@ -223,10 +210,23 @@ class SearchService:
                 results[i] = h
         return results
 
+    async def _encode_text(self, name: str, req: SearchRequest, where: str) -> SparseVector | None:
+        """A text query's vector, through the encoder's micro-batcher (None for a vector
+        query); checked alone before it joins a batch."""
+        if req.query is None:
+            return None
+        coll = self.registry.get(name)
+        self.inputs.check_text_query(coll, req, where)
+        encoder = coll.config.encoder
+        batcher = self.encoders.loaded_batcher(encoder) or await self.write_pool.run(
+            self.encoders.batcher, encoder
+        )
+        return await batcher.encode(req.query)
+
     async def search(self, name: str, req: SearchRequest) -> SearchResult:
         """Top-``k`` for one query: a text query is encoded through the micro-batcher (on the
         event loop), then the index is searched on the search pool."""
-        vec = await self.encode_text(name, req, "search")
+        vec = await self._encode_text(name, req, "search")
         return await self.search_pool.run(self.search_blocking, name, req, vec)
 
     def search_blocking(
@@ -272,7 +272,7 @@ class SearchService:
 
     async def explain(self, name: str, req: ExplainRequest) -> Explanation:
         """Which terms matched, per hit (or per given id), as :meth:`search` finds them."""
-        vec = await self.encode_text(name, req, "explain")
+        vec = await self._encode_text(name, req, "explain")
         return await self.search_pool.run(self.explain_blocking, name, req, vec)
 
     def explain_blocking(
