@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,19 @@ from app.errors import InvalidInputError, NotFoundError
 from app.services.encoders import EncoderPool
 from app.services.jobs import JobManager
 from app.services.models import (
+    BatchSearchResult,
     CollectionSpec,
     DocumentInput,
+    ExplainedHit,
     ExplainRequest,
+    Explanation,
     IndexedWeights,
     JobRequest,
+    JobStatus,
+    SearchHit,
     SearchRequest,
+    SearchResult,
+    TermContribution,
 )
 from app.services.pool import WorkerPool
 from app.services.registry import CollectionRegistry
@@ -116,25 +124,10 @@ def test_jobs_report_plain_statuses(service: SearchService, data_dir: Path) -> N
 
 def test_edge_conversion_keeps_every_field() -> None:
     """Every request field reaches the service, and every result field the response."""
-    req = schemas.ExplainIn(
-        vector={"indices": [1], "values": [2]},
-        k=3,
-        filter={"g": 1},
-        query_cut=4,
-        heap_factor=0.5,
-        exact=True,
-        ids=["a"],
-    )
-    plain = convert.explain_request(req)
-    assert plain == ExplainRequest(
-        vector=IndexedWeights([1], [2]),
-        k=3,
-        filter={"g": 1},
-        query_cut=4,
-        heap_factor=0.5,
-        exact=True,
-        ids=["a"],
-    )
+    given = {"k": 3, "filter": {"g": 1}, "query_cut": 4, "heap_factor": 0.5, "exact": True}
+    req = schemas.ExplainIn(vector={"indices": [1], "values": [2]}, ids=["a"], **given)
+    want = ExplainRequest(vector=IndexedWeights([1], [2]), ids=["a"], **given)
+    assert convert.explain_request(req) == want
     tokens = convert.search_request(schemas.SearchIn(vector={"tok": 1.5}))
     assert tokens.vector == {"tok": 1.5} and tokens.k == 10
     docs = convert.documents(
@@ -143,3 +136,16 @@ def test_edge_conversion_keeps_every_field() -> None:
     assert docs == [DocumentInput(id="d", text="", metadata={"m": [1]})]
     job = convert.job_request(schemas.JobIn(source="x.jsonl", limit=5))
     assert job == JobRequest(source="x.jsonl", batch_size=64, upsert=True, limit=5)
+
+    term = TermContribution(token="t", column=2, query_weight=1.0, doc_weight=2.0, contribution=2.0)
+    hit = ExplainedHit(id="a", score=2.0, metadata={"g": 1}, terms=[term])
+    explained = Explanation([hit], [term], 0.5)
+    assert convert.explain_out(explained).model_dump() == asdict(explained)
+    found = SearchResult([SearchHit(id="a", score=1.5)], 0.2)
+    batch = BatchSearchResult([found], 0.3)
+    assert convert.batch_search_out(batch).model_dump() == asdict(batch)
+    status = JobStatus(
+        id="j", collection="c", source="s", state="done", done=3, total=3, error=None,
+        created_at=1.0, finished_at=2.0,
+    )  # fmt: skip
+    assert convert.job_out(status).model_dump() == asdict(status)
