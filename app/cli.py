@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("app.commands.eval", "evaluate an encoder + index on BEIR / MS MARCO"),
     "models": ("app.commands.models", "fetch and list offline models"),
     "bench": ("app.commands.bench", "run a benchmark script from benchmarks/"),
+    "repair": ("app.commands.repair", "recover a damaged (quarantined) collection"),
 }
 
 

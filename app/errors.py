@@ -36,11 +36,6 @@ class UnauthorizedError(ServiceError):
     code = "unauthorized"
 
 
-class PayloadTooLargeError(ServiceError):
-    status = 413
-    code = "payload_too_large"
-
-
 class OverloadedError(ServiceError):
     """Every worker is busy and the queue is full: retry later."""
 
@@ -48,9 +43,18 @@ class OverloadedError(ServiceError):
     code = "overloaded"
 
 
-class NotReadyError(ServiceError):
+class CollectionDamagedError(ServiceError):
+    """A collection's files are damaged: it is quarantined until ``lsr repair``."""
+
     status = 503
-    code = "not_ready"
+    code = "collection_damaged"
+
+
+class EncoderUnavailableError(ServiceError):
+    """A collection's encoder cannot run on this install (a missing extra, a missing model)."""
+
+    status = 503
+    code = "encoder_unavailable"
 
 
 class StorageError(ServiceError):

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import AppState
 from app.api.middleware import BodyLimitAndMetrics
-from app.api.routes import collections, documents, health, jobs, metrics, search
+from app.api.routes import collections, docs, documents, health, jobs, metrics, search
 from app.errors import ServiceError
 from app.metrics import Metrics
 from app.services.encoders import EncoderPool
@@ -23,7 +23,7 @@ from app.services.pool import WorkerPool
 from app.services.registry import CollectionRegistry
 from app.services.search import SearchService
 from app.settings import Settings
-from app.warmup import warm_up
+from app.warmup import stop_children, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +31,19 @@ log = logging.getLogger(__name__)
 def build_state(settings: Settings, metrics_: Metrics) -> AppState:
     registry = CollectionRegistry(settings)
     encoders = EncoderPool(settings.encoders)
-    service = SearchService(settings, registry, encoders)
+    search_pool = WorkerPool("search", settings.threads, settings.max_pending)
+    write_pool = WorkerPool("write", settings.threads, settings.max_pending)
+    service = SearchService(
+        settings, registry, encoders, search_pool=search_pool, write_pool=write_pool
+    )
     return AppState(
         settings=settings,
         registry=registry,
         encoders=encoders,
         service=service,
         jobs=JobManager(settings, service),
-        search_pool=WorkerPool("search", settings.threads, settings.max_pending),
-        write_pool=WorkerPool("write", settings.threads, settings.max_pending),
+        search_pool=search_pool,
+        write_pool=write_pool,
         metrics=metrics_,
     )
 
@@ -49,6 +53,12 @@ def _error(status: int, code: str, message: str, details: list | None = None) ->
     if details is not None:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status)
+
+
+def _inner_path(error: dict) -> list[str]:
+    """The path inside a field that a validator names (``ctx["at"]``: "0.metadata.k")."""
+    at = (error.get("ctx") or {}).get("at")
+    return [p for p in str(at).split(".") if p] if at else []
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -66,7 +76,7 @@ def _install_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         details = [
             {
-                "loc": list(e.get("loc", ())),
+                "loc": [*e.get("loc", ()), *_inner_path(e)],
                 "msg": str(e.get("msg", "")),
                 "type": str(e.get("type", "")),
             }
@@ -117,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings, metrics_)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for root in settings.import_root_list:
+            root.mkdir(parents=True, exist_ok=True)
         state.registry.open_all()
         state.registry.start_maintenance()
         holder["state"] = state
@@ -128,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            stop_children(state)
             state.jobs.close()
             state.search_pool.shutdown()
             state.write_pool.shutdown()
@@ -139,10 +152,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Learned sparse retrieval over a Seismic index: collections, search, jobs.",
         lifespan=lifespan,
+        docs_url=None,  # self-hosted below: the default pages load from a CDN
+        redoc_url=None,
     )
     _install_handlers(app)
     # the hot search routes first: routing tries routes in order
-    for module in (search, documents, collections, health, jobs, metrics):
+    for module in (search, documents, collections, health, jobs, metrics, docs):
         app.include_router(module.router)
-    app.add_middleware(BodyLimitAndMetrics, max_bytes=settings.max_request_bytes, metrics=metrics_)
+    docs.mount_assets(app)
+    app.add_middleware(
+        BodyLimitAndMetrics,
+        max_bytes=settings.max_request_bytes,
+        metrics=metrics_,
+        body_timeout_s=settings.body_timeout_s,
+    )
     return app

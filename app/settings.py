@@ -21,7 +21,8 @@ class Settings(BaseSettings):
         '"*" (also local model folders and Hugging Face ids), or a comma-separated list',
     )
     import_roots: str = Field(
-        "", description="comma-separated folders that indexing jobs may read; empty = any path"
+        "",
+        description="comma-separated folders that indexing jobs may read; empty = DATA_DIR/import",
     )
     # request limits
     max_batch: int = Field(1000, ge=1, description="documents per write / queries per batch")
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     max_vector_terms: int = Field(4096, ge=1, description="non-zeros per given vector")
     max_k: int = Field(1000, ge=1)
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="seconds a request body may take to arrive before a 408"
+    )
     max_id_length: int = Field(512, ge=1)
     # concurrency
     threads: int = Field(2, ge=1, description="search/encode worker threads")
@@ -49,4 +53,6 @@ class Settings(BaseSettings):
 
     @property
     def import_root_list(self) -> list[Path]:
-        return [Path(p.strip()).resolve() for p in self.import_roots.split(",") if p.strip()]
+        """The folders jobs may read (default: ``DATA_DIR/import``), resolved."""
+        given = [Path(p.strip()) for p in self.import_roots.split(",") if p.strip()]
+        return [p.resolve() for p in given or [Path(self.data_dir) / "import"]]

@@ -35,6 +35,7 @@ from encoders.training.evaluate import (  # noqa: E402
     summarize,
 )
 from encoders.training.retrieval import COLLECTIONS, load_beir, ndcg_at_10  # noqa: E402
+from index import exact_search  # noqa: E402
 
 
 def seismic_row(docs, queries, exact_rows, coll) -> dict[str, float]:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     def seismic(docs, queries, exact_rows, coll) -> dict:
         return {"seismic_k64": seismic_row(docs, queries, exact_rows, coll)}
 
-    options = {"use_index": args.search == "index", "bm25": not args.no_bm25}
+    options = {"search": exact_search if args.search == "index" else None, "bm25": not args.no_bm25}
     options["extra"] = seismic if args.seismic else None
     results = {
         name: evaluate_collection(encoder, coll, ks, cache, **options)

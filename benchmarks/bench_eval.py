@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from app.jobs.evaluation import EvalConfig, run_eval
+from app.jobs.evaluation.run import EvalConfig, run_eval
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("LSR_SHARED_DIR", ROOT.parents[1] / "shared")) / "data"

@@ -38,7 +38,7 @@ STATS_FILE = "bm25_stats.json.gz"
 @dataclass(frozen=True)
 class BM25Settings:
     """Scoring and analysis: Lucene's k1 / b, a PyStemmer language (None: no stemming) and a
-    ``bm25s`` stop-word list; the defaults are the eval's baseline (app/jobs/bm25.py)."""
+    ``bm25s`` stop-word list; the defaults are the eval's baseline (app/jobs/evaluation/bm25.py)."""
 
     k1: float = 0.9
     b: float = 0.4

@@ -158,11 +158,12 @@ def summarize(
     bound (each block's total non-zeros, at most dim) fits :data:`SUMMARY_BATCH`."""
     dim = list_blocks.shape[0] - 1
     n_blocks = block_offsets.shape[0] - 1
-    row_nnz = np.diff(forward.offsets)
     per_block = np.zeros(n_blocks, dtype=np.int64)
     if rows.shape[0]:
+        row_nnz = np.diff(forward.offsets).astype(np.int32)
         starts = block_offsets[:-1].astype(np.int64)
-        per_block = np.add.reduceat(row_nnz[rows], starts).astype(np.int64)
+        per_block = np.add.reduceat(row_nnz[rows], starts, dtype=np.int64)
+        del row_nnz
         per_block[np.diff(block_offsets) == 0] = 0
         np.minimum(per_block, dim, out=per_block)
     block_bound = np.concatenate([[0], np.cumsum(per_block)])

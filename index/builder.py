@@ -17,6 +17,7 @@ import numpy as np
 from index.block_max import build_block_max
 from index.build_steps import (
     Forward,
+    InputStats,
     SummaryParts,
     fill_forward,
     forward_parts,
@@ -121,20 +122,15 @@ class _Postings:
     doc_order: np.ndarray  # new document number -> input row
 
 
-def _posting_lists(forward: Forward, df: np.ndarray, params: BuildParams, n_chunks: int):
+def _posting_lists(forward: Forward, stats: InputStats, params: BuildParams, n_chunks: int):
     """Statically pruned lists: the global budget, then the per-list cap."""
+    df = stats.df
     dim = df.shape[0]
     if params.n_postings is None:
         threshold, cap = 0, int(df.max(initial=0))
     else:
         budget = int(params.n_postings) * int(np.count_nonzero(df))
-        hist = np.bincount(
-            (forward.packed & np.uint32(0xFFFF)).astype(np.uint16)
-            if forward.packed.shape[0]
-            else forward.bits,
-            minlength=1 << 16,
-        )
-        threshold = threshold_bits(hist, budget)
+        threshold = threshold_bits(stats.f16_histogram, budget)
         cap = max(1, int(params.max_fraction * params.n_postings))
     offsets, rows, bits = transpose_pruned(*forward.arrays, threshold, dim, n_chunks)
     if int(np.diff(offsets).max(initial=0)) > cap:
@@ -180,36 +176,53 @@ def _blocks(
     return _Postings(list_blocks, block_offsets, grouped, doc_order)
 
 
-def _summaries(parts: SummaryParts, list_blocks: np.ndarray, term_dtype: type) -> BlockSummaries:
-    """The summaries' arrays from the per-batch parts (concatenated)."""
+def _joined(parts: list[np.ndarray], dtype: type, spare: int, stream: bool):
+    """One array from consecutive ``parts`` (emptied as they are copied, so the peak is the
+    result plus one part), or with ``stream`` an :class:`ArrayParts` that writes them as
+    they are; ``spare`` zero values are appended."""
+    length = sum(int(p.shape[0]) for p in parts) + spare
+    if stream:
+
+        def chunks():
+            yield from (p.astype(dtype, copy=False) for p in parts)
+            yield np.zeros(spare, dtype=dtype)
+
+        return ArrayParts(np.dtype(dtype), length, chunks)
+    out = np.zeros(length, dtype=dtype)
+    pos = 0
+    while parts:
+        part = parts.pop(0)
+        out[pos : pos + part.shape[0]] = part
+        pos += part.shape[0]
+    return out
+
+
+def _summaries(parts: SummaryParts, term_dtype: type, stream: bool) -> BlockSummaries:
+    """The summaries' arrays from the per-batch parts."""
     list_terms = np.concatenate([[0], np.cumsum(parts.n_unique)]).astype(np.int64)
     list_entries = np.concatenate([[0], np.cumsum(parts.n_entries)]).astype(np.int64)
     list_block_bytes = np.concatenate([[0], np.cumsum(parts.n_bytes)]).astype(np.int64)
     entries_dtype = np.uint16 if parts.n_entries.max(initial=0) < 1 << 16 else np.uint32
-
-    def cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype)
-
     return BlockSummaries(
         block_min=parts.block_min,
         block_scale=parts.block_scale,
         list_terms=list_terms,
-        terms=cat(parts.terms, term_dtype),
-        term_entries=cat(parts.term_entries, entries_dtype),
+        terms=_joined(parts.terms, term_dtype, 0, stream),
+        term_entries=_joined(parts.term_entries, entries_dtype, 0, stream),
         list_entries=list_entries,
-        codes=cat(parts.codes, np.uint8),
+        codes=_joined(parts.codes, np.uint8, 0, stream),
         # 4 spare bytes: the reader loads 4 bytes at a time.
-        entry_blocks=np.concatenate([cat(parts.entry_blocks, np.uint8), np.zeros(4, np.uint8)]),
+        entry_blocks=_joined(parts.entry_blocks, np.uint8, 4, stream),
         list_block_bytes=list_block_bytes,
     )
 
 
-def build_arrays(source: CsrSource, params: BuildParams, stream_forward: bool = False):
+def build_arrays(source: CsrSource, params: BuildParams, stream: bool = False):
     """All arrays of a Seismic index over the rows of ``source``.
 
-    Returns :class:`index.layout.IndexArrays`; with ``stream_forward`` the forward index's
-    entries come as :class:`index.storage.ArrayParts` (for :func:`index.storage.save_arrays`),
-    gathered part by part when they are written, never whole in memory.
+    Returns :class:`index.layout.IndexArrays`; with ``stream`` the forward index's
+    entries and the summaries' largest arrays come as :class:`index.storage.ArrayParts`
+    (for :func:`index.storage.save_arrays`), written part by part, never copied whole.
     """
     clock = _Clock()
     n_chunks = max(1, 4 * numba.get_num_threads())
@@ -217,7 +230,7 @@ def build_arrays(source: CsrSource, params: BuildParams, stream_forward: bool = 
     clock.mark(f"read pass 1 ({stats.n_rows} rows, {stats.nnz} non-zeros)")
     forward = fill_forward(source, stats)
     clock.mark("read pass 2 (forward index)")
-    offsets, rows, bits = _posting_lists(forward, stats.df, params, n_chunks)
+    offsets, rows, bits = _posting_lists(forward, stats, params, n_chunks)
     clock.mark(f"static pruning ({rows.shape[0]} postings kept)")
     post = _blocks(forward, offsets, rows, bits, params, n_chunks, clock)
     del offsets, rows, bits
@@ -227,9 +240,10 @@ def build_arrays(source: CsrSource, params: BuildParams, stream_forward: bool = 
         post.list_blocks, post.block_offsets, post.rows, forward,
         float(params.summary_energy), n_chunks, term_dtype,
     )  # fmt: skip
-    summaries = _summaries(parts, post.list_blocks, term_dtype)
+    n_entries = int(parts.n_entries.sum())
+    summaries = _summaries(parts, term_dtype, stream)
     del parts
-    clock.mark(f"summaries ({summaries.codes.shape[0]} entries)")
+    clock.mark(f"summaries ({n_entries} entries)")
     new_of_old = np.empty(stats.n_rows, dtype=np.int32)
     new_of_old[post.doc_order] = np.arange(stats.n_rows, dtype=np.int32)
     renumber_blocks(post.rows, post.block_offsets, new_of_old)
@@ -239,7 +253,7 @@ def build_arrays(source: CsrSource, params: BuildParams, stream_forward: bool = 
         block_offsets=post.block_offsets.astype(_offset_dtype(post.rows.shape[0])),
         postings=post.rows,
     )
-    fwd = _forward(forward, post.doc_order, stream_forward)
+    fwd = _forward(forward, post.doc_order, stream)
     clock.mark("forward index in document order")
     block_max = build_block_max(*forward.arrays, post.doc_order, dim, n_chunks)
     log.info("build: %.1f s in all", time.perf_counter() - clock.start)

@@ -162,8 +162,8 @@ def time_settings(index: SeismicIndex, queries, k: int, settings: list) -> np.nd
     for i, setting in enumerate(settings):
         start = time.thread_time()
         index._search_arrays(
-            queries.indptr, queries.indices, queries.data, k, setting, False, allowed,
-            CERTIFY_OFF, serial=True,
+            queries.indptr, queries.indices, queries.data, k, setting, allowed, CERTIFY_OFF,
+            serial=True,
         )  # fmt: skip
         out[i] = (time.thread_time() - start) / max(1, nq) * 1e6
     return out
@@ -241,8 +241,7 @@ def calibrate_index(
                 break  # exact search is faster; lower heap factors cost still more
             first = False
             found, _, _, stats = index._search_arrays(
-                q.indptr, q.indices, q.data, depth, setting, False,
-                np.empty(0, dtype=np.uint8), 0,
+                q.indptr, q.indices, q.data, depth, setting, np.empty(0, dtype=np.uint8), 0,
             )  # fmt: skip
             per_query = recall_per_query(found, truth, source, k)
             settings.append(setting)

@@ -78,14 +78,13 @@ def explain_query(
     values: np.ndarray,
     k: int,
     setting: QuerySetting,
-    global_order: bool,
     allowed: np.ndarray,
 ) -> SearchExplanation:
     """Run one validated query (``terms`` int32 ascending, ``values`` float32 > 0) with
     full certification and read the kernel's counters back."""
     indptr = np.array([0, terms.shape[0]], dtype=np.int64)
     rows, scores, cert, stats = index._search_arrays(
-        indptr, terms, values, k, setting, global_order, allowed, CERTIFY_EXPLAIN
+        indptr, terms, values, k, setting, allowed, CERTIFY_EXPLAIN
     )
     exact = setting.mode == MODE_EXACT
     order = np.argsort(-values, kind="mergesort")

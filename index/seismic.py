@@ -31,24 +31,11 @@ from index.kernels.search import (
     search_serial,
 )
 from index.layout import ARRAY_NAMES, LEGACY_NAMES, OPTIONAL_NAMES, IndexArrays
+from index.params import DEFAULT_HEAP_FACTOR, DEFAULT_QUERY_CUT, QueryParams
 from index.sources import CsrSource, MatrixSource, ParquetSource
 from index.storage import IndexFormatError, load_arrays, save_arrays, update_manifest
-from index.validation import (
-    as_csr,
-    as_sparse_vector,
-    check_k,
-    check_queries,
-    check_query_params,
-    check_recall,
-)
+from index.validation import as_csr, as_sparse_vector, check_k, check_queries, check_recall
 
-DEFAULT_QUERY_CUT = 10
-DEFAULT_HEAP_FACTOR = 0.8
-# Visit the blocks of all cut lists in one best-first order (True) or as the Rust Seismic
-# does (False): the first list best-first, the others list by list in stored block order.
-# At equal (query_cut, heap_factor) the second scores a few more documents and so reaches
-# Seismic's recall; both trade recall for documents scored alike.
-DEFAULT_GLOBAL_ORDER = False
 # Batches this small run serially on the caller's thread with pooled scratch.
 SERIAL_BATCH = 4
 # The default ("workqueue") Numba threading layer is not safe for parallel kernels entered
@@ -60,11 +47,12 @@ MODES = {"approx": MODE_APPROX, "exact": MODE_EXACT}
 @dataclass(frozen=True)
 class QuerySetting:
     """What one search call runs: ``mode`` (``MODE_APPROX`` / ``MODE_EXACT``) and, for
-    the approximate search, ``query_cut`` and ``heap_factor``."""
+    the approximate search, ``query_cut``, ``heap_factor`` and ``global_order``."""
 
     mode: int
     query_cut: int
     heap_factor: float
+    global_order: bool = False
 
 
 @dataclass
@@ -159,7 +147,7 @@ class SeismicIndex:
             raise ValueError("calibration_queries given without calibrate=True")
         bp = BuildParams(**params)
         start = time.perf_counter()
-        arrays = build_arrays(source, bp, stream_forward=out is not None)
+        arrays = build_arrays(source, bp, stream=out is not None)
         n_docs = int(arrays.forward.doc_rows.shape[0])
         if out is None:
             index = cls(arrays, bp, n_docs, source.n_cols, time.perf_counter() - start)
@@ -201,7 +189,8 @@ class SeismicIndex:
         query_cut: int | None = None,
         heap_factor: float | None = None,
         allowed: np.ndarray | None = None,
-        global_order: bool = DEFAULT_GLOBAL_ORDER,
+        global_order: bool | None = None,
+        params: QueryParams | None = None,
         *,
         recall: float | None = None,
         certify: bool = False,
@@ -228,12 +217,12 @@ class SeismicIndex:
         ``certified`` bool (n_queries,).
         """
         k = check_k(k)
-        setting = self.query_setting(query_cut, heap_factor, recall, mode)
+        setting = self.query_setting(query_cut, heap_factor, global_order, params, recall, mode)
         queries = as_csr(queries_csr, name="queries")
         check_queries(queries, self.dim)
         rows, scores, cert, _ = self._search_arrays(
-            queries.indptr, queries.indices, queries.data, k, setting, bool(global_order),
-            self._allowed(allowed), CERTIFY_CHECK if certify else CERTIFY_OFF,
+            queries.indptr, queries.indices, queries.data, k, setting, self._allowed(allowed),
+            CERTIFY_CHECK if certify else CERTIFY_OFF,
         )  # fmt: skip
         return (rows, scores, self._certified(cert, setting)) if certify else (rows, scores)
 
@@ -245,7 +234,8 @@ class SeismicIndex:
         query_cut: int | None = None,
         heap_factor: float | None = None,
         allowed: np.ndarray | None = None,
-        global_order: bool = DEFAULT_GLOBAL_ORDER,
+        global_order: bool | None = None,
+        params: QueryParams | None = None,
         *,
         recall: float | None = None,
         certify: bool = False,
@@ -257,11 +247,11 @@ class SeismicIndex:
         ``certify``. Same rules as :meth:`search`; duplicate terms are summed.
         """
         k = check_k(k)
-        setting = self.query_setting(query_cut, heap_factor, recall, mode)
+        setting = self.query_setting(query_cut, heap_factor, global_order, params, recall, mode)
         idx, val = as_sparse_vector(indices, values, self.dim)
         indptr = np.array([0, idx.shape[0]], dtype=np.int64)
         rows, scores, cert, _ = self._search_arrays(
-            indptr, idx, val, k, setting, bool(global_order), self._allowed(allowed),
+            indptr, idx, val, k, setting, self._allowed(allowed),
             CERTIFY_CHECK if certify else CERTIFY_OFF,
         )  # fmt: skip
         if certify:
@@ -276,7 +266,8 @@ class SeismicIndex:
         query_cut: int | None = None,
         heap_factor: float | None = None,
         allowed: np.ndarray | None = None,
-        global_order: bool = DEFAULT_GLOBAL_ORDER,
+        global_order: bool | None = None,
+        params: QueryParams | None = None,
         *,
         recall: float | None = None,
         mode: str = "approx",
@@ -286,28 +277,33 @@ class SeismicIndex:
         and the certification bound on every unscored document
         (:class:`index.explain.SearchExplanation`)."""
         k = check_k(k)
-        setting = self.query_setting(query_cut, heap_factor, recall, mode)
+        setting = self.query_setting(query_cut, heap_factor, global_order, params, recall, mode)
         idx, val = as_sparse_vector(indices, values, self.dim)
-        return explain_query(self, idx, val, k, setting, bool(global_order), self._allowed(allowed))
+        return explain_query(self, idx, val, k, setting, self._allowed(allowed))
 
     def query_setting(
         self,
         query_cut: int | None = None,
         heap_factor: float | None = None,
+        global_order: bool | None = None,
+        params: QueryParams | None = None,
         recall: float | None = None,
         mode: str = "approx",
     ) -> QuerySetting:
-        """The setting a search with these arguments runs (validated): a ``recall`` target
-        resolves through the calibration (the service shows it, or moves along the front
-        from it)."""
+        """The setting a search with these arguments runs (validated): the knobs come from
+        ``params`` (default: the defaults) with any keyword on top; a ``recall`` target
+        resolves through the calibration instead (a service shows the setting, or moves
+        along the front from it)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
         if recall is not None:
-            if query_cut is not None or heap_factor is not None or mode != "approx":
+            if query_cut is not None or heap_factor is not None or params is not None:
                 raise ValueError(
                     "recall picks query_cut and heap_factor itself: give a recall target or "
-                    "the knobs (or mode='exact'), not both"
+                    "the knobs, not both"
                 )
+            if mode != "approx" or global_order:
+                raise ValueError("recall targets are calibrated for mode='approx' in Seismic order")
             target = check_recall(recall)
             if self.calibration is None:
                 raise ValueError(
@@ -318,11 +314,8 @@ class SeismicIndex:
             if point is None:
                 return QuerySetting(MODE_EXACT, DEFAULT_QUERY_CUT, DEFAULT_HEAP_FACTOR)
             return QuerySetting(MODE_APPROX, point.query_cut, point.heap_factor)
-        qc, hf = check_query_params(
-            DEFAULT_QUERY_CUT if query_cut is None else query_cut,
-            DEFAULT_HEAP_FACTOR if heap_factor is None else heap_factor,
-        )
-        return QuerySetting(MODES[mode], qc, hf)
+        qp = query_params(params, query_cut, heap_factor, global_order)
+        return QuerySetting(MODES[mode], qp.query_cut, qp.heap_factor, qp.global_order)
 
     def warm_up(self, k: int = 10) -> None:
         """Compile (or load from Numba's on-disk cache) every search path for this index's
@@ -366,7 +359,6 @@ class SeismicIndex:
         data: np.ndarray,
         k: int,
         setting: QuerySetting,
-        global_order: bool,
         allowed: np.ndarray,
         certify: int,
         serial: bool = False,
@@ -378,6 +370,7 @@ class SeismicIndex:
         if not self.can_certify:
             certify = CERTIFY_OFF
         qc, hf, mode = setting.query_cut, setting.heap_factor, setting.mode
+        global_order = setting.global_order
         max_nnz = int(indptr[1] - indptr[0]) if nq == 1 else int(np.diff(indptr).max(initial=0))
         max_cand = self._max_blocks * (min(qc, max_nnz) if global_order else 1)
         out_rows = np.empty((nq, k), dtype=np.int64)
@@ -490,7 +483,33 @@ def _save(
         "nnz": int(arrays.forward.offsets[-1]),
         "n_blocks": int(arrays.summaries.block_min.shape[0]),
         "n_postings_kept": int(arrays.postings.postings.shape[0]),
+        "n_summary_entries": int(arrays.summaries.list_entries[-1]),
         "block_max_pairs": int(arrays.block_max.ranges.shape[0]),
         "calibration": None if calibration is None else calibration.to_dict(),
     }
     save_arrays(path, arrays.flat(), meta)
+
+
+DEFAULT_PARAMS = QueryParams()
+
+
+def query_params(
+    params: QueryParams | None,
+    query_cut: int | None,
+    heap_factor: float | None,
+    global_order: bool | None,
+) -> QueryParams:
+    """``params`` (default: the defaults) with any knob given by keyword on top."""
+    if params is not None and not isinstance(params, QueryParams):
+        raise ValueError(f"params must be an index.QueryParams, got {type(params).__name__}")
+    given = {
+        name: value
+        for name, value in (
+            ("query_cut", query_cut),
+            ("heap_factor", heap_factor),
+            ("global_order", global_order),
+        )
+        if value is not None
+    }
+    base = params or DEFAULT_PARAMS
+    return QueryParams.from_dict(given, base) if given else base

@@ -34,7 +34,8 @@ class IndexFormatError(ValueError):
     """An index directory is missing, truncated, tampered with, or of another version."""
 
 
-def _crc32_file(path: Path) -> int:
+def crc32_file(path: Path) -> int:
+    """CRC-32 of a file's bytes, read in 4 MiB chunks (the manifest's checksum)."""
     crc = 0
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):
@@ -121,7 +122,7 @@ def save_arrays(
                 "dtype": np.dtype(array.dtype).str,
                 "length": length,
                 "bytes": file.stat().st_size,
-                "crc32": _crc32_file(file),
+                "crc32": crc32_file(file),
             }
         manifest = {
             "format": FORMAT_NAME,
@@ -201,7 +202,7 @@ def load_arrays(
                 f"{file} has {file.stat().st_size} bytes, manifest says {entry.get('bytes')} "
                 "(truncated or modified)"
             )
-        if verify and _crc32_file(file) != entry.get("crc32"):
+        if verify and crc32_file(file) != entry.get("crc32"):
             raise IndexFormatError(f"{file} fails its checksum (corrupted or modified)")
         try:
             reader = pa.ipc.open_file(pa.memory_map(str(file), "r"))

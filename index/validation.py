@@ -6,7 +6,6 @@ Kernels assume valid input; everything a user can get wrong is caught here with 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,25 +110,6 @@ def check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     return int(k)
-
-
-def check_query_params(query_cut: object, heap_factor: object) -> tuple[int, float]:
-    """``query_cut`` >= 1 (int), ``heap_factor`` finite and >= 0 (0 disables skipping)."""
-    if (
-        isinstance(query_cut, bool)
-        or not isinstance(query_cut, (int, np.integer))
-        or int(query_cut) <= 0
-    ):
-        raise ValueError(f"query_cut must be a positive integer, got {query_cut!r}")
-    try:
-        hf = float(heap_factor)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"heap_factor must be a number >= 0, got {heap_factor!r}") from None
-    if not math.isfinite(hf) or hf < 0:
-        raise ValueError(
-            f"heap_factor must be finite and >= 0 (0 disables skipping), got {heap_factor!r}"
-        )
-    return int(query_cut), hf
 
 
 def as_1d(array: object, dtype: type, name: str) -> np.ndarray:

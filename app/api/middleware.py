@@ -1,7 +1,9 @@
-"""Pure ASGI middleware: request body limit (413) and request metrics, cheap per request."""
+"""Pure ASGI middleware: request body limit (413), body timeout (408) and request metrics,
+cheap per request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -12,13 +14,17 @@ Scope = dict[str, Any]
 
 
 class BodyLimitAndMetrics:
-    """Reads the body up front (refusing more than ``max_bytes`` with 413), then records
-    count and latency per route template."""
+    """Reads the body up front (refusing more than ``max_bytes`` with 413, and a body that
+    stalls for ``body_timeout_s`` between chunks with 408), then records count and latency
+    per route template."""
 
-    def __init__(self, app: Any, max_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self, app: Any, max_bytes: int, metrics: Metrics, body_timeout_s: float = 30.0
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.metrics = metrics
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -33,10 +39,26 @@ class BodyLimitAndMetrics:
             await send(message)
 
         try:
-            body = await self._read_body(scope, receive)
+            try:
+                body = await self._read_body(scope, receive)
+            except TimeoutError:
+                status[0] = 408
+                await _error(
+                    send,
+                    408,
+                    "request_timeout",
+                    f"the request body did not arrive within {self.body_timeout_s:g} s "
+                    "(LSR_BODY_TIMEOUT_S)",
+                )
+                return
             if body is None:
                 status[0] = 413
-                await _too_large(send, self.max_bytes)
+                await _error(
+                    send,
+                    413,
+                    "payload_too_large",
+                    f"request body is larger than {self.max_bytes} bytes (LSR_MAX_REQUEST_BYTES)",
+                )
                 return
             sent = [False]
 
@@ -63,7 +85,7 @@ class BodyLimitAndMetrics:
         chunks = []
         size = 0
         while True:
-            message = await receive()
+            message = await asyncio.wait_for(receive(), self.body_timeout_s)
             if message["type"] != "http.request":
                 break
             chunk = message.get("body", b"")
@@ -76,19 +98,13 @@ class BodyLimitAndMetrics:
         return b"".join(chunks)
 
 
-async def _too_large(send: Any, limit: int) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "payload_too_large",
-                "message": f"request body is larger than {limit} bytes (LSR_MAX_REQUEST_BYTES)",
-            }
-        }
-    ).encode()
+async def _error(send: Any, status: int, code: str, message: str) -> None:
+    """Answer with the service's error body and close the connection."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-Weight = Annotated[float, Field(allow_inf_nan=False)]
+# The index stores float16 weights (65504 is float16's largest) and int32 column ids.
+MAX_WEIGHT = 65504.0
+Weight = Annotated[StrictInt | StrictFloat, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
+Column = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def find_surrogate(value: Any, where: str = "") -> str | None:
+    """Where in ``value`` (a JSON value) a lone UTF-16 surrogate sits, if anywhere: such a
+    string cannot be encoded as UTF-8, so no encoder, log or answer can carry it."""
+    if isinstance(value, str):
+        return where if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_surrogate(key, f"{where}[key]") or find_surrogate(item, f"{where}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if found := find_surrogate(item, f"{where}.{i}"):
+                return found
+    return None
 
 
 class Strict(BaseModel):
+    """Request bodies: unknown fields, NaN, infinity and lone surrogates are refused."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        where = find_surrogate(value)
+        if where is not None:  # "at": the path inside this field, added to the error's loc
+            raise PydanticCustomError(
+                "lone_surrogate",
+                "contains a lone UTF-16 surrogate; send valid Unicode",
+                {"at": where.lstrip(".")},
+            )
+        return value
 
 
 class IndicesValues(Strict):
     """A sparse vector as parallel lists: column ids and their (non-negative) weights."""
 
-    indices: list[StrictInt]
-    values: list[StrictInt | StrictFloat]
+    indices: list[Column]
+    values: list[Weight]
 
 
 # {"indices": [...], "values": [...]} or {"token": weight, ...}
-VectorIn = IndicesValues | dict[str, Annotated[StrictInt | StrictFloat, Field(allow_inf_nan=False)]]
+VectorIn = IndicesValues | dict[str, Weight]
 
 
 class CollectionCreate(Strict):
@@ -52,8 +89,16 @@ class CollectionInfo(BaseModel):
     documents: int
 
 
+class DamagedCollection(BaseModel):
+    """A quarantined collection: what is damaged (``lsr repair`` recovers it)."""
+
+    name: str
+    damage: str
+
+
 class CollectionList(BaseModel):
     collections: list[CollectionInfo]
+    damaged: list[DamagedCollection] = Field(default_factory=list)
 
 
 class DocumentIn(Strict):

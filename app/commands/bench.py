@@ -2,13 +2,15 @@
 
 A shortcut for a source checkout (the benchmark scripts are not installed with the
 package): ``lsr bench index --dataset packages`` equals
-``python benchmarks/bench_index.py --dataset packages``.
+``python benchmarks/bench_index.py --dataset packages``: the script runs in its own Python
+process with every argument as given (``--help`` included), and its exit status is
+``lsr``'s (a signal N gives 128 + N, as a shell reports it).
 """
 
 from __future__ import annotations
 
 import argparse
-import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,15 +30,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    saved = sys.argv
-    sys.argv = [str(script), *args.args]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    finally:
-        sys.argv = saved
-    return 0
+    with subprocess.Popen([sys.executable, str(script), *args.args]) as child:
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:  # the child got the same SIGINT; let it finish its way
+            code = child.wait()
+    return 128 - code if code < 0 else code
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

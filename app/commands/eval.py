@@ -74,9 +74,9 @@ def default_results_dir(dataset: str, encoder: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.jobs.evaluation import DEFAULT_SWEEP, EvalConfig, run_eval
+    from app.jobs.evaluation.report import terminal_table
+    from app.jobs.evaluation.run import DEFAULT_SWEEP, EvalConfig, run_eval
     from app.jobs.params import parse_params, parse_sweep
-    from app.jobs.report import terminal_table
 
     try:
         config = EvalConfig(

@@ -17,9 +17,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(a killed job resumes after its last complete shard) and builds a SeismicIndex.",
     )
     p.add_argument("--corpus", required=True,
-                   help="JSONL / Parquet / .txt[.gz] file (one text per line), a BEIR folder, "
-                   "or an ir_datasets id")  # fmt: skip
-    p.add_argument("--encoder", default="splade-tiny", help="encoder name, directory or HF id")
+                   help="texts: JSONL / Parquet / .txt[.gz] (one text per line), a BEIR folder or "
+                   "an ir_datasets id; precomputed vectors (indexed as given, never re-encoded): "
+                   "JSONL with a 'vector' {token: weight} (Anserini JsonVectorCollection, "
+                   "Seismic jsonl), a big-ann .csr file, Parquet with indices/values "
+                   "columns")  # fmt: skip
+    p.add_argument("--encoder", default="splade-tiny",
+                   help="encoder name, directory or HF id; 'none' for precomputed vectors "
+                   "(with vectors, a named encoder only lends its vocabulary)")  # fmt: skip
+    p.add_argument("--vocab", default=None, metavar="encoder|ids|build|FILE",
+                   help="token keys of given vectors -> columns: the encoder's word pieces "
+                   "(default with an encoder), column numbers as strings (default with "
+                   "--encoder none), a vocabulary built in order of first use and saved as "
+                   "OUT/vocab.json, or a vocab.txt / JSON list file")  # fmt: skip
+    p.add_argument("--dim", type=int, default=None,
+                   help="width of given vectors (default: the vocabulary's, the .csr header's, "
+                   "or the largest column + 1)")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="output folder (shards, index, ids)")
     p.add_argument("--index-params", nargs="*", default=[], metavar="KEY=VALUE",
                    help="SeismicIndex.build parameters, e.g. n_postings=3500")  # fmt: skip
@@ -30,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="texts per encoder batch (default: the encoder's, larger on a GPU)",
     )
-    p.add_argument("--device", default=None, help="encoder device (cuda, cpu; default: auto)")
+    p.add_argument("--device", default=None,
+                   help="encoder device (cuda, cpu, cuda:1; 'cuda:0,cuda:1' = one worker per "
+                   "device; default: auto, one worker per GPU when there are several)")  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="only the first N documents")
     p.add_argument(
         "--max-shards",
@@ -76,13 +91,14 @@ def format_summary(summary: dict) -> str:
         f"non-zeros/doc    {summary['nnz_per_doc']}",
         f"shards size      {summary['shards_bytes'] / mib:.1f} MiB",
         f"index size       {summary['index_bytes'] / mib:.1f} MiB",
+        f"vectors          {summary['vectors']} (dim {summary['dim']})",
         "time per stage   " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["stages_s"].items()),
     ]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.jobs.indexing import IndexJobConfig, run_index_job
+    from app.jobs.indexing.job import IndexJobConfig, run_index_job
     from app.jobs.params import parse_params
 
     try:
@@ -93,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit, max_shards=args.max_shards, overwrite=args.overwrite,
             build_index=not args.no_build, ray=args.ray, ray_workers=args.ray_workers,
             progress=not args.no_progress, collection=args.collection,
-            data_dir=args.data_dir,
+            data_dir=args.data_dir, vocab=args.vocab, dim=args.dim,
         )  # fmt: skip
         summary = run_index_job(config)
     except (CorpusError, DatasetUnavailableError, JobStateError, ValueError) as exc:

@@ -19,12 +19,35 @@ def _pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_extra(model_dir: Path) -> str | None:
+    """The package extra a model needs and this install lacks (the CSR's dense model)."""
+    import json
+
+    try:
+        kind = json.loads((model_dir / "lsr_encoder.json").read_text()).get("type")
+    except (OSError, ValueError):
+        return None
+    if kind != "csr":
+        return None
+    from encoders.csr_embedder import find_dense_model_dir
+    from encoders.errors import ModelNotFoundError
+
+    try:
+        find_dense_model_dir()
+    except ModelNotFoundError:
+        return "csr"
+    return None
+
+
 def _list(args: argparse.Namespace) -> int:
     from encoders.registry import MODELS, is_populated, model_target
 
     for name, spec in sorted(MODELS.items()):
         where = spec.package_dir if spec.package_dir is not None else model_target(name)
         state = "ready" if where is not None and is_populated(where) else "not fetched"
+        extra = missing_extra(where) if state == "ready" else None
+        if extra is not None:
+            state = f"needs extra {extra} (pip install 'lsr-engine[{extra}]')"
         if spec.fetcher is not None and state != "ready":
             where = model_target(name)
         print(f"{name:14s} {state:12s} {where}  {spec.description}")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,8 +22,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=None, help="worker threads (LSR_THREADS)")
+    parser.add_argument(
+        "--import-root",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder indexing jobs may read (repeatable; env LSR_IMPORT_ROOTS; "
+        "default DATA_DIR/import)",
+    )
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The environment's settings, with the command line's options on top."""
+    from app.settings import Settings
+
+    overrides: dict = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.threads is not None:
+        overrides["threads"] = args.threads
+    if args.import_root:
+        overrides["import_roots"] = ",".join(str(p) for p in args.import_root)
+    return Settings(**overrides)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,14 +55,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.main import create_app
-    from app.settings import Settings
 
-    overrides: dict = {}
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
-    if args.threads is not None:
-        overrides["threads"] = args.threads
-    settings = Settings(**overrides)
+    settings = settings_from_args(args)
     print(
         f"lsr serve: data dir {settings.data_dir.resolve()}, http://{args.host}:{args.port}/docs",
         flush=True,

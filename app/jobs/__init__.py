@@ -1,2 +1,7 @@
-"""Batch jobs behind ``lsr index`` and ``lsr eval``: corpus readers, encoded shards, the index
-build, BM25 baseline, TREC runs, metrics and reports."""
+"""Batch jobs behind ``lsr index`` and ``lsr eval``, split by pipeline.
+
+Shared: corpus readers (``corpus``, ``vector_corpus``, ``sources``), encoding (``encode``),
+``ir_datasets`` access (``irds``), parameters and errors. ``indexing``: shard encoders, shards,
+the index build, publishing as a collection. ``evaluation``: datasets, BM25, runs, metrics,
+reports.
+"""

@@ -10,10 +10,12 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from app.jobs.errors import CorpusError
 from app.jobs.irds import iter_ir_dataset, load_ir_dataset
@@ -23,12 +25,18 @@ TEXT_FIELDS = ("text", "contents", "body")
 PARQUET_BATCH_ROWS = 4096
 
 
+# A precomputed vector: {token: weight}, or (column ids, weights) arrays.
+RawVector = dict[str, float] | tuple[np.ndarray, np.ndarray]
+
+
 @dataclass(frozen=True)
 class Document:
-    """One corpus entry: ``doc_id`` is the external string id, ``text`` what the encoder reads."""
+    """One corpus entry: ``doc_id`` is the external string id, ``text`` what the encoder reads;
+    ``vector`` is set (and ``text`` empty) when the source carries precomputed vectors."""
 
     doc_id: str
     text: str
+    vector: RawVector | None = field(default=None, compare=False)
 
 
 def join_title(title: str | None, text: str) -> str:
@@ -39,13 +47,13 @@ def join_title(title: str | None, text: str) -> str:
     return f"{title} {text}" if text else title
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
     return open(path, encoding="utf-8")  # noqa: SIM115 - the caller closes it
 
 
-def _pick(record: dict[str, Any], fields: tuple[str, ...]) -> Any:
+def pick(record: dict[str, Any], fields: tuple[str, ...]) -> Any:
     for name in fields:
         if name in record and record[name] is not None:
             return record[name]
@@ -53,10 +61,10 @@ def _pick(record: dict[str, Any], fields: tuple[str, ...]) -> Any:
 
 
 def _record_to_document(record: dict[str, Any], where: str) -> Document:
-    doc_id = _pick(record, ID_FIELDS)
+    doc_id = pick(record, ID_FIELDS)
     if doc_id is None or str(doc_id) == "":
         raise CorpusError(f"{where}: no document id (expected one of {', '.join(ID_FIELDS)})")
-    text = _pick(record, TEXT_FIELDS)
+    text = pick(record, TEXT_FIELDS)
     if text is None:
         raise CorpusError(f"{where}: document {doc_id!r} has no text (expected a 'text' field)")
     if not isinstance(text, str):
@@ -69,6 +77,8 @@ class Corpus:
     """A re-iterable, streaming view of a document source (``count`` may need one pass)."""
 
     kind: str = "corpus"
+    has_vectors: bool = False  # documents carry precomputed vectors (never encoded)
+    dim: int | None = None  # the vectors' width, when the source states it
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -94,28 +104,38 @@ class Corpus:
         return out
 
 
-class JsonlCorpus(Corpus):
+class JsonLinesSource(Corpus):
+    """A file of one JSON object per line (``.gz`` too); subclasses make documents of them."""
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(where, record)`` per non-blank line; ``where`` is ``FILE:LINE`` for errors."""
+        path = Path(self.source)
+        with open_text(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{line_no}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CorpusError(f"{where}: not valid JSON ({exc.msg})") from exc
+                if not isinstance(record, dict):
+                    raise CorpusError(f"{where}: expected a JSON object per line")
+                yield where, record
+
+    def count(self) -> int:
+        with open_text(Path(self.source)) as handle:
+            return sum(1 for line in handle if line.strip())
+
+
+class JsonlCorpus(JsonLinesSource):
     """One JSON object per line: ``_id``/``id``, optional ``title``, ``text`` (``.gz`` too)."""
 
     kind = "jsonl"
 
     def __iter__(self) -> Iterator[Document]:
-        path = Path(self.source)
-        with _open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise CorpusError(f"{path}:{line_no}: expected a JSON object per line")
-                yield _record_to_document(record, f"{path}:{line_no}")
-
-    def count(self) -> int:
-        with _open_text(Path(self.source)) as handle:
-            return sum(1 for line in handle if line.strip())
+        for where, record in self.records():
+            yield _record_to_document(record, where)
 
 
 class TextLinesCorpus(Corpus):
@@ -124,12 +144,12 @@ class TextLinesCorpus(Corpus):
     kind = "text"
 
     def __iter__(self) -> Iterator[Document]:
-        with _open_text(Path(self.source)) as handle:
+        with open_text(Path(self.source)) as handle:
             for line_no, line in enumerate(handle):
                 yield Document(str(line_no), line.rstrip("\r\n"))
 
     def count(self) -> int:
-        with _open_text(Path(self.source)) as handle:
+        with open_text(Path(self.source)) as handle:
             return sum(1 for _ in handle)
 
 
@@ -195,33 +215,3 @@ def beir_corpus_file(folder: Path) -> Path | None:
         if (folder / name).is_file():
             return folder / name
     return None
-
-
-def open_corpus(source: str | Path) -> Corpus:
-    """Pick a reader for ``source``: a file by its suffix, a BEIR folder, or an ``ir_datasets`` id.
-
-    Raises :class:`CorpusError` when the path exists but is of no known kind, or when it looks
-    like a path that does not exist.
-    """
-    text = str(source)
-    path = Path(text)
-    if path.is_dir():
-        corpus_file = beir_corpus_file(path)
-        if corpus_file is None:
-            raise CorpusError(f"{path}: a folder must be a BEIR dataset with corpus.jsonl[.gz]")
-        return JsonlCorpus(str(corpus_file))
-    if path.is_file():
-        name = path.name.lower()
-        if name.endswith((".jsonl", ".jsonl.gz", ".json", ".ndjson")):
-            return JsonlCorpus(text)
-        if name.endswith((".parquet", ".pq")):
-            return ParquetCorpus(text)
-        if name.endswith((".txt", ".txt.gz", ".tsv")) or name.endswith(".gz"):
-            return TextLinesCorpus(text)
-        raise CorpusError(
-            f"{path}: unknown corpus format (use .jsonl[.gz], .parquet, .txt[.gz], a BEIR folder "
-            "or an ir_datasets id)"
-        )
-    if text.startswith((".", "/", "~")) or path.suffix in {".jsonl", ".parquet", ".txt", ".gz"}:
-        raise CorpusError(f"{text}: no such file or folder")
-    return IrDatasetsCorpus(text)

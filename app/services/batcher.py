@@ -2,7 +2,9 @@
 
 One worker thread per encoder takes whatever queries are waiting (up to ``max_batch``),
 encodes them in one call and resolves each caller's future. Under load this turns many
-single-text forward passes into a few batched ones; alone, a query waits for nothing.
+single-text forward passes into a few batched ones; alone, a query waits for nothing. Texts
+are validated per request before they join a batch; should a batch still fail, each text is
+encoded alone, so a failure is answered to its own request only.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import queue
 import threading
 from typing import Any
 
-from app.errors import OverloadedError
+from app.errors import InvalidInputError, OverloadedError
 from app.storage.vectors import SparseVector, rows_from_csr
 
 log = logging.getLogger(__name__)
+# What an encoder raises for a text it cannot take (an encoders.EncoderError is a ValueError).
+INPUT_ERRORS = (ValueError, TypeError, UnicodeError)
 
 
 class QueryBatcher:
@@ -53,16 +57,39 @@ class QueryBatcher:
                     self._stopped = True
                     break
                 batch.append(nxt)
-            try:
-                rows = rows_from_csr(self.encoder.encode_queries([t for t, _, _ in batch]))
-                for (_, loop, fut), row in zip(batch, rows, strict=True):
-                    loop.call_soon_threadsafe(_resolve, fut, row, None)
-            except Exception as exc:  # hand the error to every waiting caller
-                log.exception("query encoding failed")
-                for _, loop, fut in batch:
-                    loop.call_soon_threadsafe(_resolve, fut, None, exc)
+            self._encode_batch(batch)
             if self._stopped:
                 return
+
+    def _encode_batch(self, batch: list) -> None:
+        """Encode ``batch`` in one call; when that fails, each text alone, so that a text the
+        encoder cannot take fails its own request and no other."""
+        try:
+            rows = rows_from_csr(self.encoder.encode_queries([t for t, _, _ in batch]))
+        except Exception:  # noqa: BLE001 - which text failed is found below
+            if len(batch) == 1:
+                self._encode_alone(batch[0])
+            else:
+                for item in batch:
+                    self._encode_alone(item)
+            return
+        for (_, loop, fut), row in zip(batch, rows, strict=True):
+            loop.call_soon_threadsafe(_resolve, fut, row, None)
+
+    def _encode_alone(self, item: tuple) -> None:
+        text, loop, fut = item
+        try:
+            row = rows_from_csr(self.encoder.encode_queries([text]))[0]
+        except INPUT_ERRORS as exc:
+            error: Exception = InvalidInputError(
+                f"query: the encoder cannot read this text ({type(exc).__name__}: {str(exc)[:200]})"
+            )
+            loop.call_soon_threadsafe(_resolve, fut, None, error)
+        except Exception as exc:  # a server-side failure: the caller gets a 500, logged
+            log.exception("query encoding failed")
+            loop.call_soon_threadsafe(_resolve, fut, None, exc)
+        else:
+            loop.call_soon_threadsafe(_resolve, fut, row, None)
 
     def close(self) -> None:
         self._queue.put(None)

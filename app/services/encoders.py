@@ -5,10 +5,26 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from app.errors import InvalidInputError
+from app.errors import EncoderUnavailableError, InvalidInputError
 from app.services.batcher import QueryBatcher
 
 NO_ENCODER = "none"
+# Encoder types whose parts come with an optional extra of the package.
+TYPE_EXTRAS = {"csr": "csr"}
+TRIAL_TEXT = "dependency check"
+
+
+def encoder_type(encoder: Any) -> str | None:
+    """The ``type`` of ``lsr_encoder.json`` (splade, csr, ...), when the encoder says."""
+    config = getattr(encoder, "config", None)
+    return getattr(config, "type", None)
+
+
+def install_hint(kind: str | None) -> str:
+    extra = TYPE_EXTRAS.get(kind or "")
+    if extra is None:
+        return ""
+    return f"; install the '{extra}' extra: pip install 'lsr-engine[{extra}]'"
 
 
 class EncoderPool:
@@ -17,27 +33,49 @@ class EncoderPool:
     def __init__(self, allowed: str = "*") -> None:
         self.allowed = allowed
         self._encoders: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}  # encoder name -> why it cannot run here
         self._token_maps: dict[str, dict[str, int]] = {}
         self._batchers: dict[str, QueryBatcher] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Any:
+        """The loaded encoder ``name`` (None for ``"none"``); an encoder that cannot be loaded
+        or cannot run here raises :class:`EncoderUnavailableError` (503), every time."""
         if name == NO_ENCODER:
             return None
         enc = self._encoders.get(name)
         if enc is not None:
             return enc
         with self._lock:
+            if name in self.unavailable:
+                raise EncoderUnavailableError(self.unavailable[name])
             if name not in self._encoders:
-                from encoders import load_encoder
-
-                try:
-                    self._encoders[name] = load_encoder(name)
-                except Exception as exc:  # whatever the loader raises, the name was the cause
-                    raise InvalidInputError(
-                        f"encoder {name[:200]!r} cannot be loaded: {str(exc)[:500]}"
-                    ) from exc
+                self._encoders[name] = self._load_and_try(name)
             return self._encoders[name]
+
+    def _load_and_try(self, name: str) -> Any:
+        """Load ``name`` and encode one short text both ways: optional parts (the CSR's dense
+        model) are loaded lazily, so loading alone proves nothing."""
+        from encoders import load_encoder
+
+        enc = None
+        try:
+            enc = load_encoder(name)
+            enc.encode_queries([TRIAL_TEXT])
+            enc.encode_documents([TRIAL_TEXT])
+        except Exception as exc:  # whatever the loader raises, this encoder cannot serve
+            why = f"encoder {name[:200]!r} cannot run here: {str(exc)[:500]}"
+            self.unavailable[name] = why + install_hint(encoder_type(enc))
+            raise EncoderUnavailableError(self.unavailable[name]) from exc
+        return enc
+
+    def check_usable(self, name: str) -> None:
+        """At collection create: the encoder loads and runs, else a 422 naming what is missing."""
+        try:
+            self.get(name)
+        except EncoderUnavailableError as exc:
+            self.unavailable.pop(name, None)  # a later create may follow an install
+            raise InvalidInputError(exc.message) from exc
 
     def check_allowed(self, name: str) -> None:
         """Only operator-approved encoders for new collections (``LSR_ENCODERS``): a client

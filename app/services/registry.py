@@ -11,9 +11,9 @@ import time
 import uuid
 from pathlib import Path
 
-from app.errors import ConflictError, InvalidInputError, NotFoundError
+from app.errors import CollectionDamagedError, ConflictError, InvalidInputError, NotFoundError
 from app.settings import Settings
-from app.storage.collection import Collection, CollectionConfig, MaintenancePolicy
+from app.storage.collection import Collection, CollectionConfig, DamageError, MaintenancePolicy
 
 log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -41,6 +41,7 @@ class CollectionRegistry:
             compact_deleted_fraction=settings.compact_deleted_fraction,
         )
         self._collections: dict[str, Collection] = {}
+        self.damaged: dict[str, str] = {}  # quarantined collection -> what is damaged
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -53,13 +54,27 @@ class CollectionRegistry:
                 shutil.rmtree(child, ignore_errors=True)  # half-created or half-dropped
                 continue
             if child.is_dir() and NAME_RE.fullmatch(child.name):
-                self._collections[child.name] = Collection.open(child, self.policy)
+                self._open(child)
+
+    def _open(self, folder: Path) -> None:
+        """Open one collection; a damaged one is quarantined (its files untouched) and the
+        others open as usual."""
+        try:
+            self._collections[folder.name] = Collection.open(folder, self.policy)
+        except DamageError as exc:
+            self.damaged[folder.name] = str(exc)
+        except Exception as exc:  # unreadable in some other way: quarantined all the same
+            self.damaged[folder.name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if folder.name in self.damaged:
+            log.error("collection %s is quarantined: %s (lsr repair --data-dir %s %s)",
+                      folder.name, self.damaged[folder.name], self.settings.data_dir,
+                      folder.name)  # fmt: skip
 
     def create(self, config: CollectionConfig) -> Collection:
         check_name(config.name)
         with self._lock:
             path = self.root / config.name
-            if config.name in self._collections or path.exists():
+            if config.name in self._collections or config.name in self.damaged or path.exists():
                 raise ConflictError(f"collection {config.name!r} already exists")
             coll = Collection.create(path, config, self.policy)
             self._collections[config.name] = coll
@@ -68,6 +83,12 @@ class CollectionRegistry:
     def get(self, name: str) -> Collection:
         coll = self._collections.get(name)
         if coll is None:
+            if name in self.damaged:
+                raise CollectionDamagedError(
+                    f"collection {name!r} is quarantined: {self.damaged[name]}; its files are "
+                    f"kept as they are: run `lsr repair --data-dir DIR {name}` (--dry-run "
+                    "first shows what it would recover and what is lost)"
+                )
             check_name(name)
             raise NotFoundError(f"collection {name!r} does not exist")
         return coll
@@ -77,6 +98,12 @@ class CollectionRegistry:
 
     def drop(self, name: str) -> None:
         with self._lock:
+            if name in self.damaged:  # a quarantined collection can still be deleted whole
+                trash = self.root / f".dropped-{name}-{uuid.uuid4().hex[:8]}"
+                (self.root / name).rename(trash)
+                del self.damaged[name]
+                shutil.rmtree(trash, ignore_errors=True)
+                return
             coll = self.get(name)
             with coll.maintenance_lock:
                 coll.close()
@@ -102,6 +129,7 @@ class CollectionRegistry:
                 if coll is None or coll.closed:
                     continue
                 try:
+                    coll.mark_wal()
                     self.maintain(coll)
                 except Exception:  # keep the thread alive; the next round retries
                     log.exception("maintenance of %s failed", name)

@@ -4,30 +4,49 @@ Writers hold ``_lock``: append to the WAL (fsync), apply to memory, publish a ne
 :class:`View`. Readers take the current view without locking. Sealing and merging build new
 segment folders outside the lock and swap them in with a checkpoint: tombstone files, then
 ``manifest.json`` (atomic rename), then old WAL files and folders are removed.
+
+Opening verifies everything before it changes anything: ``config.json`` and ``manifest.json``
+(checksummed), every sealed segment (:mod:`app.storage.sealed`) and every WAL record. Damage
+raises :class:`DamageError` with the files untouched; only then are leftovers cleaned up.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.errors import ConflictError
-from app.storage.files import write_json_atomic
+from app.storage.batch import DocumentBatch
+from app.storage.checked import DamageError, read_checked_json, write_checked_json
+from app.storage.fanout import Hit, View, search_view
 from app.storage.filters import MetadataFilter
 from app.storage.maintenance import SealAndMerge, manifest_dict, seg_dir
-from app.storage.segment import MutableSegment, SealedSegment, Segment, search_segment
-from app.storage.vectors import SparseVector, pack
-from app.storage.wal import WalRecord, WriteAheadLog, list_wal_files, read_records
+from app.storage.sealed import SealedSegment
+from app.storage.segment import MutableSegment, Segment
+from app.storage.vectors import SparseVector
+from app.storage.wal import (
+    WalRecord,
+    WriteAheadLog,
+    list_wal_files,
+    mark_path,
+    read_mark,
+    scan_wal,
+    write_mark_file,
+)
 
 log = logging.getLogger(__name__)
+CONFIG = "config.json"
+MANIFEST = "manifest.json"
+VOCAB_FILE = "vocab.json"
+
+__all__ = ["Collection", "CollectionConfig", "DamageError", "Hit", "MaintenancePolicy", "View"]
 
 
 @dataclass(frozen=True)
@@ -42,24 +61,7 @@ class CollectionConfig:
     created_at: float
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class View:
-    """A consistent snapshot for readers: segments, visible row counts and live masks."""
-
-    segments: tuple[Segment, ...]
-    n_rows: tuple[int, ...]
-    live: tuple[np.ndarray | None, ...]  # None: nothing deleted
-
-
-@dataclass(frozen=True)
-class Hit:
-    doc_id: str
-    score: float
-    segment: Segment
-    row: int
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,14 @@ class MaintenancePolicy:
     flat_rows: int
     max_segments: int
     compact_deleted_fraction: float
+
+
+def read_config(path: Path) -> CollectionConfig:
+    body = read_checked_json(path / CONFIG, CONFIG)
+    try:
+        return CollectionConfig(**body)
+    except TypeError as exc:
+        raise DamageError(f"{CONFIG} does not describe a collection ({exc})") from None
 
 
 class Collection(SealAndMerge):
@@ -89,6 +99,10 @@ class Collection(SealAndMerge):
         self._manifest: dict[str, Any] = {}
         self.view: View = View((), (), ())
         self.closed = False
+        # column -> token of a vocabulary saved with the collection (vectors given as
+        # {token: weight} by ``lsr index --vocab build|FILE``); None: no such vocabulary.
+        self.vocabulary: list[str] | None = None
+        self.token_columns: dict[str, int] = {}
 
     # ----------------------------------------------------------------- open
     @classmethod
@@ -98,46 +112,92 @@ class Collection(SealAndMerge):
             shutil.rmtree(tmp)
         (tmp / "segments").mkdir(parents=True)
         (tmp / "wal").mkdir()
-        write_json_atomic(tmp / "config.json", config.to_dict())
-        write_json_atomic(tmp / "manifest.json", manifest_dict([], 1, 1))
+        write_checked_json(tmp / CONFIG, config.to_dict())
+        write_checked_json(tmp / MANIFEST, manifest_dict([], 1, 1))
         tmp.rename(path)
         return cls.open(path, policy)
 
     @classmethod
     def open(cls, path: Path, policy: MaintenancePolicy) -> Collection:
-        config = CollectionConfig(**json.loads((path / "config.json").read_text()))
-        self = cls(path, config, policy)
-        self._manifest = json.loads((path / "manifest.json").read_text())
-        keep = {seg_dir(sid) for sid in self._manifest["segments"]}
-        for child in (path / "segments").iterdir():
-            if child.name not in keep:
-                log.info("%s: removing unreferenced %s", config.name, child.name)
-                shutil.rmtree(child, ignore_errors=True)
+        """Verify and load every file, replay the WAL, then clean up leftovers."""
+        self = cls(path, read_config(path), policy)
+        self._manifest = read_checked_json(path / MANIFEST, MANIFEST)
+        if (path / VOCAB_FILE).exists():
+            self._use_vocabulary(read_checked_json(path / VOCAB_FILE, VOCAB_FILE)["tokens"])
         for sid in self._manifest["segments"]:
             seg = SealedSegment(
-                sid, path / "segments" / seg_dir(sid), config.dim, config.index_params
+                sid, path / "segments" / seg_dir(sid), self.config.dim, self.config.index_params
             )
             self._add_sealed(seg, seg.load_deleted())
             self._persisted[sid] = self._deleted[sid].copy()
         self._next_id = int(self._manifest["next_segment_id"])
         wal_seq = int(self._manifest["wal_seq"])
         self.mutable = self._new_mutable(wal_seq)
-        files = list_wal_files(path / "wal")
-        replayed = 0
-        for seq, wal_file in files:
-            if seq < wal_seq:
-                wal_file.unlink()
-                continue
-            for record in read_records(wal_file):
+        live = [(seq, f) for seq, f in list_wal_files(path / "wal") if seq >= wal_seq]
+        scans = []
+        for seq, wal_file in live:
+            acked_bytes, _ = read_mark(path / "wal", seq)
+            scans.append((seq, scan_wal(wal_file, acked_bytes)))
+        for _, scan in scans:
+            for record in scan.records:
                 self._apply(record)
-                replayed += 1
-        last = max([seq for seq, _ in files if seq >= wal_seq], default=wal_seq)
-        self.wal = WriteAheadLog(path / "wal", last)
+        self._clean_up(wal_seq)
+        self._open_wal(scans, wal_seq)
         self._publish()
         log.info(
-            "%s: opened, %d docs, %d wal records replayed", config.name, len(self.id_map), replayed
+            "%s: opened, %d docs, %d wal records replayed",
+            self.config.name,
+            len(self.id_map),
+            sum(len(s.records) for _, s in scans),
         )
         return self
+
+    def _open_wal(self, scans: list, wal_seq: int) -> None:
+        """Append to the last log, or after a torn last record (ignored, never cut) to a new
+        one; the torn log's mark is set to its last whole record."""
+        if not scans:
+            self.wal = WriteAheadLog(self.path / "wal", wal_seq)
+            return
+        seq, scan = scans[-1]
+        if scan.torn_bytes:
+            log.warning(
+                "%s: wal-%08d.log ends in a torn record (%d bytes at %d, never "
+                "acknowledged); it is kept, new writes go to the next log",
+                self.config.name,
+                seq,
+                scan.torn_bytes,
+                scan.valid_end,
+            )
+            write_mark_file(self.path / "wal", seq, scan.valid_end, len(scan.records))
+            self.wal = WriteAheadLog(self.path / "wal", seq + 1)
+        else:
+            self.wal = WriteAheadLog(self.path / "wal", seq, len(scan.records))
+
+    def _clean_up(self, wal_seq: int) -> None:
+        """Segment folders the manifest does not list and WAL files before ``wal_seq`` are
+        leftovers of an interrupted seal, merge or checkpoint."""
+        keep = {seg_dir(sid) for sid in self._manifest["segments"]}
+        for child in (self.path / "segments").iterdir():
+            if child.name not in keep:
+                log.info("%s: removing unreferenced %s", self.config.name, child.name)
+                shutil.rmtree(child, ignore_errors=True)
+        for seq, wal_file in list_wal_files(self.path / "wal"):
+            if seq < wal_seq:
+                wal_file.unlink()
+                mark_path(self.path / "wal", seq).unlink(missing_ok=True)
+
+    def set_vocabulary(self, tokens: Sequence[str]) -> None:
+        """Keep a column -> token list with the collection (written once, before documents)."""
+        if len(tokens) > self.config.dim:
+            raise ValueError(f"{len(tokens)} tokens for a collection of dim {self.config.dim}")
+        write_checked_json(self.path / VOCAB_FILE, {"tokens": list(tokens)})
+        self._use_vocabulary(tokens)
+
+    def _use_vocabulary(self, tokens: Sequence[str]) -> None:
+        self.vocabulary = list(tokens)
+        self.token_columns = {}
+        for col, token in enumerate(self.vocabulary):
+            self.token_columns.setdefault(token, col)
 
     def _new_mutable(self, wal_seq_start: int) -> MutableSegment:
         """A new mutable segment whose records start in WAL file ``wal_seq_start``."""
@@ -162,37 +222,24 @@ class Collection(SealAndMerge):
         self.id_map[doc_id] = (seg_id, row)
 
     # --------------------------------------------------------------- writes
-    def write(
-        self,
-        doc_ids: Sequence[str],
-        vectors: Sequence[SparseVector],
-        metadata: Sequence[Any],
-        *,
-        upsert: bool,
-    ) -> int:
-        """Add (``upsert=False``: every id must be new) or replace documents; durable on return."""
-        lengths, indices, values = pack(vectors)
-        record = WalRecord(
-            "upsert" if upsert else "add",
-            list(doc_ids),
-            lengths.tolist(),
-            list(metadata),
-            indices,
-            values,
-        )
+    def write(self, batch: DocumentBatch, *, upsert: bool) -> int:
+        """Add (``upsert=False``: every id must be new) or replace documents; durable on return.
+        The WAL record is written from the batch's CSR arrays, which the mutable segment
+        then copies whole."""
+        record = WalRecord.of_batch("upsert" if upsert else "add", batch)
         with self._lock:
             self._check_open()
             if not upsert:
-                taken = [d for d in doc_ids if d in self.id_map]
+                taken = [d for d in batch.doc_ids if d in self.id_map]
                 if taken:
                     raise ConflictError(
                         f"{len(taken)} document id(s) already exist, e.g. {taken[0]!r}; "
                         "use PUT (upsert) to replace them"
                     )
             self.wal.append(record)
-            self._apply_add(doc_ids, vectors, metadata)
+            self._apply_add(batch)
             self._publish()
-        return len(doc_ids)
+        return len(batch)
 
     def delete(self, doc_ids: Sequence[str]) -> list[str]:
         """Delete the ids that exist; returns them (durable on return)."""
@@ -213,25 +260,17 @@ class Collection(SealAndMerge):
                 if loc is not None:
                     self._tombstone(*loc)
             return
-        offsets = np.zeros(len(record.lengths) + 1, np.int64)
-        np.cumsum(record.lengths, out=offsets[1:])
-        vectors = [
-            SparseVector(record.indices[a:b], record.values[a:b])
-            for a, b in zip(offsets[:-1], offsets[1:], strict=True)
-        ]
-        self._apply_add(record.ids, vectors, record.metadata)
+        self._apply_add(record.batch(self.config.dim))
 
-    def _apply_add(
-        self, doc_ids: Sequence[str], vectors: Sequence[SparseVector], metadata: Sequence[Any]
-    ) -> None:
+    def _apply_add(self, batch: DocumentBatch) -> None:
         mut = self.mutable
-        first = mut.append(doc_ids, vectors, metadata)
+        first = mut.append(batch)
         deleted = self._deleted[mut.seg_id]
         if mut.n_rows > deleted.size:
             grown = np.zeros(max(mut.n_rows, 2 * deleted.size), bool)
             grown[: deleted.size] = deleted
             self._deleted[mut.seg_id] = grown
-        for i, doc_id in enumerate(doc_ids):
+        for i, doc_id in enumerate(batch.doc_ids):
             self._map_doc(doc_id, mut.seg_id, first + i)
 
     def _tombstone(self, seg_id: int, row: int) -> None:
@@ -258,6 +297,13 @@ class Collection(SealAndMerge):
         if self.closed:
             raise ConflictError(f"collection {self.config.name!r} was deleted")
 
+    def mark_wal(self) -> None:
+        """Record how much of the current log is acknowledged (the maintenance thread calls
+        this about once a second; replay then tells truncation from a torn last record)."""
+        with self._lock:
+            wal, acked = self.wal, (self.wal.acked_bytes, self.wal.acked_records)
+        wal.write_mark(acked)
+
     # --------------------------------------------------------------- reads
     def search(
         self,
@@ -269,59 +315,8 @@ class Collection(SealAndMerge):
         exact: bool = False,
     ) -> list[list[Hit]]:
         """Top-``k`` hits per query over every segment of the current view, best first."""
-        view = self.view
         params = {**self.config.query_params, **(query_params or {})}
-        per_query: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in queries]
-        for i, (seg, n_rows, live) in enumerate(
-            zip(view.segments, view.n_rows, view.live, strict=True)
-        ):
-            if n_rows == 0:
-                continue
-            allowed = None if live is None else live[:n_rows]
-            if flt is not None:
-                fmask = seg.filter_mask(flt, n_rows)
-                allowed = fmask if allowed is None else fmask & allowed
-            if allowed is not None and allowed.shape[0] != n_rows:
-                allowed = allowed[:n_rows]
-            if allowed is not None and not allowed.flags.c_contiguous:
-                allowed = np.ascontiguousarray(allowed)
-            results = search_segment(
-                seg, n_rows, allowed, queries, k, params, filtered=flt is not None, exact=exact
-            )
-            for j, (rows, scores) in enumerate(results):
-                if rows.size:
-                    per_query[j].append((rows, scores, i))
-        out = []
-        for parts in per_query:
-            if not parts:
-                out.append([])
-                continue
-            if len(parts) == 1:  # one segment answered: already best first
-                rows, scores, i = parts[0]
-                seg = view.segments[i]
-                out.append(
-                    [
-                        Hit(seg.doc_ids[r], float(s), seg, int(r))
-                        for r, s in zip(rows[:k].tolist(), scores[:k].tolist(), strict=True)
-                    ]
-                )
-                continue
-            rows = np.concatenate([p[0] for p in parts])
-            scores = np.concatenate([p[1] for p in parts])
-            which = np.concatenate([np.full(p[0].size, p[2]) for p in parts])
-            order = np.lexsort((which, -scores))[:k]
-            out.append(
-                [
-                    Hit(
-                        view.segments[which[o]].doc_ids[rows[o]],
-                        float(scores[o]),
-                        view.segments[which[o]],
-                        int(rows[o]),
-                    )
-                    for o in order
-                ]
-            )
-        return out
+        return search_view(self.view, queries, k, params, flt, exact)
 
     def locate(self, doc_id: str) -> tuple[Segment, int] | None:
         loc = self.id_map.get(doc_id)
@@ -330,9 +325,7 @@ class Collection(SealAndMerge):
         return self._segments[loc[0]], loc[1]
 
     def vector_of(self, segment: Segment, row: int) -> SparseVector:
-        csr = segment.csr(row + 1) if isinstance(segment, MutableSegment) else segment.csr()
-        lo, hi = int(csr.indptr[row]), int(csr.indptr[row + 1])
-        return SparseVector(np.asarray(csr.indices[lo:hi]), np.asarray(csr.data[lo:hi]))
+        return segment.vector(row)
 
     def stats(self) -> dict[str, Any]:
         view = self.view

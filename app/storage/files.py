@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 
 def fsync_dir(path: Path) -> None:
@@ -31,25 +27,6 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, json.dumps(obj, indent=1, allow_nan=False).encode())
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """Save an array durably (not atomically: callers rename the whole folder afterwards)."""
-    with open(path, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_npy(tmp, array)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

@@ -7,34 +7,31 @@ files and segment folders the manifest no longer needs are removed.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from app.storage.files import write_json_atomic
-from app.storage.segment import SealedSegment
-from app.storage.wal import WriteAheadLog, list_wal_files
-
-if TYPE_CHECKING:
-    from app.storage.collection import Collection
+from app.storage.checked import write_checked_json
+from app.storage.sealed import SealedSegment
+from app.storage.wal import WriteAheadLog, list_wal_files, mark_path
 
 MANIFEST_FORMAT = 1
 
 
 class SealAndMerge:
-    """Maintenance methods; ``self`` is a :class:`Collection`."""
+    """Maintenance methods of :class:`app.storage.collection.Collection` (its state: the
+    sealed and frozen segments, tombstones, the WAL and the manifest)."""
 
-    def sealed_segments(self: Collection) -> list[SealedSegment]:
+    def sealed_segments(self) -> list[SealedSegment]:
         return list(self._sealed)
 
-    def needs_seal(self: Collection) -> bool:
+    def needs_seal(self) -> bool:
         return bool(self._frozen) or self.mutable.n_rows >= self.policy.seal_rows
 
-    def seal(self: Collection) -> bool:
+    def seal(self) -> bool:
         """Freeze the mutable segment, build a sealed segment from it, swap it in."""
         with self.maintenance_lock:
             with self._lock:
@@ -52,7 +49,7 @@ class SealAndMerge:
                     self._publish()
                 n = frozen.n_rows
                 deleted_now = self._deleted[frozen.seg_id][:n].copy()
-            lines = [json.dumps(m, separators=(",", ":")) for m in frozen.metadata[:n]]
+            lines = [frozen.metadata_line(r) for r in range(n)]
             csr = copy_csr(frozen.csr(n))
             path = self.path / "segments" / seg_dir(frozen.seg_id)
             SealedSegment.write(
@@ -76,7 +73,7 @@ class SealAndMerge:
                 self._publish()
         return True
 
-    def merge_candidates(self: Collection) -> list[SealedSegment]:
+    def merge_candidates(self) -> list[SealedSegment]:
         sealed = list(self._sealed)
         frac = self.policy.compact_deleted_fraction
         for seg in sealed:
@@ -87,7 +84,7 @@ class SealAndMerge:
         sealed.sort(key=lambda s: s.n_rows)
         return sealed[: max(2, len(sealed) - self.policy.max_segments + 1)]
 
-    def merge(self: Collection, segments: Sequence[SealedSegment] | None = None) -> bool:
+    def merge(self, segments: Sequence[SealedSegment] | None = None) -> bool:
         """Rewrite ``segments`` (default: :meth:`merge_candidates`) as one, without tombstones."""
         with self.maintenance_lock:
             with self._lock:
@@ -145,7 +142,7 @@ class SealAndMerge:
                 shutil.rmtree(seg.path, ignore_errors=True)
         return True
 
-    def _checkpoint(self: Collection) -> None:
+    def _checkpoint(self) -> None:
         """Persist changed tombstones, then the manifest; then drop the WAL files it covers:
         those older than the oldest segment still unsealed (a failed seal keeps its WAL)."""
         wal_seq = min(s.wal_seq_start for s in [*self._frozen, self.mutable])
@@ -156,10 +153,11 @@ class SealAndMerge:
                 seg.save_deleted(deleted)
                 self._persisted[seg.seg_id] = deleted.copy()
         self._manifest = manifest_dict([s.seg_id for s in self._sealed], wal_seq, self._next_id)
-        write_json_atomic(self.path / "manifest.json", self._manifest)
+        write_checked_json(self.path / "manifest.json", self._manifest)
         for seq, wal_file in list_wal_files(self.path / "wal"):
             if seq < wal_seq:
                 wal_file.unlink(missing_ok=True)
+                mark_path(self.path / "wal", seq).unlink(missing_ok=True)
 
 
 def manifest_dict(segments: list[int], wal_seq: int, next_id: int) -> dict[str, Any]:

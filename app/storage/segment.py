@@ -1,32 +1,60 @@
-"""Segments: the small mutable one (searched exactly) and sealed, immutable ones on disk.
+"""Segments behind one interface: the small mutable one (searched exactly) and sealed ones.
 
-A sealed segment folder holds the document vectors (``indptr/indices/values.npy``,
-memory-mapped), ``doc_ids.json``, ``metadata.jsonl`` (one JSON value per row), ``deleted.npy``
-(tombstones, rewritten at checkpoints) and, when it has at least ``flat_segment_rows`` rows,
-a Seismic index in ``index/``. Rows are internal ints; ``doc_ids[row]`` is the external id.
+A :class:`Segment` holds rows (internal ints) of one collection: their vectors as CSR,
+``doc_ids[row]`` (the external ids), metadata, and for sealed segments maybe a Seismic index.
+The sealed on-disk format is in :mod:`app.storage.sealed`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from app.storage.files import fsync_tree, save_npy, save_npy_atomic, write_bytes_atomic
-from app.storage.filters import FieldIndex, MetadataFilter, scan_mask
+from app.storage.batch import DocumentBatch, metadata_line
+from app.storage.filters import MetadataFilter, scan_mask
 from app.storage.vectors import SparseVector, dense_queries, top_k_column
 
 log = logging.getLogger(__name__)
-SEGMENT_FORMAT = 1
 
 
-class MutableSegment:
+class Segment(ABC):
+    """Rows ``0..n_rows-1`` of a collection; readers look only below the ``n_rows`` of their
+    view. ``index`` is a ``SeismicIndex`` or None (searched exactly)."""
+
+    seg_id: int
+    dim: int
+    n_rows: int
+    doc_ids: Sequence[str]
+    index: Any = None
+
+    @abstractmethod
+    def csr(self, n_rows: int | None = None) -> sp.csr_array:
+        """The first ``n_rows`` rows (all by default) as a ``csr_array`` (rows, dim)."""
+
+    @abstractmethod
+    def metadata_at(self, row: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def metadata_line(self, row: int) -> str:
+        """The stored JSON text of a row's metadata (``null`` when none)."""
+
+    @abstractmethod
+    def filter_mask(self, flt: MetadataFilter, n_rows: int) -> np.ndarray:
+        """``(n_rows,)`` bool: rows whose metadata passes ``flt``."""
+
+    def vector(self, row: int) -> SparseVector:
+        csr = self.csr(row + 1)
+        lo, hi = int(csr.indptr[row]), int(csr.indptr[row + 1])
+        return SparseVector(np.asarray(csr.indices[lo:hi]), np.asarray(csr.data[lo:hi]))
+
+
+class MutableSegment(Segment):
     """Append-only rows in growable arrays; readers see a prefix of ``n_rows`` rows."""
 
     def __init__(self, seg_id: int, dim: int) -> None:
@@ -42,28 +70,23 @@ class MutableSegment:
         self.wal_seq_start = 0  # the first WAL file holding this segment's records
         self._csr_cache: tuple[int, sp.csr_array] | None = None
 
-    def append(
-        self, doc_ids: Sequence[str], vectors: Sequence[SparseVector], metadata: Sequence[Any]
-    ) -> int:
-        """Add rows (caller holds the collection's write lock); returns the first new row."""
-        first = self.n_rows
+    def append(self, batch: DocumentBatch) -> int:
+        """Add the batch's rows, copying its CSR arrays whole (caller holds the collection's
+        write lock); returns the first new row."""
+        first, n = self.n_rows, len(batch)
         nnz = int(self.indptr[first])
-        add = sum(v.indices.size for v in vectors)
-        if first + len(vectors) + 1 > self.indptr.size:
-            self.indptr = _grow(self.indptr, first + len(vectors) + 1)
+        add = int(batch.vectors.nnz)
+        if first + n + 1 > self.indptr.size:
+            self.indptr = _grow(self.indptr, first + n + 1)
         if nnz + add > self.indices.size:
             self.indices = _grow(self.indices, nnz + add)
             self.values = _grow(self.values, nnz + add)
-        pos = nnz
-        for i, vec in enumerate(vectors):
-            end = pos + vec.indices.size
-            self.indices[pos:end] = vec.indices
-            self.values[pos:end] = vec.values
-            self.indptr[first + i + 1] = end
-            pos = end
-        self.doc_ids.extend(doc_ids)
-        self.metadata.extend(metadata)
-        self.n_rows = first + len(vectors)  # publish last: readers only look below n_rows
+        self.indices[nnz : nnz + add] = batch.vectors.indices
+        self.values[nnz : nnz + add] = batch.vectors.data
+        self.indptr[first + 1 : first + n + 1] = nnz + batch.vectors.indptr[1:]
+        self.doc_ids.extend(batch.doc_ids)
+        self.metadata.extend(batch.metadata)
+        self.n_rows = first + n  # publish last: readers only look below n_rows
         return first
 
     def csr(self, n_rows: int | None = None) -> sp.csr_array:
@@ -80,6 +103,9 @@ class MutableSegment:
     def metadata_at(self, row: int) -> dict[str, Any] | None:
         return self.metadata[row]
 
+    def metadata_line(self, row: int) -> str:
+        return metadata_line(self.metadata[row])
+
     def filter_mask(self, flt: MetadataFilter, n_rows: int) -> np.ndarray:
         return scan_mask(self.metadata[:n_rows], flt)
 
@@ -90,105 +116,8 @@ def _grow(array: np.ndarray, need: int) -> np.ndarray:
     return out
 
 
-class SealedSegment:
-    """An immutable segment folder, memory-mapped; built once by :meth:`write`."""
-
-    def __init__(
-        self, seg_id: int, path: Path, dim: int, index_params: dict[str, Any] | None = None
-    ) -> None:
-        self.seg_id = seg_id
-        self.path = path
-        self.dim = dim
-        indptr = np.load(path / "indptr.npy", mmap_mode="r")
-        indices = np.load(path / "indices.npy", mmap_mode="r")
-        values = np.load(path / "values.npy", mmap_mode="r")
-        self.n_rows = int(indptr.shape[0] - 1)
-        self._csr = sp.csr_array((values, indices, indptr), shape=(self.n_rows, dim))
-        self.doc_ids: list[str] = json.loads((path / "doc_ids.json").read_text())
-        with open(path / "metadata.jsonl", encoding="utf-8") as handle:
-            self._metadata_raw = [line.rstrip("\n") for line in handle]
-        self.index = None
-        if (path / "index").is_dir():
-            self.index = self._load_index(index_params)
-        self.field_index = FieldIndex(self.n_rows, self.metadata_at)
-
-    def _load_index(self, index_params: dict[str, Any] | None) -> Any:
-        """Memory-map the index; one that is damaged or of an older format is rebuilt from the
-        segment's own vectors (which stay the source of truth) when the build params are known."""
-        from index import SeismicIndex
-
-        try:
-            return SeismicIndex.load(self.path / "index")
-        except (ValueError, OSError, KeyError) as exc:
-            if index_params is None:
-                raise
-            log.warning("segment %s: index unreadable (%s); rebuilding it", self.path.name, exc)
-            index = SeismicIndex.build(self._csr, **index_params)
-            index.save(self.path / "index")
-            return SeismicIndex.load(self.path / "index")
-
-    def csr(self, n_rows: int | None = None) -> sp.csr_array:
-        return self._csr
-
-    def metadata_at(self, row: int) -> dict[str, Any] | None:
-        raw = self._metadata_raw[row]
-        return None if raw == "null" else json.loads(raw)
-
-    def metadata_line(self, row: int) -> str:
-        """The stored JSON text of a row's metadata (``null`` when none)."""
-        return self._metadata_raw[row]
-
-    def filter_mask(self, flt: MetadataFilter, n_rows: int) -> np.ndarray:
-        return self.field_index.mask(flt)
-
-    def load_deleted(self) -> np.ndarray:
-        path = self.path / "deleted.npy"
-        if path.exists():
-            mask = np.load(path)
-            if mask.shape == (self.n_rows,):
-                return mask.astype(bool)
-        return np.zeros(self.n_rows, bool)
-
-    def save_deleted(self, deleted: np.ndarray) -> None:
-        save_npy_atomic(self.path / "deleted.npy", deleted.astype(bool))
-
-    @staticmethod
-    def write(
-        path: Path,
-        vectors: sp.csr_array,
-        doc_ids: Sequence[str],
-        metadata_lines: Sequence[str],
-        deleted: np.ndarray,
-        *,
-        index_params: dict[str, Any],
-        flat_rows: int,
-    ) -> None:
-        """Write a complete segment folder at ``path`` (via a temporary folder and a rename)."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        for stale in (tmp, path):  # left by an earlier failed attempt; not in the manifest
-            if stale.exists():
-                shutil.rmtree(stale)
-        tmp.mkdir(parents=True)
-        save_npy(tmp / "indptr.npy", np.asarray(vectors.indptr, np.int64))
-        save_npy(tmp / "indices.npy", np.asarray(vectors.indices, np.int32))
-        save_npy(tmp / "values.npy", np.asarray(vectors.data, np.float32))
-        write_bytes_atomic(tmp / "doc_ids.json", json.dumps(list(doc_ids)).encode())
-        lines = "".join(line + "\n" for line in metadata_lines)
-        write_bytes_atomic(tmp / "metadata.jsonl", lines.encode())
-        save_npy(tmp / "deleted.npy", deleted.astype(bool))
-        if vectors.shape[0] >= max(flat_rows, 1) and vectors.nnz > 0:
-            from index import SeismicIndex
-
-            SeismicIndex.build(vectors, **index_params).save(tmp / "index")
-        write_bytes_atomic(
-            tmp / "segment.json",
-            json.dumps({"format": SEGMENT_FORMAT, "rows": int(vectors.shape[0])}).encode(),
-        )
-        fsync_tree(tmp)
-        tmp.rename(path)
-
-
-Segment = MutableSegment | SealedSegment
+def parse_metadata(raw: str) -> dict[str, Any] | None:
+    return None if raw == "null" else json.loads(raw)
 
 
 # A filter that leaves at most this many rows is scored exactly (cheaper than the index).

@@ -12,6 +12,12 @@ from app.errors import InvalidInputError
 
 # The index keeps float16 forward vectors; larger weights would overflow.
 MAX_WEIGHT = 65504.0
+# Widest vector space accepted from files and clients (the index keeps per-term arrays).
+MAX_DIM = 1 << 24
+
+
+class VectorError(ValueError):
+    """A given sparse vector is invalid; the message names the document and the problem."""
 
 
 @dataclass(frozen=True)
@@ -30,28 +36,80 @@ def make_vector(
         raise InvalidInputError(
             f"{where}: indices ({len(indices)}) and values ({len(values)}) differ in length"
         )
-    idx = np.asarray(indices, dtype=np.int64)
-    val = np.asarray(values, dtype=np.float64)
-    if idx.size:
-        if not np.isfinite(val).all():
-            raise InvalidInputError(f"{where}: weights must be finite numbers")
-        if idx.min() < 0 or idx.max() >= dim:
-            raise InvalidInputError(
-                f"{where}: indices must lie in [0, {dim}); got {idx.min()}..{idx.max()}"
-            )
-        if val.min() < 0:
-            raise InvalidInputError(f"{where}: weights must be >= 0 (learned sparse vectors)")
-        if val.max() > MAX_WEIGHT:
-            raise InvalidInputError(f"{where}: weights must be <= {MAX_WEIGHT:g}")
-    if idx.size > 1 and not (idx[1:] > idx[:-1]).all():
-        order = np.argsort(idx, kind="stable")
-        idx, val = idx[order], val[order]
-        if np.any(idx[1:] == idx[:-1]):
-            raise InvalidInputError(f"{where}: duplicate indices")
-    keep = val > 0
-    if not keep.all():
-        idx, val = idx[keep], val[keep]
-    return SparseVector(idx.astype(np.int32), val.astype(np.float32))
+    outside = next((int(i) for i in indices if not 0 <= i < dim), None)
+    if outside is not None:  # before numpy, which cannot hold ids past 2**63
+        shown = str(outside) if len(str(outside)) <= 24 else f"{str(outside)[:20]}..."
+        raise InvalidInputError(f"{where}: column {shown} is outside [0, {dim})")
+    try:
+        checked = checked_csr(
+            np.array([0, len(indices)]), np.asarray(indices, np.int64), np.asarray(values), dim
+        )
+    except (VectorError, OverflowError) as exc:
+        raise InvalidInputError(f"{where}: {exc}".replace(": row 0:", ":")) from exc
+    return SparseVector(checked.indices, checked.data)
+
+
+def checked_csr(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    dim: int,
+    doc_ids: Sequence[str] | None = None,
+) -> sp.csr_array:
+    """Validate rows of given vectors and return them canonical: (n, ``dim``) ``csr_array``
+    with int32 sorted columns and float32 weights > 0 (zeros dropped).
+
+    ``indices`` may be any integer array (int64 to catch ids past int32); ``values`` any
+    float array. Raises :class:`VectorError` naming the first bad document (``doc_ids[row]``,
+    else the row number): weights NaN, infinite, negative or above ``MAX_WEIGHT``; columns
+    outside [0, dim); a column twice in one vector; an inconsistent ``indptr``.
+    """
+    indptr = np.asarray(indptr, np.int64)
+    idx = np.asarray(indices)
+    val = np.asarray(values)
+    n = indptr.size - 1
+    if n < 0 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != idx.size:
+        raise VectorError("row offsets (indptr) are not a valid CSR layout")
+    if idx.size != val.size:
+        raise VectorError(f"{idx.size} column ids but {val.size} weights")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise VectorError(f"column ids must be integers, got {idx.dtype}")
+    if not (np.issubdtype(val.dtype, np.floating) or np.issubdtype(val.dtype, np.integer)):
+        raise VectorError(f"weights must be numbers, got {val.dtype}")
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+
+    def name(pos: int) -> str:
+        row = int(rows[pos])
+        return f"document {doc_ids[row]!r}" if doc_ids is not None else f"row {row}"
+
+    val = val.astype(np.float64, copy=False)
+    checks = (
+        (~np.isfinite(val), "a weight is {v} (weights must be finite)"),
+        (val < 0, "a weight is {v} (weights must be >= 0)"),
+        (val > MAX_WEIGHT, f"a weight is {{v}} (weights must be <= {MAX_WEIGHT:g})"),
+    )
+    for bad, message in checks:
+        if bad.any():
+            pos = int(np.argmax(bad))
+            raise VectorError(f"{name(pos)}: {message.format(v=val[pos])}")
+    out_of_range = (idx < 0) | (idx >= dim)
+    if out_of_range.any():
+        pos = int(np.argmax(out_of_range))
+        raise VectorError(f"{name(pos)}: column {int(idx[pos])} is outside [0, {dim})")
+    order = np.lexsort((idx, rows))
+    idx, val, rows = idx[order], val[order], rows[order]
+    dup = (idx[1:] == idx[:-1]) & (rows[1:] == rows[:-1])
+    if dup.any():
+        pos = int(np.argmax(dup))
+        raise VectorError(f"{name(pos)}: column {int(idx[pos])} appears twice")
+    val32 = val.astype(np.float32)
+    keep = val32 > 0
+    counts = np.bincount(rows[keep], minlength=n)
+    out_indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=out_indptr[1:])
+    out = sp.csr_array((val32[keep], idx[keep].astype(np.int32), out_indptr), shape=(n, dim))
+    out.indices = out.indices.astype(np.int32, copy=False)  # scipy may widen to indptr's type
+    return out
 
 
 def rows_from_csr(matrix: sp.csr_array) -> list[SparseVector]:

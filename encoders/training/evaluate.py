@@ -3,8 +3,9 @@
 Used by ``benchmarks/bench_csr.py`` and by ``train_csr --eval`` (the leave-one-collection-out
 table: each collection is marked with whether any of its text was in training). Dense = the
 same all-MiniLM-L6-v2 embeddings, cosine, exact; CSR = those embeddings through the
-autoencoder at ``k``, exact inner-product search; BM25 = :class:`encoders.bm25.BM25Encoder`
-fitted on the collection (the eval baseline's analyser and scoring), exact search.
+autoencoder at ``k``, exact inner-product search (scipy, or the caller's ``search``);
+BM25 = :class:`encoders.bm25.BM25Encoder` fitted on the collection (the eval baseline's
+analyser and scoring), exact search.
 Judged test queries only.
 """
 
@@ -18,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from encoders.training.retrieval import BeirCollection, load_beir, ndcg_at_10, top_dense, top_sparse
+from encoders.training.retrieval import (
+    BeirCollection,
+    SparseSearch,
+    load_beir,
+    ndcg_at_10,
+    top_dense,
+    top_sparse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +47,7 @@ def bm25_ndcg(coll: BeirCollection) -> float:
     from encoders.bm25 import BM25Encoder
 
     enc = BM25Encoder().fit(coll.doc_texts)
-    ranked = top_sparse(
-        enc.encode_queries(coll.query_texts), enc.encode_documents(coll.doc_texts), use_index=False
-    )
+    ranked = top_sparse(enc.encode_queries(coll.query_texts), enc.encode_documents(coll.doc_texts))
     return ndcg_at_10(*ranked, coll.query_ids, coll.doc_ids, coll.qrels)
 
 
@@ -51,11 +57,12 @@ def evaluate_collection(
     ks: Sequence[int],
     cache: dict[str, np.ndarray],
     *,
-    use_index: bool = True,
+    search: SparseSearch | None = None,
     bm25: bool = True,
     extra: Callable[[Any, Any, np.ndarray, BeirCollection], dict] | None = None,
 ) -> dict[str, Any]:
     """One collection's row: dense, ``csr_k{k}``, ``ratio_k{k}`` (CSR / dense), ``bm25``.
+    ``search`` replaces the scipy exact search of the codes (e.g. ``index.exact_search``);
     ``extra(docs_k64, queries_k64, exact_rows, coll)`` may add numbers at k = 64."""
     d, q = embeddings_for(encoder, coll, cache)
     dense = ndcg_at_10(*top_dense(q, d), coll.query_ids, coll.doc_ids, coll.qrels)
@@ -63,7 +70,7 @@ def evaluate_collection(
     row["dense"] = dense
     for k in ks:
         docs_k, queries_k = encoder.sparsify(d, k), encoder.sparsify(q, k)
-        ranked = top_sparse(queries_k, docs_k, use_index=use_index)
+        ranked = top_sparse(queries_k, docs_k, search=search)
         score = ndcg_at_10(*ranked, coll.query_ids, coll.doc_ids, coll.qrels)
         row[f"csr_k{k}"] = score
         row[f"ratio_k{k}"] = score / dense if dense else float("nan")

@@ -1,14 +1,16 @@
 """Retrieval evaluation for CSR: BEIR-layout folders, exact search, nDCG@10 with ir_measures.
 
-Only judged queries are scored (as trec_eval does). Sparse search is exact inner product:
-``index.exact_search`` when the index package is importable, else a scipy product.
+Only judged queries are scored (as trec_eval does). Search is exact inner product: a NumPy
+product for dense rows, a scipy product for sparse ones (the evaluation sets are small), both
+ranked as ``index.exact_search`` ranks (ties to the lower row). This package never imports
+``index`` (DESIGN.md); a caller may hand its own exact search in (``search``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 COLLECTIONS = ("scifact", "cranfield", "cisi", "cacm", "med")
+# An exact sparse search with ``index.exact_search``'s signature: (docs, queries, k) ->
+# (rows int64, scores float32), each (n_queries, k), -1 / 0.0 in empty slots.
+SparseSearch = Callable[[sp.csr_array, sp.csr_array, int], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -71,38 +76,76 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirCollection:
 def top_dense(
     queries: np.ndarray, docs: np.ndarray, depth: int = 100
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``depth`` by inner product of dense rows: ``(rows int64, scores float32)``."""
+    """Exact top-``depth`` by inner product of dense rows: ``(rows int64, scores float32)``,
+    best first, ties to the lower row."""
     scores = queries.astype(np.float32) @ docs.astype(np.float32).T
-    return _top_of(scores, depth)
+    return top_of(scores, depth)
 
 
 def top_sparse(
-    queries: sp.csr_array, docs: sp.csr_array, depth: int = 100, *, use_index: bool = True
+    queries: sp.csr_array,
+    docs: sp.csr_array,
+    depth: int = 100,
+    *,
+    search: SparseSearch | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``depth`` by inner product of sparse rows.
+    """Exact top-``depth`` by inner product of sparse rows: ``(rows int64, scores float32)``,
+    each ``(n_queries, depth)``, best first.
 
-    Uses ``index.exact_search`` when ``use_index`` and the index package imports, else scipy.
+    Ranked as ``index.exact_search`` ranks: ties go to the lower row, and only documents
+    sharing a term with the query are hits (empty slots: row -1, score 0.0). A scipy product
+    (float32), which keeps an entry only where a query and a document share a term (with
+    non-negative weights; a sum of exactly 0 is dropped too); ``search`` replaces it.
     """
-    exact_search = None
-    if use_index:
-        try:
-            from index import exact_search
-        except ImportError:
-            exact_search = None
-    if exact_search is not None:
-        return exact_search(docs, queries, k=depth)
-    scores = (queries @ docs.T).toarray()
-    return _top_of(scores, depth)
+    if search is not None:
+        return search(docs, queries, depth)
+    product = (
+        sp.csr_array(queries, dtype=np.float32) @ sp.csr_array(docs, dtype=np.float32).T
+    ).tocoo()
+    n_queries, n_docs = product.shape
+    scores = np.full((n_queries, max(n_docs, depth)), -np.inf, dtype=np.float32)
+    scores[product.row, product.col] = product.data
+    rows, top = top_of(scores, depth)
+    empty = np.isneginf(top)
+    rows[empty] = -1
+    top[empty] = 0.0
+    return rows, top
 
 
-def _top_of(scores: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    depth = min(depth, scores.shape[1])
-    part = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
-    part_scores = np.take_along_axis(scores, part, 1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    return np.take_along_axis(part, order, 1).astype(np.int64), np.take_along_axis(
-        part_scores, order, 1
-    ).astype(np.float32)
+def top_of(scores: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``scores`` ``(n_rows, n_cols)``, the columns of the ``depth`` largest values
+    (int64) and those values (float32), best first; equal values go to the lower column,
+    also at the cut (which ``argpartition`` alone leaves to chance)."""
+    n_rows, n_cols = scores.shape
+    depth = min(depth, n_cols)
+    if depth == 0:
+        return np.empty((n_rows, 0), np.int64), np.empty((n_rows, 0), np.float32)
+    # Every column above the depth-th largest value is in; columns equal to it fill the
+    # remaining slots in column order.
+    kth = np.partition(scores, n_cols - depth, axis=1)[:, n_cols - depth, None]
+    above = scores > kth
+    at = scores == kth
+    room = depth - above.sum(axis=1, keepdims=True)
+    chosen = above | (at & (np.cumsum(at, axis=1) <= room))
+    cols = np.nonzero(chosen)[1].reshape(n_rows, depth)  # ascending within each row
+    picked = np.take_along_axis(scores, cols, 1)
+    order = np.argsort(-picked, axis=1, kind="stable")
+    rows = np.take_along_axis(cols, order, 1).astype(np.int64)
+    return rows, np.take_along_axis(picked, order, 1).astype(np.float32)
+
+
+def recall_of(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each query's ``truth`` rows that ``found`` holds too (both
+    ``(n_queries, k)`` row arrays; -1 slots ignored); queries with no truth row are left
+    out of the mean (NaN when none has one)."""
+    found, truth = np.asarray(found, np.int64), np.asarray(truth, np.int64)
+    valid = truth >= 0
+    held = (truth[:, :, None] == found[:, None, :]).any(axis=2) & valid
+    n_truth = valid.sum(axis=1)
+    scored = n_truth > 0
+    if not scored.any():
+        return float("nan")
+    return float(np.mean(held.sum(axis=1)[scored] / n_truth[scored]))
 
 
 def ndcg_at_10(

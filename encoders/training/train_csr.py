@@ -84,8 +84,7 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
     sentences, short in-domain texts like its queries.
     """
     from encoders.training.losses import normalized_mse
-    from encoders.training.retrieval import ndcg_at_10, top_dense, top_sparse
-    from index import recall_vs_exact
+    from encoders.training.retrieval import ndcg_at_10, recall_of, top_dense, top_sparse
 
     fidelity = {
         name: (emb[q], emb[d], top_dense(emb[q], emb[d], depth=10)[0])
@@ -118,8 +117,8 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
         row: dict[str, float] = {}
         k64 = min(64, sae.config.k)
         for name, (fq, fd, dense_top) in fidelity.items():
-            top = top_sparse(enc.sparsify(fq, k64), enc.sparsify(fd, k64), 10, use_index=False)
-            row[f"dev_fidelity_{name}"] = recall_vs_exact(top[0], dense_top)
+            top = top_sparse(enc.sparsify(fq, k64), enc.sparsify(fd, k64), 10)
+            row[f"dev_fidelity_{name}"] = recall_of(top[0], dense_top)
         if fidelity:
             row["dev_fidelity_min"] = min(row[f"dev_fidelity_{n}"] for n in fidelity)
         with torch.no_grad():
@@ -132,7 +131,7 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
             row["dev_dense_ndcg10"] = dense
             for k in (32, 64):
                 if k <= sae.config.k:
-                    ranked = top_sparse(enc.sparsify(q, k), enc.sparsify(d, k), use_index=False)
+                    ranked = top_sparse(enc.sparsify(q, k), enc.sparsify(d, k))
                     row[f"dev_ndcg10_k{k}"] = ndcg_at_10(
                         *ranked, data.dev_query_ids, data.dev_doc_ids, data.dev_qrels
                     )
@@ -157,7 +156,7 @@ def evaluate_model(
         sae.to(device), CSRSettings(default_k=min(64, sae.config.k)), embedder=embedder
     )
     names = [c for c in args.eval_collections if (args.data_dir / c / "corpus.jsonl").is_file()]
-    options = {"cache": cache, "in_training": trained_on, "use_index": False}
+    options = {"cache": cache, "in_training": trained_on}
     result = evaluate(enc, args.data_dir, names, (16, 32, 64, 128), **options)
     if args.eval_cache and not args.eval_cache.is_file():
         np.savez(args.eval_cache, **{k: v.astype(np.float16) for k, v in cache.items()})

@@ -101,11 +101,26 @@ def _best_centroid(
             scores[e_cent[e]] += v * e_val[e]
     for i in range(dead.shape[0]):
         scores[dead[i]] = -1.0
-    best_score = _max(scores)
-    if not best_score > 0.0:
+    return _argmax_positive(scores, fallback)
+
+
+@leaf
+def _argmax_positive(scores: np.ndarray, fallback: int) -> int:
+    """Index of the largest value of ``scores`` float32 (the first of equals), or
+    ``fallback`` when none is > 0. The maxima of 64-value segments are vectorised; only
+    the segment that holds the winner is scanned value by value."""
+    n = scores.shape[0]
+    best = np.float32(0.0)
+    seg = -1
+    for s0 in range(0, n, 64):
+        m = _max(scores[s0 : min(n, s0 + 64)])
+        if m > best:
+            best = m
+            seg = s0
+    if seg < 0:
         return fallback
-    for c in range(scores.shape[0]):
-        if scores[c] == best_score:
+    for c in range(seg, min(n, seg + 64)):
+        if scores[c] == best:
             return c
     return fallback
 
@@ -147,7 +162,7 @@ def cluster_one_list(
         return
     cpos = sample_positions(n, n_centroids, seed)
     # Inverted index over the centroids' full vectors: term -> (centroid, weight), with
-    # the terms that at least a quarter of the centroids hold kept as dense columns.
+    # the terms that an eighth or more of the centroids hold kept as dense columns.
     total = 0
     for c in range(n_centroids):
         r = rows[cpos[c]]
@@ -166,7 +181,7 @@ def cluster_one_list(
     pos = 0
     for i in range(n_touched):
         u = touched[i]
-        if n_centroids >= _DENSE_MIN and 4 * t_count[u] >= n_centroids:
+        if n_centroids >= _DENSE_MIN and 8 * t_count[u] >= n_centroids:
             t_slot[u] = n_dense
             n_dense += 1
             t_count[u] = 0

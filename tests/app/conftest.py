@@ -105,7 +105,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.log = data_dir.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    def start(self, timeout: float = 300.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable,
@@ -155,3 +155,31 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def import_dir(data_dir: Path) -> Path:
+    """The default import root of the app fixtures (``DATA_DIR/import``)."""
+    path = data_dir / "import"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def wait_for_job(client: TestClient, job_id: str, seconds: float = 120) -> dict:
+    """The job's state once it has ended (done, failed or cancelled)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] not in ("queued", "running"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not end in {seconds} s")
+
+
+def wait_ready(client: TestClient, seconds: float = 300) -> dict:
+    """``/readyz`` once the warm-up is done."""
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "warm-up did not finish"
+        time.sleep(0.05)
+    return client.get("/readyz").json()

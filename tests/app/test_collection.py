@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from app.errors import ConflictError
+from app.storage.batch import DocumentBatch
 from app.storage.collection import Collection, CollectionConfig, MaintenancePolicy
 from app.storage.filters import MetadataFilter
-from app.storage.vectors import SparseVector
+from app.storage.vectors import SparseVector, to_csr
 
 DIM = 120
 EXACT_INDEX = {"n_postings": None, "summary_energy": 1.0, "centroid_fraction": 0.2}
@@ -35,6 +36,10 @@ def _open(path: Path, index_params: dict | None = None) -> Collection:
         "c", "none", DIM, index_params or EXACT_INDEX, EXACT_QUERY, time.time()
     )
     return Collection.create(path, config, _policy())
+
+
+def _batch(ids: list[str], vecs: list[SparseVector], metas: list | None = None) -> DocumentBatch:
+    return DocumentBatch.of(ids, to_csr(vecs, DIM), metas)
 
 
 def _vec(rng: np.random.Generator) -> SparseVector:
@@ -95,12 +100,12 @@ def test_random_operations_match_a_dict_model(tmp_path: Path) -> None:
             next_id += len(ids)
             vecs = [_vec(rng) for _ in ids]
             metas = [{"g": int(rng.integers(3))} for _ in ids]
-            coll.write(ids, vecs, metas, upsert=False)
+            coll.write(_batch(ids, vecs, metas), upsert=False)
             model.update({d: (v, m) for d, v, m in zip(ids, vecs, metas, strict=True)})
         elif op == "upsert" and model:
             ids = list(rng.choice(sorted(model), min(5, len(model)), replace=False)) + [f"n{step}"]
             vecs = [_vec(rng) for _ in ids]
-            coll.write(ids, vecs, [None] * len(ids), upsert=True)
+            coll.write(_batch(ids, vecs, [None] * len(ids)), upsert=True)
             model.update({d: (v, {}) for d, v in zip(ids, vecs, strict=True)})
         elif op == "delete" and model:
             ids = list(rng.choice(sorted(model), min(6, len(model)), replace=False)) + ["missing"]
@@ -129,7 +134,7 @@ def test_search_is_the_same_before_and_after_seal_and_merge(tmp_path: Path) -> N
     coll = _open(tmp_path / "c")
     for batch in range(4):
         ids = [f"b{batch}-{i}" for i in range(60)]
-        coll.write(ids, [_vec(rng) for _ in ids], [None] * 60, upsert=False)
+        coll.write(_batch(ids, [_vec(rng) for _ in ids], [None] * 60), upsert=False)
         if batch < 3:
             coll.seal()
     coll.delete([f"b0-{i}" for i in range(0, 60, 3)])
@@ -154,23 +159,23 @@ def test_search_is_the_same_before_and_after_seal_and_merge(tmp_path: Path) -> N
 def test_add_refuses_existing_ids_and_applies_nothing(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     coll = _open(tmp_path / "c")
-    coll.write(["a"], [_vec(rng)], [None], upsert=False)
+    coll.write(_batch(["a"], [_vec(rng)], [None]), upsert=False)
     with pytest.raises(ConflictError):
-        coll.write(["b", "a"], [_vec(rng), _vec(rng)], [None, None], upsert=False)
+        coll.write(_batch(["b", "a"], [_vec(rng), _vec(rng)], [None, None]), upsert=False)
     assert sorted(coll.id_map) == ["a"]
 
 
 def test_unreferenced_segment_folders_and_old_wal_files_are_removed(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     coll = _open(tmp_path / "c")
-    coll.write(["a", "b"], [_vec(rng), _vec(rng)], [None, None], upsert=False)
+    coll.write(_batch(["a", "b"], [_vec(rng), _vec(rng)], [None, None]), upsert=False)
     coll.seal()
     coll.close()
     (tmp_path / "c" / "segments" / ".seg-00000099.tmp").mkdir()
     (tmp_path / "c" / "segments" / "seg-00000098").mkdir()
     coll = Collection.open(tmp_path / "c", _policy())
     assert sorted(p.name for p in (tmp_path / "c" / "segments").iterdir()) == ["seg-00000001"]
-    assert len(list((tmp_path / "c" / "wal").iterdir())) == 1
+    assert len(list((tmp_path / "c" / "wal").glob("*.log"))) == 1
     assert sorted(coll.id_map) == ["a", "b"]
 
 
@@ -178,7 +183,7 @@ def test_an_unreadable_index_is_rebuilt_from_the_segment_vectors(tmp_path: Path)
     rng = np.random.default_rng(11)
     coll = _open(tmp_path / "c")
     ids = [f"d{i}" for i in range(80)]
-    coll.write(ids, [_vec(rng) for _ in ids], [None] * 80, upsert=False)
+    coll.write(_batch(ids, [_vec(rng) for _ in ids], [None] * 80), upsert=False)
     coll.seal()
     queries = [_vec(rng) for _ in range(10)]
     want = [[(h.doc_id, h.score) for h in hits] for hits in coll.search(queries, 5)]
@@ -194,7 +199,7 @@ def test_an_unreadable_index_is_rebuilt_from_the_segment_vectors(tmp_path: Path)
 def test_a_failed_seal_keeps_its_wal_and_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.storage.segment import SealedSegment
+    from app.storage.sealed import SealedSegment
 
     rng = np.random.default_rng(5)
     coll = _open(tmp_path / "c")
@@ -202,7 +207,7 @@ def test_a_failed_seal_keeps_its_wal_and_is_retried(
     for batch in range(3):
         ids = [f"b{batch}-{i}" for i in range(40)]
         vecs = [_vec(rng) for _ in ids]
-        coll.write(ids, vecs, [None] * 40, upsert=False)
+        coll.write(_batch(ids, vecs, [None] * 40), upsert=False)
         model.update({d: (v, {}) for d, v in zip(ids, vecs, strict=True)})
         if batch == 0:
             coll.seal()
@@ -222,7 +227,7 @@ def test_a_failed_seal_keeps_its_wal_and_is_retried(
     coll = Collection.open(tmp_path / "c", _policy())  # nothing lost across a restart
     assert len(coll.id_map) == len(model)
     coll.seal()
-    coll.write(["late"], [_vec(rng)], [None], upsert=False)
+    coll.write(_batch(["late"], [_vec(rng)], [None]), upsert=False)
     coll.close()
     coll = Collection.open(tmp_path / "c", _policy())
     assert len(coll.id_map) == len(model) + 1
@@ -232,13 +237,11 @@ def test_a_failed_seal_keeps_its_wal_and_is_retried(
 def test_a_failed_seal_is_retried_in_the_same_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.storage.segment import SealedSegment
+    from app.storage.sealed import SealedSegment
 
     rng = np.random.default_rng(6)
     coll = _open(tmp_path / "c")
-    coll.write(
-        [f"a{i}" for i in range(50)], [_vec(rng) for _ in range(50)], [None] * 50, upsert=False
-    )
+    coll.write(_batch([f"a{i}" for i in range(50)], [_vec(rng) for _ in range(50)]), upsert=False)
     real_write = SealedSegment.write
     monkeypatch.setattr(
         SealedSegment,
@@ -248,9 +251,7 @@ def test_a_failed_seal_is_retried_in_the_same_process(
     with pytest.raises(OSError):
         coll.seal()
     monkeypatch.setattr(SealedSegment, "write", staticmethod(real_write))
-    coll.write(
-        [f"b{i}" for i in range(10)], [_vec(rng) for _ in range(10)], [None] * 10, upsert=False
-    )
+    coll.write(_batch([f"b{i}" for i in range(10)], [_vec(rng) for _ in range(10)]), upsert=False)
     assert coll.seal()  # seals the segment that failed
     assert [s.n_rows for s in coll.sealed_segments()] == [50]
     assert coll.seal()  # then the mutable one

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.app.conftest import DIM, ServerProcess, random_docs, random_query
 
@@ -41,16 +42,21 @@ def test_round_trip_over_http(server: ServerProcess) -> None:
 
 
 def test_kill_9_during_bulk_writes_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """Writers and a deleter run until enough is acknowledged and a seal has run, then the
+    server is killed. Exact about requests in flight at the kill: a write in flight may be
+    applied or not, but whole; a delete in flight may be applied or not. Nothing else may
+    differ from what was acknowledged."""
     env = {"LSR_SEAL_ROWS": "400", "LSR_FLAT_SEGMENT_ROWS": "100", "LSR_MAX_SEGMENTS": "2"}
     srv = ServerProcess(tmp_path / "data", env).start()
     acked: dict[str, dict] = {}
-    deleted: set[str] = set()
+    deleted: set[str] = set()  # deletes acknowledged
+    maybe_deleted: set[str] = set()  # deletes sent and not acknowledged (in flight at the kill)
     sent_batches: list[list[dict]] = []
     lock = threading.Lock()
     stop = threading.Event()
 
     def writer(w: int) -> None:
-        with httpx.Client(base_url=srv.url, timeout=10) as c:
+        with httpx.Client(base_url=srv.url, timeout=300) as c:
             for b in range(10_000):
                 if stop.is_set():
                     return
@@ -66,10 +72,11 @@ def test_kill_9_during_bulk_writes_loses_nothing_acknowledged(tmp_path: Path) ->
                         acked.update({d["id"]: d for d in docs})
 
     def deleter() -> None:
-        with httpx.Client(base_url=srv.url, timeout=10) as c:
+        with httpx.Client(base_url=srv.url, timeout=300) as c:
             while not stop.is_set():
                 with lock:
                     victims = [i for i in list(acked)[::7] if i not in deleted][:5]
+                    maybe_deleted.update(victims)
                 if victims:
                     try:
                         r = c.request(
@@ -80,21 +87,23 @@ def test_kill_9_during_bulk_writes_loses_nothing_acknowledged(tmp_path: Path) ->
                     if r.status_code == 200:
                         with lock:
                             deleted.update(r.json()["ids"])
+                            maybe_deleted.difference_update(victims)
                 time.sleep(0.02)
 
     try:
-        with httpx.Client(base_url=srv.url, timeout=10) as c:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
             c.post("/v1/collections", json={"name": "v", "encoder": "none", "dim": DIM})
         threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
         threads.append(threading.Thread(target=deleter))
         for t in threads:
             t.start()
-        # Kill once enough is acknowledged and a seal has run (on a fast, idle machine 1500
-        # writes are acknowledged before the first background seal finishes).
-        deadline = time.monotonic() + 20
-        with httpx.Client(base_url=srv.url, timeout=10) as c:
-            while time.monotonic() < deadline:
-                if len(acked) >= 1500:
+        # Kill once 500 writes are acknowledged and a seal has run: however slow the machine,
+        # the test waits for that state (a deadline only guards against a hang).
+        deadline = time.monotonic() + 600
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            while True:
+                assert time.monotonic() < deadline, "no seal after 10 minutes of writes"
+                if len(acked) >= 500:
                     segments = c.get("/v1/collections/v/stats").json()["segments"]
                     if any(s["kind"] == "sealed" for s in segments):
                         break
@@ -102,37 +111,32 @@ def test_kill_9_during_bulk_writes_loses_nothing_acknowledged(tmp_path: Path) ->
         srv.kill9()
         stop.set()
         for t in threads:
-            t.join(timeout=15)
+            t.join(timeout=60)
     finally:
         srv.stop()
-    assert len(acked) >= 500
-    srv2 = ServerProcess(tmp_path / "data", env).start()
+    srv2 = ServerProcess(tmp_path / "data", env).start(timeout=300)
     try:
-        with httpx.Client(base_url=srv2.url, timeout=30) as c:
-            for doc_id, doc in acked.items():
-                r = c.get(f"/v1/collections/v/documents/{doc_id}")
-                if doc_id in deleted:
-                    assert r.status_code == 404, doc_id
-                    continue
-                assert r.status_code == 200, doc_id
-                body = r.json()
-                assert body["vector"]["indices"] == doc["vector"]["indices"]
-                assert body["metadata"] == doc["metadata"]
-            # every batch sent is all there or all absent (minus acknowledged deletes)
-            present_total = 0
+        with httpx.Client(base_url=srv2.url, timeout=60) as c:
+            present = set()
             for docs in sent_batches:
-                ids = [d["id"] for d in docs if d["id"] not in deleted]
-                found = [
-                    c.get(f"/v1/collections/v/documents/{i}").status_code == 200 for i in ids[:3]
-                ]
-                found += (
-                    [c.get(f"/v1/collections/v/documents/{ids[-1]}").status_code == 200]
-                    if ids
-                    else []
-                )
-                assert all(found) or not any(found)
-                present_total += len(ids) if all(found) and found else 0
-            assert c.get("/v1/collections/v").json()["documents"] == present_total
+                found = {d["id"]: c.get(f"/v1/collections/v/documents/{d['id']}") for d in docs}
+                here = {i for i, r in found.items() if r.status_code == 200}
+                gone = {i for i, r in found.items() if r.status_code == 404}
+                assert here | gone == set(found), "a GET answered neither 200 nor 404"
+                # a batch is applied whole or not at all (deletes aside)
+                assert not here or gone <= deleted | maybe_deleted, sorted(gone)
+                present |= here
+                for doc in docs:
+                    if doc["id"] in here:
+                        body = found[doc["id"]].json()
+                        assert body["vector"]["indices"] == doc["vector"]["indices"]
+                        assert body["metadata"] == doc["metadata"]
+            for doc_id in acked:
+                if doc_id in deleted:
+                    assert doc_id not in present, f"acknowledged delete of {doc_id} lost"
+                elif doc_id not in maybe_deleted:
+                    assert doc_id in present, f"acknowledged write of {doc_id} lost"
+            assert c.get("/v1/collections/v").json()["documents"] == len(present)
             stats = c.get("/v1/collections/v/stats").json()
             assert any(s["kind"] == "sealed" for s in stats["segments"])  # sealing ran meanwhile
     finally:
@@ -171,3 +175,44 @@ def test_concurrent_writers_and_readers(server: ServerProcess) -> None:
     assert errors == []
     with httpx.Client(base_url=server.url, timeout=30) as c:
         assert c.get("/v1/collections/v").json()["documents"] == 100 + 3 * 10 * 20
+
+
+def test_poisoned_queries_among_concurrent_ones_fail_alone(tmp_path: Path) -> None:
+    """Issue 11.1: 6 queries with a lone surrogate among 60 concurrent text queries; every
+    good one answers 200 (query encoding is micro-batched across requests)."""
+    srv = ServerProcess(tmp_path / "data").start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            r = c.post("/v1/collections", json={"name": "t", "encoder": "splade-tiny"})
+            if r.status_code == 422 and "cannot run here" in r.text:
+                pytest.skip(f"splade-tiny not available: {r.text}")
+            docs = [{"id": f"d{i}", "text": f"wing {i} in a wind tunnel"} for i in range(20)]
+            assert (
+                c.post("/v1/collections/t/documents", json={"documents": docs}).status_code == 201
+            )
+        bodies = [
+            '{"query": "\\ud800 wing"}' if i % 10 == 3 else f'{{"query": "wing number {i}"}}'
+            for i in range(60)
+        ]
+        statuses: list[int] = [0] * len(bodies)
+        start = threading.Barrier(len(bodies))
+
+        def ask(i: int) -> None:
+            with httpx.Client(base_url=srv.url, timeout=120) as c:
+                start.wait()
+                r = c.post(
+                    "/v1/collections/t/search",
+                    content=bodies[i].encode(),
+                    headers={"content-type": "application/json"},
+                )
+                statuses[i] = r.status_code
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+    finally:
+        srv.stop()
+    expected = [422 if "ud800" in b else 200 for b in bodies]
+    assert statuses == expected

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.app.conftest import wait_for_job
+
 TEXTS = {
     "w": "The weather is lovely today.",
     "s": "It's so sunny outside!",
@@ -67,9 +69,9 @@ def test_bad_text_queries(client: TestClient, text_collection: str, body: dict) 
 
 
 def test_indexing_job_from_a_jsonl_file(
-    client: TestClient, text_collection: str, tmp_path: Path
+    client: TestClient, text_collection: str, import_dir: Path
 ) -> None:
-    corpus = tmp_path / "corpus.jsonl"
+    corpus = import_dir / "corpus.jsonl"
     lines = [
         json.dumps({"_id": f"j{i}", "title": "t", "text": f"document number {i} about rockets"})
         for i in range(40)
@@ -80,12 +82,7 @@ def test_indexing_job_from_a_jsonl_file(
     )
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            break
-        time.sleep(0.1)
+    job = wait_for_job(client, job_id)
     assert job["state"] == "done" and job["done"] == 40 and job["total"] == 40
     assert client.get(f"/v1/collections/{text_collection}").json()["documents"] == 40
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 409  # already finished
@@ -101,10 +98,17 @@ def test_bad_job_sources(client: TestClient, text_collection: str, source: str) 
 
 
 @pytest.mark.slow
-def test_cranfield_job_and_cancel(
-    client: TestClient, text_collection: str, shared_data: Path
-) -> None:
-    source = shared_data / "cranfield"
+def test_cranfield_job_and_cancel(data_dir: Path, shared_data: Path, splade_available: str) -> None:
+    from app.main import create_app
+    from tests.app.conftest import make_settings
+
+    settings = make_settings(data_dir, import_roots=str(shared_data))
+    with TestClient(create_app(settings)) as client:
+        client.post("/v1/collections", json={"name": "txt", "encoder": splade_available})
+        cranfield_job_and_cancel(client, "txt", shared_data / "cranfield")
+
+
+def cranfield_job_and_cancel(client: TestClient, text_collection: str, source: Path) -> None:
     r = client.post(
         f"/v1/collections/{text_collection}/jobs",
         json={"source": str(source), "batch_size": 32, "limit": 200},
@@ -150,7 +154,7 @@ def test_job_sources_are_confined_to_import_roots(tmp_path: Path, splade_availab
     with TestClient(create_app(settings)) as c:
         c.post("/v1/collections", json={"name": "t", "encoder": splade_available})
         r = c.post("/v1/collections/t/jobs", json={"source": str(outside)})
-        assert r.status_code == 422 and "outside" in r.json()["error"]["message"]
+        assert r.status_code == 422 and "under the import root" in r.json()["error"]["message"]
         link = allowed / "escape.jsonl"
         link.symlink_to(outside)  # a link out of the allowed folder is resolved and refused
         assert c.post("/v1/collections/t/jobs", json={"source": str(link)}).status_code == 422

@@ -39,9 +39,9 @@ def test_unfitted_is_an_error_and_save_load_round_trip(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", ["cranfield", "med"])
 def test_same_ranking_as_the_eval_baseline(shared_data, name) -> None:
-    """Exact inner-product search over the encoder's vectors = app/jobs/bm25.py's bm25s
+    """Exact inner-product search over the encoder's vectors = app/jobs/evaluation/bm25.py's bm25s
     ranking on a shared collection (scores equal to float32 rounding; ties aside)."""
-    from app.jobs.bm25 import BM25Baseline
+    from app.jobs.evaluation.bm25 import BM25Baseline
 
     folder = shared_data / name
     docs = [doc_text(d) for d in read_jsonl(folder / "corpus.jsonl")]

@@ -332,7 +332,7 @@ def test_retrieval_eval_on_tiny_folder(beir_folder: Path) -> None:
         *top_dense(docs[[0]], docs[:3]), coll.query_ids, coll.doc_ids[:3], coll.qrels
     )
     assert wrong == 0.0
-    rows_s, scores_s = top_sparse(sp.csr_array(docs[[3]]), sp.csr_array(docs), use_index=False)
+    rows_s, scores_s = top_sparse(sp.csr_array(docs[[3]]), sp.csr_array(docs))
     assert rows_s[0, 0] == 3 and scores_s[0, 0] == pytest.approx(1.0)
 
 

@@ -94,3 +94,27 @@ def test_bad_build_params() -> None:
 def test_weights_too_large_for_float16() -> None:
     with pytest.raises(ValueError, match="float16"):
         SeismicIndex.build(_with_data([1e6, 1.0]))
+
+
+def test_query_params_validate_once_and_merge(corpus) -> None:
+    from index import QueryParams
+
+    assert QueryParams() == QueryParams(query_cut=10, heap_factor=0.8, global_order=False)
+    for bad in ({"query_cut": 0}, {"query_cut": 2.5}, {"query_cut": True}, {"heap_factor": -1},
+                {"heap_factor": float("inf")}, {"global_order": "yes"}):  # fmt: skip
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            QueryParams(**bad)
+    with pytest.raises(ValueError, match="unknown query parameters"):
+        QueryParams.from_dict({"query_cutt": 3})
+    base = QueryParams(query_cut=5)
+    assert QueryParams.from_dict({"heap_factor": 0.5}, base) == QueryParams(5, 0.5, False)
+    docs, queries = corpus
+    idx = SeismicIndex.build(docs)
+    by_params = idx.search(queries, k=5, params=QueryParams(query_cut=3, heap_factor=0.9))
+    by_keywords = idx.search(queries, k=5, query_cut=3, heap_factor=0.9)
+    np.testing.assert_array_equal(by_params[0], by_keywords[0])
+    # A keyword overrides the params it is given with.
+    over = idx.search(queries, k=5, params=QueryParams(query_cut=50), query_cut=3, heap_factor=0.9)
+    np.testing.assert_array_equal(over[0], by_keywords[0])
+    with pytest.raises(ValueError, match="params must be"):
+        idx.search(queries, k=5, params={"query_cut": 3})

@@ -63,3 +63,20 @@ def make_mini_beir(source: Path, target: Path, n_queries: int, n_extra_docs: int
 def mini_med(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """5 judged MED queries, their judged abstracts and 60 other abstracts (real text)."""
     return make_mini_beir(shared_data / "med", tmp_path_factory.mktemp("mini") / "med", 5, 60)
+
+
+def packages_job(shared_data: Path, limit: int, shard_size: int) -> dict:
+    """Settings of an encode-only ``lsr index`` job over the first package descriptions."""
+    return {
+        "corpus": str(shared_data / "vectors" / "packages_docs.txt.gz"),
+        "encoder": "splade-tiny",
+        "limit": limit,
+        "shard_size": shard_size,
+        "progress": False,
+        "build_index": False,
+    }
+
+
+def shard_bytes(out: Path) -> dict[str, bytes]:
+    """Every shard file of a job's output folder, by name."""
+    return {p.name: p.read_bytes() for p in sorted((out / "shards").glob("shard-*.parquet"))}

@@ -16,9 +16,9 @@ from app.jobs.corpus import (
     JsonlCorpus,
     ParquetCorpus,
     TextLinesCorpus,
-    open_corpus,
 )
 from app.jobs.errors import CorpusError, DatasetUnavailableError
+from app.jobs.sources import open_corpus
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.jobs.datasets import load_eval_dataset, read_qrels_tsv
 from app.jobs.errors import CorpusError, DatasetUnavailableError
+from app.jobs.evaluation.datasets import load_eval_dataset, read_qrels_tsv
 
 
 @pytest.mark.parametrize(

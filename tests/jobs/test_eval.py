@@ -10,8 +10,8 @@ import ir_measures
 import pytest
 
 from app.cli import main as lsr
-from app.jobs.evaluation import EvalConfig, run_eval
-from app.jobs.metrics import MEASURES
+from app.jobs.evaluation.metrics import MEASURES
+from app.jobs.evaluation.run import EvalConfig, run_eval
 
 SWEEP = ((5, 0.8), (10, 0.9))
 
@@ -86,10 +86,10 @@ def test_bm25_scifact_is_near_published(shared_data: Path, tmp_path: Path) -> No
 
 
 def run_eval_bm25_only(config: EvalConfig) -> dict[str, float]:
-    from app.jobs.bm25 import BM25Baseline
-    from app.jobs.datasets import load_eval_dataset
-    from app.jobs.metrics import evaluate_run
-    from app.jobs.runs import hits_to_run
+    from app.jobs.evaluation.bm25 import BM25Baseline
+    from app.jobs.evaluation.datasets import load_eval_dataset
+    from app.jobs.evaluation.metrics import evaluate_run
+    from app.jobs.evaluation.runs import hits_to_run
 
     data = load_eval_dataset(config.dataset)
     docs = list(data.corpus)
@@ -185,8 +185,8 @@ def test_cli_eval_end_to_end_with_cache(
 
 
 def test_document_cache_key_follows_corpus_and_model_files(shared_data: Path, tmp_path: Path):
-    from app.jobs.corpus import open_corpus
-    from app.jobs.evaluation import Evaluation
+    from app.jobs.evaluation.run import Evaluation
+    from app.jobs.sources import open_corpus
 
     model = tmp_path / "model"
     model.mkdir()
@@ -199,3 +199,18 @@ def test_document_cache_key_follows_corpus_and_model_files(shared_data: Path, tm
     (model / "weights.bin").write_bytes(b"retrained")
     assert evaluation.cache_path(med) != first
     assert Evaluation(EvalConfig(dataset="x", cache_dir=None)).cache_path(med) is None
+
+
+def test_warm_search_takes_the_one_query_and_the_batch_path() -> None:
+    """No first-use compile inside a timed batch: the warm-up runs one query, then a batch
+    large enough for the index's batch (``prange``) kernel, on the given search."""
+    import numpy as np
+    from scipy import sparse
+
+    from app.jobs.evaluation.run import warm_search
+    from index.seismic import SERIAL_BATCH
+
+    queries = sparse.csr_array(np.eye(100, 20, dtype=np.float32))
+    sizes: list[int] = []
+    warm_search(lambda q: sizes.append(q.shape[0]), queries)
+    assert sizes[0] == 1 and sizes[1] > SERIAL_BATCH

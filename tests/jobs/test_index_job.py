@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from app.cli import main as lsr
-from app.jobs.encode import encode_sorted
+from app.jobs.encode import encode_shard
 from app.jobs.errors import JobStateError
-from app.jobs.indexing import IndexJobConfig, read_doc_ids, run_index_job
-from app.jobs.shards import ShardStore
+from app.jobs.indexing.job import IndexJobConfig, read_doc_ids, run_index_job
+from app.jobs.indexing.shard_encoders import CPU_THREADS, set_torch_threads
+from app.jobs.indexing.shards import ShardStore
 
 PACKAGES = "vectors/packages_docs.txt.gz"
 
@@ -65,6 +66,10 @@ def test_resume_skips_finished_shards_and_matches_one_run(
     ids_two, docs_two = ShardStore(tmp_path / "two" / "shards").read_all(dim)
     assert ids_one == ids_two == [str(i) for i in range(150)]
     assert (docs_one != docs_two).nnz == 0
+    for name in before:  # resumed shards are the very files one run writes
+        assert (tmp_path / "one" / "shards" / name).read_bytes() == (
+            tmp_path / "two" / "shards" / name
+        ).read_bytes()
     assert read_doc_ids(tmp_path / "one" / "doc_ids.parquet") == ids_one
 
     queries = package_queries(shared_data, splade_tiny)
@@ -72,6 +77,10 @@ def test_resume_skips_finished_shards_and_matches_one_run(
     rows_two, scores_two = SeismicIndex.load(tmp_path / "two" / "index").search(queries, k=10)
     np.testing.assert_array_equal(rows_one, rows_two)
     np.testing.assert_array_equal(scores_one, scores_two)
+    # built shard by shard, the index answers as one built from the stacked matrix
+    rows_ref, scores_ref = SeismicIndex.build(docs_one).search(queries, k=10)
+    np.testing.assert_array_equal(rows_one, rows_ref)
+    np.testing.assert_array_equal(scores_one, scores_ref)
 
     again = run_index_job(job(shared_data, tmp_path / "two"), encoder=splade_tiny)
     assert again.complete and again.docs_encoded == 0 and again.shards_reused == 4
@@ -138,15 +147,20 @@ def test_resume_after_kill_9(shared_data: Path, splade_tiny, tmp_path: Path) -> 
     )  # fmt: skip
     assert summary.complete and summary.shards_reused == len(done)
     assert summary.docs_encoded == 1500 - 128 * len(done)
-    # A shard from before the kill and one after both equal a fresh encoding of their texts.
+    # A shard from before the kill and one after both equal a fresh encoding of their texts,
+    # bit for bit: the job hands the encoder whole shards, as encode_shard does, with torch
+    # on one thread per worker.
+    set_torch_threads(CPU_THREADS)
     with gzip.open(shared_data / PACKAGES, "rt") as handle:
         texts = [line.rstrip("\n") for line in islice(handle, 1500)]
     for number in (0, 11):
         ids, matrix = store.read_shard(number, splade_tiny.dim)
         chunk = texts[number * 128 : (number + 1) * 128]
-        fresh = encode_sorted(splade_tiny.encode_documents, chunk, splade_tiny.dim, 32)
+        fresh = encode_shard(splade_tiny, chunk)
         assert ids == [str(i) for i in range(number * 128, number * 128 + len(chunk))]
-        assert abs(matrix - fresh).max() < 1e-5
+        np.testing.assert_array_equal(matrix.indptr, fresh.indptr)
+        np.testing.assert_array_equal(matrix.indices, fresh.indices)
+        np.testing.assert_array_equal(matrix.data, fresh.data)
 
 
 def test_publish_as_a_service_collection(shared_data: Path, splade_tiny, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from scipy import sparse
 
 from app.jobs.errors import JobStateError
-from app.jobs.shards import ShardStore, matrix_to_table, table_to_matrix
+from app.jobs.indexing.shards import ShardStore, matrix_to_table, table_to_matrix
 
 
 def random_csr(rows: int, dim: int, seed: int) -> sparse.csr_array:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from app.api import schemas
+from app.api import convert, schemas
 from app.api.deps import Auth, State
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"], dependencies=[Auth])
@@ -15,17 +15,19 @@ router = APIRouter(prefix="/v1/collections", tags=["collections"], dependencies=
 @router.post("", status_code=201, response_model=schemas.CollectionInfo)
 async def create_collection(req: schemas.CollectionCreate, state: State) -> schemas.CollectionInfo:
     """Create a collection with its encoder (or ``"none"`` plus ``dim``) and index parameters."""
-    return await state.write_pool.run(state.service.create_collection, req)
+    spec = convert.collection_spec(req)
+    info = await state.write_pool.run(state.service.create_collection, spec)
+    return convert.collection_info(info)
 
 
 @router.get("", response_model=schemas.CollectionList)
 async def list_collections(state: State) -> schemas.CollectionList:
-    return state.service.list_collections()
+    return convert.collection_list(state.service.list_collections())
 
 
 @router.get("/{name}", response_model=schemas.CollectionInfo)
 async def describe_collection(name: str, state: State) -> schemas.CollectionInfo:
-    return state.service.describe(name)
+    return convert.collection_info(state.service.describe(name))
 
 
 @router.get("/{name}/stats")
@@ -37,22 +39,17 @@ async def collection_stats(name: str, state: State) -> dict[str, Any]:
 @router.delete("/{name}", status_code=204)
 async def drop_collection(name: str, state: State) -> Response:
     """Delete the collection and all its files."""
-    await state.write_pool.run(state.registry.drop, name)
+    await state.write_pool.run(state.service.drop_collection, name)
     return Response(status_code=204)
 
 
 @router.post("/{name}/seal")
 async def seal_collection(name: str, state: State) -> dict[str, Any]:
     """Seal the mutable segment now (normally done in the background at ``LSR_SEAL_ROWS``)."""
-    coll = state.registry.get(name)
-    sealed = await state.write_pool.run(coll.seal)
-    return {"sealed": sealed, **coll.stats()}
+    return await state.write_pool.run(state.service.seal, name)
 
 
 @router.post("/{name}/merge")
 async def merge_collection(name: str, state: State) -> dict[str, Any]:
     """Merge every sealed segment into one, dropping tombstoned rows."""
-    coll = state.registry.get(name)
-    segments = coll.sealed_segments()
-    merged = await state.write_pool.run(coll.merge, segments) if segments else False
-    return {"merged": merged, **coll.stats()}
+    return await state.write_pool.run(state.service.merge, name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import schemas
+from app.api import convert, schemas
 from app.api.deps import Auth, State
 
 router = APIRouter(
@@ -20,7 +20,9 @@ router = APIRouter(
 )
 async def add_documents(name: str, req: schemas.DocumentsIn, state: State) -> schemas.WriteResult:
     """Add new documents (text or vector, metadata); 409 if an id exists. Durable on 2xx."""
-    return await state.write_pool.run(state.service.write_documents, name, req, False)
+    docs = convert.documents(req)
+    outcome = await state.write_pool.run(state.service.write_documents, name, docs, False)
+    return convert.write_result(outcome)
 
 
 @router.put("", response_model=schemas.WriteResult)
@@ -28,13 +30,16 @@ async def upsert_documents(
     name: str, req: schemas.DocumentsIn, state: State
 ) -> schemas.WriteResult:
     """Add or replace documents (delete + add). Durable on 2xx."""
-    return await state.write_pool.run(state.service.write_documents, name, req, True)
+    docs = convert.documents(req)
+    outcome = await state.write_pool.run(state.service.write_documents, name, docs, True)
+    return convert.write_result(outcome)
 
 
 @router.delete("", response_model=schemas.DeleteResult)
 async def delete_documents(name: str, req: schemas.DeleteIn, state: State) -> schemas.DeleteResult:
     """Delete documents by id; ids that do not exist are listed in ``not_found``."""
-    return await state.write_pool.run(state.service.delete_documents, name, req)
+    outcome = await state.write_pool.run(state.service.delete_documents, name, req.ids)
+    return convert.delete_result(outcome)
 
 
 @router.get(
@@ -44,4 +49,4 @@ async def delete_documents(name: str, req: schemas.DeleteIn, state: State) -> sc
 )
 async def get_document(name: str, doc_id: str, state: State) -> schemas.DocumentOut:
     """A document's stored vector and metadata."""
-    return state.service.get_document(name, doc_id)
+    return convert.document_out(state.service.get_document(name, doc_id))

@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {"description": "still warming up"}})
 async def readyz(state: State) -> JSONResponse:
     """True once collections are open and Numba kernels and encoders are warm."""
-    body = {"ready": state.ready, "collections": len(state.registry.names())}
+    body = {"ready": state.ready, **state.service.health()}
     if state.warmup_error:
         body["warmup_error"] = state.warmup_error
     return JSONResponse(body, status_code=200 if state.ready else 503)

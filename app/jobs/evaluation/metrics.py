@@ -5,7 +5,7 @@ from __future__ import annotations
 import ir_measures
 from ir_measures import RR, R, nDCG
 
-from app.jobs.runs import Run
+from app.jobs.evaluation.runs import Run
 
 Qrels = dict[str, dict[str, int]]
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from app.jobs.metrics import MEASURES
+from app.jobs.evaluation.metrics import MEASURES
 
 logger = logging.getLogger(__name__)
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from scipy import sparse
 
@@ -145,6 +146,29 @@ class ShardStore:
 
     def read_shard(self, number: int, dim: int) -> tuple[list[str], sparse.csr_array]:
         return table_to_matrix(pq.read_table(self.shard_path(number)), dim)
+
+    def shard_paths(self) -> list[Path]:
+        """The complete shard files, in order (row i of the index = row i of this stream)."""
+        return [self.shard_path(n) for n in self.complete_shards()]
+
+    def iter_doc_ids(self) -> Iterator[list[str]]:
+        """Each complete shard's doc ids, in order (one column read a shard)."""
+        for path in self.shard_paths():
+            yield pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist()
+
+    def column_stats(self) -> tuple[int, int, int]:
+        """``(rows, non-zeros, largest column id or -1)`` over every complete shard, read one
+        shard's ``indices`` column at a time."""
+        rows = nnz = 0
+        top = -1
+        for path in self.shard_paths():
+            column = pq.read_table(path, columns=["indices"]).column("indices").combine_chunks()
+            flat = column.flatten()
+            rows += len(column)
+            nnz += len(flat)
+            if len(flat):
+                top = max(top, int(pc.max(flat).as_py()))
+        return rows, nnz, top
 
     def read_all(self, dim: int) -> tuple[list[str], sparse.csr_array]:
         """All complete shards in order, stacked into one (doc ids, ``csr_array``)."""

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from app.jobs.corpus import Corpus, IrDatasetsCorpus, JsonlCorpus, beir_corpus_file
 from app.jobs.errors import CorpusError, DatasetUnavailableError
+from app.jobs.evaluation.metrics import Qrels
 from app.jobs.irds import iter_ir_dataset
-from app.jobs.metrics import Qrels
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 BEIR_NAMES = frozenset(
