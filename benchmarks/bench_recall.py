@@ -43,7 +43,7 @@ from index.calibration import (  # noqa: E402
 )
 from index.kernels.search import MODE_APPROX, MODE_EXACT  # noqa: E402
 from index.pseudo_queries import pseudo_queries  # noqa: E402
-from index.seismic import QuerySetting  # noqa: E402
+from index.settings import QuerySetting  # noqa: E402
 from index.validation import as_csr  # noqa: E402
 from index.vectors import load_vector_shards  # noqa: E402
 

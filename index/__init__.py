@@ -20,7 +20,8 @@ from index.exact import exact_search, recall_vs_exact
 from index.explain import SearchExplanation
 from index.params import DEFAULT_HEAP_FACTOR, DEFAULT_QUERY_CUT, QueryParams
 from index.recall_estimator import RecallController, RecallEstimate, RecallEstimator
-from index.seismic import QuerySetting, SeismicIndex
+from index.seismic import SeismicIndex
+from index.settings import QuerySetting
 from index.storage import IndexFormatError
 
 __all__ = [

@@ -200,7 +200,7 @@ def calibrate_index(
     may be before its branch of the grid is left (``inf`` measures the whole grid).
     """
     from index.kernels.search import MODE_APPROX, MODE_EXACT
-    from index.seismic import QuerySetting  # the index module imports this one
+    from index.settings import QuerySetting  # imports this module
 
     k = check_k(k)
     if n_queries < 1 or n_timed < 1:

@@ -20,7 +20,8 @@ from index.kernels.scratch import (
 from index.kernels.search import CERTIFY_EXPLAIN, MODE_EXACT
 
 if TYPE_CHECKING:
-    from index.seismic import QuerySetting, SeismicIndex
+    from index.seismic import SeismicIndex
+    from index.settings import QuerySetting
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,11 @@ calls the Numba kernels for build and search."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -19,40 +17,14 @@ from index.builder import BuildParams, build_arrays
 from index.calibration import Calibration, calibrate_index
 from index.checks import check_structure
 from index.explain import SearchExplanation, explain_query
-from index.kernels.search import (
-    CERTIFY_CHECK,
-    CERTIFY_OFF,
-    MODE_APPROX,
-    MODE_EXACT,
-    N_STATS,
-    SearchScratch,
-    make_scratch,
-    search_batch,
-    search_serial,
-)
+from index.kernels.search import CERTIFY_CHECK, CERTIFY_OFF, MODE_EXACT, N_STATS
 from index.layout import ARRAY_NAMES, LEGACY_NAMES, OPTIONAL_NAMES, IndexArrays
-from index.params import DEFAULT_HEAP_FACTOR, DEFAULT_QUERY_CUT, QueryParams
+from index.params import QueryParams
+from index.runner import SERIAL_BATCH, KernelRunner
+from index.settings import QuerySetting, resolve_setting
 from index.sources import CsrSource, MatrixSource, ParquetSource
 from index.storage import IndexFormatError, load_arrays, save_arrays, update_manifest
-from index.validation import as_csr, as_sparse_vector, check_k, check_queries, check_recall
-
-# Batches this small run serially on the caller's thread with pooled scratch.
-SERIAL_BATCH = 4
-# The default ("workqueue") Numba threading layer is not safe for parallel kernels entered
-# from several Python threads at once; this lock serialises only those calls.
-_PARALLEL_LOCK = threading.Lock()
-MODES = {"approx": MODE_APPROX, "exact": MODE_EXACT}
-
-
-@dataclass(frozen=True)
-class QuerySetting:
-    """What one search call runs: ``mode`` (``MODE_APPROX`` / ``MODE_EXACT``) and, for
-    the approximate search, ``query_cut``, ``heap_factor`` and ``global_order``."""
-
-    mode: int
-    query_cut: int
-    heap_factor: float
-    global_order: bool = False
+from index.validation import as_csr, as_sparse_vector, check_k, check_queries
 
 
 @dataclass
@@ -69,18 +41,17 @@ class SeismicIndex:
     dim: int
     build_seconds: float = 0.0
     calibration: Calibration | None = None
-    _pool: list[SearchScratch] = field(default_factory=list, repr=False)
-    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self._max_blocks = int(np.diff(self.arrays.postings.list_blocks).max(initial=0)) or 1
-        size = int(self.arrays.block_max.range_size[0])
-        self._n_ranges = (self.n_docs + size - 1) // size if size else 0
+        self._runner = KernelRunner(self.arrays, self.n_docs, self.dim)
         # Searches add their counters here (see index.kernels.scratch.STAT_*): documents
         # scored, blocks visited, blocks whose summaries were scored, lists walked,
         # block-max pairs read, ranges scored or checked, documents verified.
         self.stats = np.zeros(N_STATS, dtype=np.int64)
-        self._entries: dict[tuple, Any] = {}
+
+    @property
+    def _max_blocks(self) -> int:
+        return self._runner.max_blocks
 
     @property
     def can_certify(self) -> bool:
@@ -294,28 +265,9 @@ class SeismicIndex:
         ``params`` (default: the defaults) with any keyword on top; a ``recall`` target
         resolves through the calibration instead (a service shows the setting, or moves
         along the front from it)."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
-        if recall is not None:
-            if query_cut is not None or heap_factor is not None or params is not None:
-                raise ValueError(
-                    "recall picks query_cut and heap_factor itself: give a recall target or "
-                    "the knobs, not both"
-                )
-            if mode != "approx" or global_order:
-                raise ValueError("recall targets are calibrated for mode='approx' in Seismic order")
-            target = check_recall(recall)
-            if self.calibration is None:
-                raise ValueError(
-                    "this index has no calibration: build it with calibrate=True or call "
-                    "idx.calibrate() before searching with recall="
-                )
-            point = self.calibration.pick(target)
-            if point is None:
-                return QuerySetting(MODE_EXACT, DEFAULT_QUERY_CUT, DEFAULT_HEAP_FACTOR)
-            return QuerySetting(MODE_APPROX, point.query_cut, point.heap_factor)
-        qp = query_params(params, query_cut, heap_factor, global_order)
-        return QuerySetting(MODES[mode], qp.query_cut, qp.heap_factor, qp.global_order)
+        return resolve_setting(
+            self.calibration, query_cut, heap_factor, global_order, params, recall, mode
+        )
 
     def warm_up(self, k: int = 10) -> None:
         """Compile (or load from Numba's on-disk cache) every search path for this index's
@@ -363,80 +315,15 @@ class SeismicIndex:
         certify: int,
         serial: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Run the kernels; returns ``(rows, scores, cert float64 (nq, 3), stats)`` where
-        ``stats`` int64 (N_STATS,) are this call's counters (also added to ``self.stats``).
-        ``serial`` keeps a batch on the caller's thread (timing)."""
-        nq = indptr.shape[0] - 1
+        """Run the kernels (:meth:`index.runner.KernelRunner.run`); the call's counters
+        are also added to ``self.stats``."""
         if not self.can_certify:
             certify = CERTIFY_OFF
-        qc, hf, mode = setting.query_cut, setting.heap_factor, setting.mode
-        global_order = setting.global_order
-        max_nnz = int(indptr[1] - indptr[0]) if nq == 1 else int(np.diff(indptr).max(initial=0))
-        max_cand = self._max_blocks * (min(qc, max_nnz) if global_order else 1)
-        out_rows = np.empty((nq, k), dtype=np.int64)
-        out_scores = np.empty((nq, k), dtype=np.float32)
-        cert = np.zeros((nq, 3), dtype=np.float64)
-        lists, summaries, forward, block_max = self.arrays
-        if serial or nq <= SERIAL_BATCH or numba.get_num_threads() == 1:
-            scratch = self._take_scratch(max_cand)
-            try:
-                self._serial(
-                    (
-                        indptr, indices, data, qc, hf, global_order, mode, certify, lists,
-                        summaries, forward, block_max, allowed, scratch, out_rows,
-                        out_scores, cert,
-                    )
-                )  # fmt: skip
-                stats = scratch.stats.copy()
-            finally:
-                # Under the GIL, and too small for NumPy to release it: no lock needed.
-                scratch.stats[:] = 0
-                self._give_scratch(scratch)
-        else:
-            n_chunks = max(1, min(nq, numba.get_num_threads()))
-            chunk_stats = np.zeros((n_chunks, N_STATS), dtype=np.int64)
-            with _PARALLEL_LOCK:
-                search_batch(
-                    indptr, indices, data, qc, hf, global_order, mode, certify, lists,
-                    summaries, forward, block_max, allowed, self.dim, self._max_blocks,
-                    max(1, max_cand), n_chunks, out_rows, out_scores, cert, chunk_stats,
-                )  # fmt: skip
-            stats = chunk_stats.sum(axis=0)
-        self.stats += stats
-        return out_rows, out_scores, cert, stats
-
-    def _serial(self, args: tuple) -> None:
-        """Call ``search_serial`` through its compiled entry point.
-
-        Numba's dispatcher types every argument on every call (here ~35 arrays inside
-        five records: 10-15 us, as much as a fast query). The argument types are fixed
-        per index except the writeability of the caller's arrays, so the entry point
-        compiled for them is looked up once per combination and called directly.
-        """
-        key = (args[1].flags.writeable, args[2].flags.writeable, args[12].flags.writeable)
-        entry = self._entries.get(key)
-        if entry is not None:
-            entry(*args)
-            return
-        search_serial(*args)
-        sig = tuple(search_serial.typeof_pyval(a) for a in args)
-        compiled = search_serial.overloads.get(sig)
-        if compiled is not None:
-            self._entries[key] = compiled.entry_point
-
-    def _take_scratch(self, max_cand: int) -> SearchScratch:
-        with self._pool_lock:
-            scratch = self._pool.pop() if self._pool else None
-        if scratch is None or scratch.cand_scores.shape[0] < max_cand:
-            scratch = make_scratch(
-                self.dim, self.n_docs, self._max_blocks, max(self._max_blocks, max_cand),
-                self._n_ranges,
-            )  # fmt: skip
-        return scratch
-
-    def _give_scratch(self, scratch: SearchScratch) -> None:
-        with self._pool_lock:
-            self._pool.append(scratch)
+        out = self._runner.run(
+            self.arrays, indptr, indices, data, k, setting, allowed, certify, serial
+        )
+        self.stats += out[3]
+        return out
 
     # -------------------------------------------------------------------- I/O
     @property
@@ -488,28 +375,3 @@ def _save(
         "calibration": None if calibration is None else calibration.to_dict(),
     }
     save_arrays(path, arrays.flat(), meta)
-
-
-DEFAULT_PARAMS = QueryParams()
-
-
-def query_params(
-    params: QueryParams | None,
-    query_cut: int | None,
-    heap_factor: float | None,
-    global_order: bool | None,
-) -> QueryParams:
-    """``params`` (default: the defaults) with any knob given by keyword on top."""
-    if params is not None and not isinstance(params, QueryParams):
-        raise ValueError(f"params must be an index.QueryParams, got {type(params).__name__}")
-    given = {
-        name: value
-        for name, value in (
-            ("query_cut", query_cut),
-            ("heap_factor", heap_factor),
-            ("global_order", global_order),
-        )
-        if value is not None
-    }
-    base = params or DEFAULT_PARAMS
-    return QueryParams.from_dict(given, base) if given else base

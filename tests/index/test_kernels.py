@@ -182,6 +182,8 @@ def test_kernels_with_boundscheck(tmp_path) -> None:
             "no:cacheprovider",
             str(Path(__file__)),
             str(Path(__file__).with_name("test_search.py")),
+            str(Path(__file__).with_name("test_block_max.py")),
+            str(Path(__file__).with_name("test_certify.py")),
         ],
         cwd=root,
         env=env,
