@@ -150,7 +150,7 @@ def build_ours(docs: sp.csr_array, queries: sp.csr_array, build: dict, tmp: Path
     ours = SeismicIndex.build(docs, **build)
     seconds = time.perf_counter() - start
     ours.save(tmp / "ix")
-    return SeismicIndex.load(tmp / "ix"), seconds, dir_bytes(tmp / "ix")
+    return SeismicIndex.load(tmp / "ix", prefault=True), seconds, dir_bytes(tmp / "ix")
 
 
 def parser() -> argparse.ArgumentParser:

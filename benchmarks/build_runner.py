@@ -12,8 +12,9 @@ the Parquet shards through ``SeismicIndex.build_from_shards(..., out=DIR)``, whi
 the index as it builds it (with ``--in-memory``, or where the index lacks that method: the
 whole ``.csr`` into memory, ``SeismicIndex.build``, then ``save``);
 pyseismic loads the ``.csr`` into a ``SeismicDataset`` chunk by chunk, its own in-memory
-way. ``query``: ours memory-maps the saved index (``SeismicIndex.load``), pyseismic loads
-its file; both answer the corpus' queries at each point, one by one and as one batch.
+way. ``query``: ours memory-maps the saved index (``SeismicIndex.load``, every page
+touched once, as pyseismic reads its whole index into memory), pyseismic loads its file;
+both answer the corpus' queries at each point, one by one and as one batch.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def query(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     system: System
     if args.system == "ours":
-        system = Ours(SeismicIndex.load(args.index), K)
+        system = Ours(SeismicIndex.load(args.index, prefault=True), K)
     else:
         seismic = import_seismic()
         path = str(args.index / f"{PYSEISMIC_FILE}.index.seismic")

@@ -149,3 +149,10 @@ def test_format_1_directory_still_loads(saved, corpus, tmp_path) -> None:
     assert not loaded.can_certify
     _, queries = corpus
     np.testing.assert_array_equal(loaded.search(queries, k=10)[0], idx.search(queries, k=10)[0])
+
+
+def test_prefaulted_load_answers_the_same(saved, corpus) -> None:
+    idx, path = saved
+    _, queries = corpus
+    warm = SeismicIndex.load(path, prefault=True)
+    np.testing.assert_array_equal(warm.search(queries, k=10)[0], idx.search(queries, k=10)[0])
