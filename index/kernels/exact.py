@@ -68,6 +68,7 @@ def dot_dense_csr(
 # below float32's normal range the error is absolute, hence the absolute margin too.
 _MARGIN = np.float32(1e-3)
 _TINY = np.float32(1e-36)
+_MARK = np.float32(1e-45)
 
 
 @njit(cache=True, nogil=True)
@@ -82,7 +83,6 @@ def exact_one(
     t_values: np.ndarray,
     dense: np.ndarray,
     acc: np.ndarray,
-    mark: np.ndarray,
     touched: np.ndarray,
     heap_scores: np.ndarray,
     heap_rows: np.ndarray,
@@ -94,8 +94,8 @@ def exact_one(
     Term-at-a-time accumulation over the full posting lists (``t_*``, CSC) finds the
     k-th best score; the documents within a small margin of it are rescored from the
     forward rows (``d_*``, CSR) so that returned scores are summed in document order.
-    Scratch: ``dense`` float32 (dim,), ``acc`` float32 (n_docs,) and ``mark`` uint8
-    (n_docs,) zeroed (left zeroed), ``touched`` int32 (n_docs,).
+    Scratch: ``dense`` float32 (dim,) and ``acc`` float32 (n_docs,) zeroed (left zeroed),
+    ``touched`` int32 (n_docs,).
     """
     n_t = 0
     for j in range(q_indices.shape[0]):
@@ -104,11 +104,14 @@ def exact_one(
         dense[t] = v
         for p in range(t_offsets[t], t_offsets[t + 1]):
             r = t_rows[p]
-            if mark[r] == 0:
-                mark[r] = 1
+            if acc[r] == 0.0:
                 touched[n_t] = r
                 n_t += 1
             acc[r] += v * t_values[p]
+            if acc[r] == 0.0:
+                # Keeps a touched row marked when its products underflow: the smallest
+                # subnormal, so that it ranks below every row with a positive score.
+                acc[r] = _MARK
     k = heap_scores.shape[0]
     size = 0
     for i in range(n_t):
@@ -123,7 +126,6 @@ def exact_one(
             s = dot_dense_csr(dense, d_indptr, d_indices, d_data, r)
             size = heap_push(heap_scores, heap_rows, size, s, r)
         acc[r] = 0.0
-        mark[r] = 0
     heap_drain(heap_scores, heap_rows, size, out_rows, out_scores)
     for j in range(q_indices.shape[0]):
         dense[q_indices[j]] = 0.0
@@ -161,7 +163,6 @@ def exact_batch(
             continue
         dense = np.zeros(dim, dtype=np.float32)
         acc = np.zeros(n_docs, dtype=np.float32)
-        mark = np.zeros(n_docs, dtype=np.uint8)
         touched = np.empty(n_docs, dtype=np.int32)
         heap_scores = np.empty(k, dtype=np.float32)
         heap_rows = np.empty(k, dtype=np.int64)
@@ -179,7 +180,6 @@ def exact_batch(
                 t_values,
                 dense,
                 acc,
-                mark,
                 touched,
                 heap_scores,
                 heap_rows,
