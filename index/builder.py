@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numba
 import numpy as np
 
+from index.block_max import build_block_max
 from index.build_steps import (
     Forward,
     InputStats,
@@ -254,8 +255,9 @@ def build_arrays(source: CsrSource, params: BuildParams, stream: bool = False):
     )
     fwd = _forward(forward, post.doc_order, stream)
     clock.mark("forward index in document order")
+    block_max = build_block_max(*forward.arrays, post.doc_order, dim, n_chunks)
     log.info("build: %.1f s in all", time.perf_counter() - clock.start)
-    return IndexArrays(postings=lists, summaries=summaries, forward=fwd)
+    return IndexArrays(postings=lists, summaries=summaries, forward=fwd, block_max=block_max)
 
 
 def _forward(forward: Forward, order: np.ndarray, stream: bool) -> ForwardIndex:

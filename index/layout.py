@@ -1,6 +1,6 @@
 """The arrays of a Seismic index, named once, in the paper's words.
 
-An index is three parts, each a flat ``NamedTuple`` of NumPy arrays that the kernels take
+An index is four parts, each a flat ``NamedTuple`` of NumPy arrays that the kernels take
 as arguments (Numba types a ``NamedTuple`` of arrays as a record of arrays; nested ones
 break its parallel lowering, so the parts travel side by side, never inside each other):
 
@@ -11,6 +11,9 @@ break its parallel lowering, so the parts travel side by side, never inside each
   code`` grid), stored transposed per list (term -> entries) so that one pass over the
   query's terms scores every block of a list.
 * :class:`ForwardIndex`: every document's full vector, for exact scoring.
+* :class:`BlockMaxIndex` (format 3): per term, the fixed ranges of internal document
+  numbers it occurs in, with an upper bound of its weight in each range (Block-Max
+  Pruning's term-major block-max index): sound upper bounds for certified and exact search.
 
 Documents are renumbered at build time so that a block reads a mostly contiguous stretch
 of the forward index; ``ForwardIndex.doc_rows`` maps an internal document number back to
@@ -86,11 +89,46 @@ class ForwardIndex(NamedTuple):
     doc_rows: np.ndarray
 
 
+class BlockMaxIndex(NamedTuple):
+    """Upper bounds of every term's weight per range of ``range_size`` consecutive internal
+    documents (range ``r`` holds documents ``[r * range_size, (r + 1) * range_size)``).
+
+    range_size: int64 (1,): documents per range, a power of two dividing 64 (so that a
+        range is a whole byte of a 64-bit visited-document bitset word).
+    term_ranges: int64 (dim+1,): term ``t``'s entries are ``[term_ranges[t], term_ranges[t+1])``.
+    ranges: uint16 or int32: the ranges term ``t`` occurs in, ascending.
+    codes: uint8, parallel to ``ranges``: ``codes * scales[t]`` (exact real product) is at
+        least the largest float16 weight of ``t`` in the range: codes are rounded *up*.
+    scales: float32 (dim,): each term's code step (its largest weight / 255, rounded up).
+
+    All arrays are empty in an index saved before format 3 (it cannot certify).
+    """
+
+    range_size: np.ndarray
+    term_ranges: np.ndarray
+    ranges: np.ndarray
+    codes: np.ndarray
+    scales: np.ndarray
+
+
+EMPTY_BLOCK_MAX = BlockMaxIndex(
+    range_size=np.zeros(1, dtype=np.int64),
+    term_ranges=np.zeros(0, dtype=np.int64),
+    ranges=np.zeros(0, dtype=np.int32),
+    codes=np.zeros(0, dtype=np.uint8),
+    scales=np.zeros(0, dtype=np.float32),
+)
+"""What an index of format 1 or 2 loads with: no bounds (``range_size`` 0)."""
+
+
 PARTS: dict[str, type] = {
     "postings": PostingLists,
     "summaries": BlockSummaries,
     "forward": ForwardIndex,
+    "block_max": BlockMaxIndex,
 }
+# Parts that an older format lacks, with the value they load as.
+OPTIONAL_PARTS: dict[str, NamedTuple] = {"block_max": EMPTY_BLOCK_MAX}
 
 # Format 1 stored the same arrays under older names; they load through this map.
 LEGACY_NAMES: dict[str, str] = {
@@ -115,11 +153,17 @@ LEGACY_NAMES: dict[str, str] = {
 
 
 class IndexArrays(NamedTuple):
-    """The three parts of an index (Python-side container; kernels take the parts)."""
+    """The parts of an index (Python-side container; kernels take the parts)."""
 
     postings: PostingLists
     summaries: BlockSummaries
     forward: ForwardIndex
+    block_max: BlockMaxIndex = EMPTY_BLOCK_MAX
+
+    @property
+    def can_certify(self) -> bool:
+        """Whether the index holds block-max bounds (format 3)."""
+        return int(self.block_max.range_size[0]) > 0
 
     def flat(self) -> dict[str, np.ndarray]:
         """``{"<part>.<field>": array}``, the names of the files on disk."""
@@ -131,11 +175,15 @@ class IndexArrays(NamedTuple):
 
     @classmethod
     def from_flat(cls, arrays: dict[str, np.ndarray]) -> IndexArrays:
-        """Inverse of :meth:`flat`; a ``KeyError`` names a missing array."""
-        parts = {
-            part: kind(**{f: arrays[f"{part}.{f}"] for f in kind._fields})
-            for part, kind in PARTS.items()
-        }
+        """Inverse of :meth:`flat`; a ``KeyError`` names a missing array. A part of
+        :data:`OPTIONAL_PARTS` of which no array is given takes its empty value."""
+        parts = {}
+        for part, kind in PARTS.items():
+            names = [f"{part}.{f}" for f in kind._fields]
+            if part in OPTIONAL_PARTS and not any(n in arrays for n in names):
+                parts[part] = OPTIONAL_PARTS[part]
+                continue
+            parts[part] = kind(**{f: arrays[f"{part}.{f}"] for f in kind._fields})
         return cls(**parts)
 
     @property
@@ -146,3 +194,7 @@ class IndexArrays(NamedTuple):
 ARRAY_NAMES: tuple[str, ...] = tuple(
     f"{part}.{field}" for part, kind in PARTS.items() for field in kind._fields
 )
+OPTIONAL_NAMES: tuple[str, ...] = tuple(
+    f"{part}.{field}" for part in OPTIONAL_PARTS for field in PARTS[part]._fields
+)
+"""Arrays an index of format 1 or 2 does not have."""

@@ -156,3 +156,82 @@ def sample_positions(n: int, m: int, seed: int) -> np.ndarray:
         j = i + r % (n - i)
         perm[i], perm[j] = perm[j], perm[i]
     return np.sort(np.asarray(perm[:m], dtype=np.int64))
+
+
+def block_max(indptr, indices, data, order, range_size):
+    """Twin of :func:`index.block_max.build_block_max` before quantisation: for every term
+    (ascending) the ranges it occurs in and its largest weight there, as
+    ``(term_ranges int64 (dim+1,), ranges int64, maxima float32)``; ``data`` holds the
+    float16-representable weights, ``order[i]`` the input row of internal document ``i``."""
+    best: dict[tuple[int, int], float] = {}
+    for i, row in enumerate(order):
+        r = i // range_size
+        for t, w in zip(
+            indices[indptr[row] : indptr[row + 1]], data[indptr[row] : indptr[row + 1]], strict=True
+        ):
+            key = (int(t), r)
+            best[key] = max(best.get(key, -1.0), float(w))
+    keys = sorted(best)
+    dim = int(max([t for t, _ in keys], default=-1)) + 1
+    counts = np.bincount([t for t, _ in keys], minlength=dim) if keys else np.zeros(0, np.int64)
+    return (
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        np.array([r for _, r in keys], np.int64),
+        np.array([best[key] for key in keys], np.float32),
+    )
+
+
+def range_bounds(block_max, q_terms, q_vals, n_ranges):
+    """Twin of :func:`index.kernels.bounds.range_bounds`: float32 (n_ranges,) sums taken in
+    query-term order."""
+    ub = np.zeros(n_ranges, np.float32)
+    for t, v in zip(q_terms.tolist(), q_vals.tolist(), strict=True):
+        qs = np.float32(np.float32(v) * block_max.scales[t])
+        for p in range(int(block_max.term_ranges[t]), int(block_max.term_ranges[t + 1])):
+            r = int(block_max.ranges[p])
+            ub[r] = np.float32(ub[r] + np.float32(qs * np.float32(block_max.codes[p])))
+    return ub
+
+
+def safe_bounds(ub, nq):
+    """The float64 bounds :mod:`index.kernels.bounds` compares with scores, from the
+    float32 ``ub`` of a query of ``nq`` terms (see ``bound_margin``)."""
+    factor = 1.0 + (2.0 * nq + 8.0) * 2.0**-23
+    slack = (nq + 1.0) * 2.0**-140
+    return np.where(ub > 0, ub.astype(np.float64) * factor + slack, slack)
+
+
+def brute_topk(fwd_terms, fwd_values, doc_rows, q_terms, q_vals, k, allowed=None):
+    """Exact top-k by scoring every document in the forward index's four-partial-sum
+    order (:func:`dot_in_kernel_order`): ``(rows int64 (k,), scores float32 (k,))``, ties
+    to the lower caller row, only documents sharing a term, -1 / 0.0 pads. ``fwd_terms``
+    / ``fwd_values``: one array per internal document."""
+    dim = max([int(t.max()) for t in fwd_terms if t.size] + [int(max(q_terms, default=0))]) + 1
+    dense = np.zeros(dim, np.float32)
+    dense[np.asarray(q_terms, np.int64)] = q_vals
+    hits = []
+    for d, (t, v) in enumerate(zip(fwd_terms, fwd_values, strict=True)):
+        row = int(doc_rows[d])
+        if allowed is not None and not allowed[row]:
+            continue
+        if not np.any(dense[t] != 0):
+            continue
+        hits.append((-float(dot_in_kernel_order(dense, t, v)), row))
+    hits.sort()
+    rows = np.full(k, -1, np.int64)
+    scores = np.zeros(k, np.float32)
+    for j, (s, row) in enumerate(hits[:k]):
+        rows[j] = row
+        scores[j] = np.float32(-s)
+    return rows, scores
+
+
+def term_log_moments(terms, values, dim):
+    """Twin of :func:`index.kernels.moments.term_log_moments` (zero weights left out)."""
+    keep = values > 0
+    t = np.asarray(terms)[keep]
+    x = np.log(np.asarray(values, np.float64)[keep])
+    count = np.bincount(t, minlength=dim)
+    mean = np.bincount(t, x, minlength=dim) / np.maximum(count, 1)
+    var = np.bincount(t, x * x, minlength=dim) / np.maximum(count, 1) - mean**2
+    return count, mean, np.sqrt(np.maximum(var, 0.0))

@@ -4,30 +4,27 @@ calls the Numba kernels for build and search."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
+from index.block_max import block_max_of
 from index.builder import BuildParams, build_arrays
-from index.kernels.exact import check_vector
-from index.kernels.search import N_STATS, SearchScratch, make_scratch, search_batch, search_serial
-from index.layout import ARRAY_NAMES, LEGACY_NAMES, IndexArrays
+from index.calibration import Calibration, calibrate_index
+from index.checks import check_structure
+from index.explain import SearchExplanation, explain_query
+from index.kernels.search import CERTIFY_CHECK, CERTIFY_OFF, MODE_EXACT, N_STATS
+from index.layout import ARRAY_NAMES, LEGACY_NAMES, OPTIONAL_NAMES, IndexArrays
 from index.params import QueryParams
+from index.runner import SERIAL_BATCH, KernelRunner
+from index.settings import QuerySetting, resolve_setting
 from index.sources import CsrSource, MatrixSource, ParquetSource
-from index.storage import IndexFormatError, load_arrays, save_arrays
-from index.validation import as_csr, check_k, check_queries
-
-# Batches this small run serially on the caller's thread with pooled scratch.
-SERIAL_BATCH = 4
-# The default ("workqueue") Numba threading layer is not safe for parallel kernels entered
-# from several Python threads at once; this lock serialises only those calls.
-_PARALLEL_LOCK = threading.Lock()
+from index.storage import IndexFormatError, load_arrays, save_arrays, update_manifest
+from index.validation import as_csr, as_sparse_vector, check_k, check_queries
 
 
 @dataclass
@@ -43,26 +40,46 @@ class SeismicIndex:
     n_docs: int
     dim: int
     build_seconds: float = 0.0
-    _pool: list[SearchScratch] = field(default_factory=list, repr=False)
-    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
-        self._max_blocks = int(np.diff(self.arrays.postings.list_blocks).max(initial=0)) or 1
-        # Searches add their counters here: documents scored, blocks visited, blocks whose
-        # summaries were scored, lists walked (see index.kernels.search.N_STATS).
+        self._runner = KernelRunner(self.arrays, self.n_docs, self.dim)
+        # Searches add their counters here (see index.kernels.scratch.STAT_*): documents
+        # scored, blocks visited, blocks whose summaries were scored, lists walked,
+        # block-max pairs read, ranges scored or checked, documents verified.
         self.stats = np.zeros(N_STATS, dtype=np.int64)
-        self._entries: dict[tuple, Any] = {}
+
+    @property
+    def _max_blocks(self) -> int:
+        return self._runner.max_blocks
+
+    @property
+    def can_certify(self) -> bool:
+        """Whether the index holds block-max bounds (built or saved by format 3): without
+        them ``certify`` answers all False and ``mode="exact"`` scores every document."""
+        return self.arrays.can_certify
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def build(cls, docs_csr: Any, **params: Any) -> SeismicIndex:
+    def build(
+        cls,
+        docs_csr: Any,
+        calibrate: bool = False,
+        calibration_queries: Any = None,
+        **params: Any,
+    ) -> SeismicIndex:
         """Index the rows of ``docs_csr`` (scipy sparse, non-negative finite weights).
 
         ``params`` are :class:`BuildParams` fields: ``n_postings``, ``max_fraction``,
         ``centroid_fraction``, ``min_cluster_size``, ``summary_energy``, ``doc_cut``,
-        ``seed``.
+        ``seed``. With ``calibrate`` the recall/cost front of the query settings is
+        measured (:meth:`calibrate`) on ``calibration_queries`` (a sparse matrix), or on
+        pseudo-queries drawn from the documents when None.
         """
-        return cls.build_from_source(MatrixSource(docs_csr), **params)
+        return cls.build_from_source(
+            MatrixSource(docs_csr), calibrate=calibrate,
+            calibration_queries=calibration_queries, **params,
+        )  # fmt: skip
 
     @classmethod
     def build_from_shards(
@@ -78,30 +95,62 @@ class SeismicIndex:
 
         With ``out`` the index is written there as it is built (the forward index part by
         part) and returned memory-mapped; without, it is returned in memory. The result
-        equals ``build`` of the same rows, bit for bit.
+        equals ``build`` of the same rows, bit for bit. ``calibrate`` and
+        ``calibration_queries`` as in :meth:`build`.
         """
         return cls.build_from_source(ParquetSource(paths, dim), out=out, **params)
 
     @classmethod
     def build_from_source(
-        cls, source: CsrSource, out: str | os.PathLike | None = None, **params: Any
+        cls,
+        source: CsrSource,
+        out: str | os.PathLike | None = None,
+        calibrate: bool = False,
+        calibration_queries: Any = None,
+        **params: Any,
     ) -> SeismicIndex:
         """Index the rows of any :class:`index.sources.CsrSource` (see ``build_from_shards``
-        for ``out``); e.g. ``BigAnnSource("base.csr")``."""
+        for ``out``, ``build`` for the rest); e.g. ``BigAnnSource("base.csr")``."""
         unknown = set(params) - set(BuildParams.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown build parameters: {sorted(unknown)}")
+        if calibration_queries is not None and not calibrate:
+            raise ValueError("calibration_queries given without calibrate=True")
         bp = BuildParams(**params)
         start = time.perf_counter()
         arrays = build_arrays(source, bp, stream=out is not None)
-        seconds = time.perf_counter() - start
         n_docs = int(arrays.forward.doc_rows.shape[0])
         if out is None:
-            return cls(arrays, bp, n_docs, source.n_cols, seconds)
-        _save(out, arrays, bp, n_docs, source.n_cols)
-        index = cls.load(out, verify=False)
-        index.build_seconds = time.perf_counter() - start
+            index = cls(arrays, bp, n_docs, source.n_cols, time.perf_counter() - start)
+        else:
+            _save(out, arrays, bp, n_docs, source.n_cols, None)
+            index = cls.load(out, verify=False)
+            index.build_seconds = time.perf_counter() - start
+        if calibrate:
+            index.calibrate(calibration_queries)
+            if out is not None:
+                update_manifest(out, {"calibration": index.calibration.to_dict()})
         return index
+
+    def calibrate(self, queries: Any = None, k: int = 10, **options: Any) -> Calibration:
+        """Measure recall (against this index's exact search) and single-thread cost of a
+        grid of (query_cut, heap_factor) settings on ``queries`` (sparse matrix) or on
+        pseudo-queries drawn from the documents, keep the Pareto-optimal settings, and
+        store them in ``self.calibration`` (saved in the manifest). ``options``: see
+        :func:`index.calibration.calibrate_index`."""
+        self.calibration = calibrate_index(self, queries, k=k, **options)
+        return self.calibration
+
+    def with_block_max(self) -> SeismicIndex:
+        """This index with a block-max index computed from its forward index: what an
+        index saved before format 3 needs to certify and for fast ``mode="exact"``
+        (``SeismicIndex.load(old).with_block_max().save(new)`` upgrades it)."""
+        if self.can_certify:
+            return self
+        arrays = self.arrays._replace(block_max=block_max_of(self.arrays.forward, self.dim))
+        return SeismicIndex(
+            arrays, self.params, self.n_docs, self.dim, calibration=self.calibration
+        )
 
     # ----------------------------------------------------------------- search
     def search(
@@ -113,34 +162,40 @@ class SeismicIndex:
         allowed: np.ndarray | None = None,
         global_order: bool | None = None,
         params: QueryParams | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Approximate top-``k`` rows for each query row by inner product.
+        *,
+        recall: float | None = None,
+        certify: bool = False,
+        mode: str = "approx",
+    ) -> tuple[np.ndarray, ...]:
+        """Top-``k`` rows for each query row by inner product.
 
-        The knobs (see :class:`index.QueryParams`) come from ``params`` (default: the
-        defaults), overridden by any given by keyword.
-        ``query_cut``: heaviest query terms whose lists are walked; ``heap_factor``: a block is
-        skipped when its summary score is below ``heap_factor * heap_min`` (Seismic's rule;
-        smaller = more blocks visited, 0 visits every block); ``global_order``: walk the
-        blocks of all cut lists in one best-first order instead of Seismic's order (the
-        first list best-first, then list by list in stored block order);
-        ``allowed``: optional bool (n_docs,) mask, rows where False are never returned.
-        Returns ``(ids int64, scores float32)`` of shape (n_queries, k), best first, ties to
-        the lower row, padded with id -1 and score 0.0.
+        ``query_cut`` (default 10): heaviest query terms whose lists are walked;
+        ``heap_factor`` (default 0.8): a block is skipped when its summary score is below
+        ``heap_factor * heap_min`` (Seismic's rule; smaller = more blocks visited, 0
+        visits every block); ``global_order``: walk the blocks of all cut lists in one
+        best-first order instead of Seismic's order; ``allowed``: optional bool (n_docs,)
+        mask, rows where False are never returned. ``recall``: instead of the two knobs,
+        a Recall@k target: the cheapest calibrated setting meeting it with the
+        calibration's margin (exact search when none does; needs :meth:`calibrate`).
+        ``mode="exact"``: the exact top-k (equal to scoring every document, bit for bit),
+        with safe early termination on block-max bounds. ``certify``: also return a bool
+        per query, True only when the block-max bounds prove that no document the search
+        did not score could enter its top k (always True in exact mode; always False
+        for an index without bounds, see :attr:`can_certify`).
+
+        Returns ``(ids int64, scores float32)`` of shape (n_queries, k), best first, ties
+        to the lower row, padded with id -1 and score 0.0; with ``certify``, also
+        ``certified`` bool (n_queries,).
         """
         k = check_k(k)
-        qp = _query_params(params, query_cut, heap_factor, global_order)
+        setting = self.query_setting(query_cut, heap_factor, global_order, params, recall, mode)
         queries = as_csr(queries_csr, name="queries")
         check_queries(queries, self.dim)
-        return self._search_arrays(
-            queries.indptr,
-            queries.indices,
-            queries.data,
-            k,
-            qp.query_cut,
-            qp.heap_factor,
-            qp.global_order,
-            self._allowed(allowed),
-        )
+        rows, scores, cert, _ = self._search_arrays(
+            queries.indptr, queries.indices, queries.data, k, setting, self._allowed(allowed),
+            CERTIFY_CHECK if certify else CERTIFY_OFF,
+        )  # fmt: skip
+        return (rows, scores, self._certified(cert, setting)) if certify else (rows, scores)
 
     def search_vector(
         self,
@@ -152,48 +207,73 @@ class SeismicIndex:
         allowed: np.ndarray | None = None,
         global_order: bool | None = None,
         params: QueryParams | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        *,
+        recall: float | None = None,
+        certify: bool = False,
+        mode: str = "approx",
+    ) -> tuple[Any, ...]:
         """One query given as term ids and weights (low overhead, for a service).
 
-        Returns ``(ids int64 (k,), scores float32 (k,))``. Same rules as :meth:`search`;
-        duplicate terms are summed.
+        Returns ``(ids int64 (k,), scores float32 (k,))``, and ``certified`` (bool) with
+        ``certify``. Same rules as :meth:`search`; duplicate terms are summed.
         """
         k = check_k(k)
-        qp = _query_params(params, query_cut, heap_factor, global_order)
-        idx = _as_1d(indices, np.int32, "indices")
-        val = _as_1d(values, np.float32, "values")
-        if idx.shape != val.shape:
-            raise ValueError("indices and values must have the same length")
-        status = check_vector(idx, val, self.dim)
-        if status == 2:
-            raise ValueError(f"term ids must lie in [0, {self.dim})")
-        if status == 3:
-            raise ValueError("values must be finite and >= 0")
-        if status == 1:
-            order = np.argsort(idx, kind="stable")
-            idx, val = idx[order], val[order]
-            uniq, start = np.unique(idx, return_index=True)
-            val = np.add.reduceat(val, start).astype(np.float32) if idx.size else val
-            idx = uniq.astype(np.int32)
-            keep = val != 0
-            idx, val = idx[keep], val[keep]
+        setting = self.query_setting(query_cut, heap_factor, global_order, params, recall, mode)
+        idx, val = as_sparse_vector(indices, values, self.dim)
         indptr = np.array([0, idx.shape[0]], dtype=np.int64)
-        ids, scores = self._search_arrays(
-            indptr,
-            idx,
-            val,
-            k,
-            qp.query_cut,
-            qp.heap_factor,
-            qp.global_order,
-            self._allowed(allowed),
+        rows, scores, cert, _ = self._search_arrays(
+            indptr, idx, val, k, setting, self._allowed(allowed),
+            CERTIFY_CHECK if certify else CERTIFY_OFF,
+        )  # fmt: skip
+        if certify:
+            return rows[0], scores[0], bool(self._certified(cert, setting)[0])
+        return rows[0], scores[0]
+
+    def explain(
+        self,
+        indices: np.ndarray,
+        values: np.ndarray,
+        k: int = 10,
+        query_cut: int | None = None,
+        heap_factor: float | None = None,
+        allowed: np.ndarray | None = None,
+        global_order: bool | None = None,
+        params: QueryParams | None = None,
+        *,
+        recall: float | None = None,
+        mode: str = "approx",
+    ) -> SearchExplanation:
+        """What one search of the query (term ids, weights) did inside the index: lists
+        walked and left, blocks visited and skipped, documents scored, the heap threshold,
+        and the certification bound on every unscored document
+        (:class:`index.explain.SearchExplanation`)."""
+        k = check_k(k)
+        setting = self.query_setting(query_cut, heap_factor, global_order, params, recall, mode)
+        idx, val = as_sparse_vector(indices, values, self.dim)
+        return explain_query(self, idx, val, k, setting, self._allowed(allowed))
+
+    def query_setting(
+        self,
+        query_cut: int | None = None,
+        heap_factor: float | None = None,
+        global_order: bool | None = None,
+        params: QueryParams | None = None,
+        recall: float | None = None,
+        mode: str = "approx",
+    ) -> QuerySetting:
+        """The setting a search with these arguments runs (validated): the knobs come from
+        ``params`` (default: the defaults) with any keyword on top; a ``recall`` target
+        resolves through the calibration instead (a service shows the setting, or moves
+        along the front from it)."""
+        return resolve_setting(
+            self.calibration, query_cut, heap_factor, global_order, params, recall, mode
         )
-        return ids[0], scores[0]
 
     def warm_up(self, k: int = 10) -> None:
         """Compile (or load from Numba's on-disk cache) every search path for this index's
         array types: one query on the caller's thread and one batch through the parallel
-        kernel. Call it before timing anything, and at a server's start."""
+        kernel, approximate, certified and exact. Call it before timing anything, and at a
+        server's start."""
         term = int(self.arrays.forward.terms[0] if self.arrays.forward.terms.shape[0] else 0)
         if self.arrays.forward.packed.shape[0]:
             term = int(self.arrays.forward.packed[0] >> 16)
@@ -203,10 +283,18 @@ class SeismicIndex:
             shape=(n, self.dim),
         )
         before = self.stats.copy()
-        self.search(queries[:1], k=k)
-        self.search(queries, k=k)
-        self.search_vector(queries.indices[:1], queries.data[:1], k=k)
+        for options in ({}, {"certify": True}, {"mode": "exact"}):
+            self.search(queries[:1], k=k, **options)
+            self.search(queries, k=k, **options)
+            self.search_vector(queries.indices[:1], queries.data[:1], k=k, **options)
         self.stats[:] = before
+
+    def _certified(self, cert: np.ndarray, setting: QuerySetting) -> np.ndarray:
+        if setting.mode == MODE_EXACT:
+            return np.ones(cert.shape[0], dtype=bool)
+        if not self.can_certify:
+            return np.zeros(cert.shape[0], dtype=bool)
+        return cert[:, 0] > 0.5
 
     def _allowed(self, allowed: np.ndarray | None) -> np.ndarray:
         if allowed is None:
@@ -222,74 +310,20 @@ class SeismicIndex:
         indices: np.ndarray,
         data: np.ndarray,
         k: int,
-        query_cut: int,
-        heap_factor: float,
-        global_order: bool,
+        setting: QuerySetting,
         allowed: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        nq = indptr.shape[0] - 1
-        max_nnz = int(indptr[1] - indptr[0]) if nq == 1 else int(np.diff(indptr).max(initial=0))
-        max_cand = self._max_blocks * (min(query_cut, max_nnz) if global_order else 1)
-        out_rows = np.empty((nq, k), dtype=np.int64)
-        out_scores = np.empty((nq, k), dtype=np.float32)
-        lists, summaries, forward = self.arrays
-        if nq <= SERIAL_BATCH or numba.get_num_threads() == 1:
-            scratch = self._take_scratch(max_cand)
-            try:
-                self._serial(
-                    (
-                        indptr, indices, data, query_cut, heap_factor, global_order,
-                        lists, summaries, forward, allowed, scratch, out_rows, out_scores,
-                    )
-                )  # fmt: skip
-            finally:
-                # Under the GIL, and too small for NumPy to release it: no lock needed.
-                self.stats += scratch.stats
-                scratch.stats[:] = 0
-                self._give_scratch(scratch)
-            return out_rows, out_scores
-        n_chunks = max(1, min(nq, numba.get_num_threads()))
-        stats = np.zeros((n_chunks, N_STATS), dtype=np.int64)
-        with _PARALLEL_LOCK:
-            search_batch(
-                indptr, indices, data, query_cut, heap_factor, global_order,
-                lists, summaries, forward, allowed, self.dim, self._max_blocks,
-                max(1, max_cand), n_chunks, out_rows, out_scores, stats,
-            )  # fmt: skip
-        self.stats += stats.sum(axis=0)
-        return out_rows, out_scores
-
-    def _serial(self, args: tuple) -> None:
-        """Call ``search_serial`` through its compiled entry point.
-
-        Numba's dispatcher types every argument on every call (here ~30 arrays inside
-        four records: 10-15 us, as much as a fast query). The argument types are fixed
-        per index except the writeability of the caller's arrays, so the entry point
-        compiled for them is looked up once per combination and called directly.
-        """
-        key = (args[1].flags.writeable, args[2].flags.writeable, args[9].flags.writeable)
-        entry = self._entries.get(key)
-        if entry is not None:
-            entry(*args)
-            return
-        search_serial(*args)
-        sig = tuple(search_serial.typeof_pyval(a) for a in args)
-        compiled = search_serial.overloads.get(sig)
-        if compiled is not None:
-            self._entries[key] = compiled.entry_point
-
-    def _take_scratch(self, max_cand: int) -> SearchScratch:
-        with self._pool_lock:
-            scratch = self._pool.pop() if self._pool else None
-        if scratch is None or scratch.cand_scores.shape[0] < max_cand:
-            scratch = make_scratch(
-                self.dim, self.n_docs, self._max_blocks, max(self._max_blocks, max_cand)
-            )
-        return scratch
-
-    def _give_scratch(self, scratch: SearchScratch) -> None:
-        with self._pool_lock:
-            self._pool.append(scratch)
+        certify: int,
+        serial: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Run the kernels (:meth:`index.runner.KernelRunner.run`); the call's counters
+        are also added to ``self.stats``."""
+        if not self.can_certify:
+            certify = CERTIFY_OFF
+        out = self._runner.run(
+            self.arrays, indptr, indices, data, k, setting, allowed, certify, serial
+        )
+        self.stats += out[3]
+        return out
 
     # -------------------------------------------------------------------- I/O
     @property
@@ -299,60 +333,47 @@ class SeismicIndex:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to directory ``path`` atomically (replacing an older one)."""
-        _save(path, self.arrays, self.params, self.n_docs, self.dim)
+        _save(path, self.arrays, self.params, self.n_docs, self.dim, self.calibration)
 
     @classmethod
     def load(
         cls, path: str | os.PathLike, verify: bool = True, prefault: bool = False
     ) -> SeismicIndex:
-        """Memory-map an index written by :meth:`save`; a damaged one raises
-        :class:`index.storage.IndexFormatError` (a ``ValueError``).
+        """Memory-map an index written by :meth:`save` (format 3, or 1 and 2 without
+        block-max bounds); a damaged one raises :class:`index.storage.IndexFormatError`
+        (a ``ValueError``).
 
         ``prefault`` touches every page of the mapping once, so that the first queries do
         not pay one page fault per page they reach (a warm server, a fair benchmark)."""
-        arrays, manifest = load_arrays(path, ARRAY_NAMES, verify=verify, legacy_names=LEGACY_NAMES)
+        arrays, manifest = load_arrays(
+            path, ARRAY_NAMES, verify=verify, legacy_names=LEGACY_NAMES, optional=OPTIONAL_NAMES
+        )
         try:
             params = BuildParams(**manifest["params"])
             n_docs = int(manifest["n_docs"])
             dim = int(manifest["dim"])
+            calibration = manifest.get("calibration")
+            calibration = None if calibration is None else Calibration.from_dict(calibration)
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{path}: bad manifest parameters: {exc}") from None
-        _check_structure(arrays, n_docs, dim, path)
+        check_structure(arrays, n_docs, dim, path)
         if prefault:
             for array in arrays.values():
                 if array.nbytes >= _PAGE:
                     np.add.reduce(array.view(np.uint8)[::_PAGE], dtype=np.uint64)
-        return cls(IndexArrays.from_flat(arrays), params, n_docs, dim)
+        return cls(IndexArrays.from_flat(arrays), params, n_docs, dim, calibration=calibration)
 
 
-def _query_params(
-    params: QueryParams | None,
-    query_cut: int | None,
-    heap_factor: float | None,
-    global_order: bool | None,
-) -> QueryParams:
-    """``params`` (default: the defaults) with any knob given by keyword on top."""
-    if params is not None and not isinstance(params, QueryParams):
-        raise ValueError(f"params must be an index.QueryParams, got {type(params).__name__}")
-    given = {
-        name: value
-        for name, value in (
-            ("query_cut", query_cut),
-            ("heap_factor", heap_factor),
-            ("global_order", global_order),
-        )
-        if value is not None
-    }
-    base = params or _DEFAULT_PARAMS
-    return QueryParams.from_dict(given, base) if given else base
-
-
-_DEFAULT_PARAMS = QueryParams()
 _PAGE = 4096
 
 
 def _save(
-    path: str | os.PathLike, arrays: IndexArrays, params: BuildParams, n_docs: int, dim: int
+    path: str | os.PathLike,
+    arrays: IndexArrays,
+    params: BuildParams,
+    n_docs: int,
+    dim: int,
+    calibration: Calibration | None,
 ) -> None:
     meta = {
         "params": params.to_dict(),
@@ -362,73 +383,7 @@ def _save(
         "n_blocks": int(arrays.summaries.block_min.shape[0]),
         "n_postings_kept": int(arrays.postings.postings.shape[0]),
         "n_summary_entries": int(arrays.summaries.list_entries[-1]),
+        "block_max_pairs": int(arrays.block_max.ranges.shape[0]),
+        "calibration": None if calibration is None else calibration.to_dict(),
     }
     save_arrays(path, arrays.flat(), meta)
-
-
-def _as_1d(array: Any, dtype: type, name: str) -> np.ndarray:
-    """``array`` as a contiguous 1-D ``dtype`` array (no copy when it already is one)."""
-    a = array if isinstance(array, np.ndarray) else np.asarray(array)
-    if a.dtype != dtype:
-        kind = a.dtype.kind
-        if a.size and (kind not in "iu" if dtype is np.int32 else kind not in "iuf"):
-            raise ValueError(
-                f"{name} must be {'integers' if dtype is np.int32 else 'reals'}, "
-                f"got dtype {a.dtype}"
-            )
-        if dtype is np.int32 and a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
-            raise ValueError(f"{name} must lie in [0, 2**31)")
-        a = a.astype(dtype)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-def _check_structure(a: dict[str, np.ndarray], n_docs: int, dim: int, path: object) -> None:
-    """Cheap consistency checks so that a bad index fails here, not inside a kernel."""
-    problems = []
-    if a["postings.list_blocks"].shape != (dim + 1,):
-        problems.append("per-term block offsets do not match dim")
-    for name in ("summaries.list_terms", "summaries.list_entries", "summaries.list_block_bytes"):
-        if a[name].shape != (dim + 1,):
-            problems.append(f"{name} does not match dim")
-    if a["forward.offsets"].shape != (n_docs + 1,):
-        problems.append("forward offsets do not match n_docs")
-    n_blocks = a["summaries.block_min"].shape[0]
-    if a["postings.block_offsets"].shape != (n_blocks + 1,) or a["summaries.block_scale"].shape != (
-        n_blocks,
-    ):
-        problems.append("block arrays disagree")
-    ends = [
-        ("postings.list_blocks", n_blocks),
-        ("postings.block_offsets", a["postings.postings"].shape[0]),
-        ("summaries.list_terms", a["summaries.terms"].shape[0]),
-        ("summaries.list_entries", a["summaries.codes"].shape[0]),
-        ("summaries.list_block_bytes", a["summaries.entry_blocks"].shape[0] - 4),
-        ("forward.offsets", max(a["forward.packed"].shape[0], a["forward.terms"].shape[0])),
-    ]
-    for name, end in ends:
-        off = a[name]
-        if off.shape[0] == 0 or off[0] != 0 or off[-1] != end or np.any(np.diff(off) < 0):
-            problems.append(f"{name} is not a valid offsets array")
-    if a["summaries.term_entries"].shape != a["summaries.terms"].shape:
-        problems.append("summaries.term_entries length")
-    if a["forward.values"].shape != a["forward.terms"].shape:
-        problems.append("forward values disagree with their terms")
-    if a["forward.packed"].size and a["forward.terms"].size:
-        problems.append("forward index stored twice")
-    if a["forward.packed"].size and int(a["forward.packed"].max() >> 16) >= dim:
-        problems.append("forward.packed terms out of range")
-    rows = a["forward.doc_rows"]
-    if rows.shape != (n_docs,):
-        problems.append("forward.doc_rows does not match n_docs")
-    elif n_docs and (rows.min() < 0 or rows.max() >= n_docs):
-        problems.append("forward.doc_rows out of range")
-    postings = a["postings.postings"]
-    if postings.size and (postings.min() < 0 or postings.max() >= n_docs):
-        problems.append("posting rows out of range")
-    for name in ("forward.terms", "summaries.terms"):
-        if a[name].size and int(a[name].max()) >= dim:
-            problems.append(f"{name} out of range")
-    if problems:
-        raise IndexFormatError(f"{path}: inconsistent index ({'; '.join(problems)})")

@@ -23,9 +23,10 @@ import numpy as np
 import pyarrow as pa
 
 FORMAT_NAME = "lsr-seismic-index"
-FORMAT_VERSION = 2
-# Older versions this code still reads (their arrays under other names, see load_arrays).
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+# Older versions this code still reads: 1 stored the arrays under other names, 1 and 2
+# lack the block-max arrays of version 3 (see load_arrays' ``optional``).
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 
 
@@ -173,18 +174,24 @@ def load_arrays(
     names: tuple[str, ...],
     verify: bool = True,
     legacy_names: dict[str, str] | None = None,
+    optional: tuple[str, ...] = (),
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Memory-map the arrays ``names`` of index directory ``path``; returns (arrays, manifest).
 
     With ``verify`` every file's CRC-32 is checked (reads each file once). A version-1
-    directory stored array ``name`` as ``legacy_names[name]``.
+    directory stored array ``name`` as ``legacy_names[name]``. Arrays in ``optional`` may
+    be absent from a directory of an older version than :data:`FORMAT_VERSION` (they are
+    then left out of the result); in a current one every name is required.
     """
     root = Path(path)
     manifest = read_manifest(root)
     old = manifest["format_version"] == 1 and legacy_names is not None
+    older = manifest["format_version"] < FORMAT_VERSION
     arrays = {}
     for name in names:
         entry = manifest["arrays"].get(legacy_names.get(name, name) if old else name)
+        if entry is None and older and name in optional:
+            continue
         if not isinstance(entry, dict):
             raise IndexFormatError(f"{root} manifest has no array {name!r}")
         file = root / str(entry.get("file", ""))
@@ -214,3 +221,22 @@ def load_arrays(
             array = array.view(np.uint16)
         arrays[name] = array
     return arrays, manifest
+
+
+def update_manifest(path: str | os.PathLike, meta: dict) -> None:
+    """Merge ``meta`` into the manifest of index directory ``path`` (the arrays and their
+    checksums are untouched), atomically: a temporary file, fsynced, renamed over it."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    manifest.update(meta)
+    tmp = root / f".{MANIFEST}.tmp-{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, root / MANIFEST)
+        _fsync_dir(root)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -110,3 +110,57 @@ def check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     return int(k)
+
+
+def as_1d(array: object, dtype: type, name: str) -> np.ndarray:
+    """``array`` as a contiguous 1-D ``dtype`` array (no copy when it already is one)."""
+    a = array if isinstance(array, np.ndarray) else np.asarray(array)
+    if a.dtype != dtype:
+        kind = a.dtype.kind
+        if a.size and (kind not in "iu" if dtype is np.int32 else kind not in "iuf"):
+            raise ValueError(
+                f"{name} must be {'integers' if dtype is np.int32 else 'reals'}, "
+                f"got dtype {a.dtype}"
+            )
+        if dtype is np.int32 and a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
+            raise ValueError(f"{name} must lie in [0, 2**31)")
+        a = a.astype(dtype)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def as_sparse_vector(indices: object, values: object, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """One query given as term ids and weights -> ``(terms int32 ascending, weights float32
+    > 0)``: duplicate terms summed, zero weights dropped; ``ValueError`` on bad input."""
+    from index.kernels.exact import check_vector
+
+    idx = as_1d(indices, np.int32, "indices")
+    val = as_1d(values, np.float32, "values")
+    if idx.shape != val.shape:
+        raise ValueError("indices and values must have the same length")
+    status = check_vector(idx, val, dim)
+    if status == 2:
+        raise ValueError(f"term ids must lie in [0, {dim})")
+    if status == 3:
+        raise ValueError("values must be finite and >= 0")
+    if status == 1:
+        order = np.argsort(idx, kind="stable")
+        idx, val = idx[order], val[order]
+        uniq, start = np.unique(idx, return_index=True)
+        val = np.add.reduceat(val, start).astype(np.float32) if idx.size else val
+        idx = uniq.astype(np.int32)
+        keep = val != 0
+        idx, val = idx[keep], val[keep]
+    return idx, val
+
+
+def check_recall(recall: object) -> float:
+    """A recall target must be a number in (0, 1]."""
+    try:
+        target = float(recall)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"recall must be a number in (0, 1], got {recall!r}") from None
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"recall must be in (0, 1] (e.g. 0.95), got {recall!r}")
+    return target

@@ -64,8 +64,11 @@ def dot_dense_csr(
 
 
 # Relative margin between the accumulated (query-order) and the exact (document-order)
-# float32 sums: both are within n * 2**-24 of the true sum for n <= a few thousand terms.
+# float32 sums: both are within n * 2**-24 of the true sum for n <= a few thousand terms;
+# below float32's normal range the error is absolute, hence the absolute margin too.
 _MARGIN = np.float32(1e-3)
+_TINY = np.float32(1e-36)
+_MARK = np.float32(1e-45)
 
 
 @njit(cache=True, nogil=True)
@@ -106,14 +109,16 @@ def exact_one(
                 n_t += 1
             acc[r] += v * t_values[p]
             if acc[r] == 0.0:
-                acc[r] = np.float32(1e-38)  # keeps a touched row marked (underflow)
+                # Keeps a touched row marked when its products underflow: the smallest
+                # subnormal, so that it ranks below every row with a positive score.
+                acc[r] = _MARK
     k = heap_scores.shape[0]
     size = 0
     for i in range(n_t):
         size = heap_push(heap_scores, heap_rows, size, acc[touched[i]], touched[i])
     threshold = np.float32(0.0)
     if size == k:
-        threshold = heap_scores[0] * (np.float32(1.0) - _MARGIN)
+        threshold = max(np.float32(0.0), heap_scores[0] * (np.float32(1.0) - _MARGIN) - _TINY)
     size = 0
     for i in range(n_t):
         r = touched[i]

@@ -85,3 +85,42 @@ def heap_drain(
         out_scores[n - 1] = scores[0]
         n -= 1
         _replace_root(scores, rows, n, scores[n], rows[n])
+
+
+@leaf
+def max_heap_sift_down(keys: np.ndarray, vals: np.ndarray, i: int, n: int) -> None:
+    """Sift entry ``i`` down the max-heap of the first ``n`` entries of ``keys`` (float32
+    or float64) with payload ``vals`` (int32): a best-first queue of blocks or ranges."""
+    key = keys[i]
+    val = vals[i]
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and keys[child + 1] > keys[child]:
+            child += 1
+        if keys[child] > key:
+            keys[i] = keys[child]
+            vals[i] = vals[child]
+            i = child
+        else:
+            break
+    keys[i] = key
+    vals[i] = val
+
+
+@leaf
+def max_heap_pop(keys: np.ndarray, vals: np.ndarray, n: int) -> int:
+    """Remove the root of the max-heap of the first ``n`` entries; returns the new size."""
+    n -= 1
+    keys[0] = keys[n]
+    vals[0] = vals[n]
+    max_heap_sift_down(keys, vals, 0, n)
+    return n
+
+
+@leaf
+def max_heapify(keys: np.ndarray, vals: np.ndarray, n: int) -> None:
+    """Make the first ``n`` entries a max-heap (Floyd's bottom-up build, O(n))."""
+    for i in range(n // 2 - 1, -1, -1):
+        max_heap_sift_down(keys, vals, i, n)

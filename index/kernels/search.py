@@ -22,93 +22,39 @@ Scores reach the heap at most one group late: block skipping then sees a slightl
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit, prange
 
 from index.kernels.block_scores import list_block_scores, prefetch_list_terms
+from index.kernels.bounds import certify_one, exact_one, scan_one
 from index.kernels.forward import forward_dot, prefetch_row
-from index.kernels.heap import heap_drain, heap_push
+from index.kernels.heap import heap_drain, heap_push, max_heap_pop, max_heapify
 from index.kernels.jit import leaf
+from index.kernels.scratch import (
+    GROUP,
+    N_STATS,
+    STAT_BLOCKS,
+    STAT_DOCS,
+    STAT_LISTS,
+    STAT_SUMMARIES,
+    SearchScratch,
+    make_scratch,
+)
 
-# Documents per pipeline group, and cache lines prefetched into the next group before the
-# current one is scored (measured on AMD Zen 4 and Intel Emerald Rapids: 32-64 lines are
-# within a few percent of each other on rows of 30 and 130 entries; the old per-document
-# ring with fixed lags was 1.5-2.5x slower per document on the Intel core).
-GROUP = 64
+__all__ = ["N_STATS", "SearchScratch", "make_scratch", "search_batch", "search_serial"]
+
+# Cache lines prefetched into the next pipeline group before the current one is scored
+# (measured on AMD Zen 4 and Intel Emerald Rapids: 32-64 lines are within a few percent
+# of each other on rows of 30 and 130 entries; the old per-document ring with fixed lags
+# was 1.5-2.5x slower per document on the Intel core).
 _LINE_BUDGET = 48
-# stats: documents scored, blocks visited, blocks whose summaries were scored, lists walked.
-N_STATS = 4
-
-
-class SearchScratch(NamedTuple):
-    """One thread's search buffers, reused across queries; zeroed ones are left zeroed.
-
-    dense: float32 (dim,) zeroed: the query scattered.
-    seen: uint64 (n_docs // 64 + 1,) zeroed: bitset of documents already scored.
-    seen_words: int32 (same,): which words of ``seen`` were touched.
-    block_scores, block_qsum: float32 (max blocks per list,).
-    cand_scores: float32, cand_blocks: int32 (candidate capacity,): the best-first walk.
-    group_docs: int32, group_starts, group_ends: int64 (2 * GROUP,): the pipeline's two
-        groups of documents and their forward-index ranges.
-    pipe: int64 (4,) zeroed: current group, its size, the next group's size and lines.
-    stats: int64 (N_STATS,): counters added to by every query (see ``N_STATS``).
-    """
-
-    dense: np.ndarray
-    seen: np.ndarray
-    seen_words: np.ndarray
-    block_scores: np.ndarray
-    block_qsum: np.ndarray
-    cand_scores: np.ndarray
-    cand_blocks: np.ndarray
-    group_docs: np.ndarray
-    group_starts: np.ndarray
-    group_ends: np.ndarray
-    pipe: np.ndarray
-    stats: np.ndarray
-
-
-@njit(cache=True, nogil=True)
-def make_scratch(dim: int, n_docs: int, max_blocks: int, max_cand: int) -> SearchScratch:
-    """Fresh :class:`SearchScratch` for an index of ``dim`` terms and ``n_docs`` documents."""
-    n_words = n_docs // 64 + 1
-    return SearchScratch(
-        np.zeros(dim, dtype=np.float32),
-        np.zeros(n_words, dtype=np.uint64),
-        np.empty(n_words, dtype=np.int32),
-        np.empty(max(1, max_blocks), dtype=np.float32),
-        np.empty(max(1, max_blocks), dtype=np.float32),
-        np.empty(max(1, max_cand), dtype=np.float32),
-        np.empty(max(1, max_cand), dtype=np.int32),
-        np.empty(2 * GROUP, dtype=np.int32),
-        np.empty(2 * GROUP, dtype=np.int64),
-        np.empty(2 * GROUP, dtype=np.int64),
-        np.zeros(4, dtype=np.int64),
-        np.zeros(N_STATS, dtype=np.int64),
-    )
-
-
-@leaf
-def _sift_down_max(keys: np.ndarray, vals: np.ndarray, i: int, n: int) -> None:
-    """Max-heap sift-down on ``keys`` float32 with payload ``vals`` int32."""
-    key = keys[i]
-    val = vals[i]
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        if child + 1 < n and keys[child + 1] > keys[child]:
-            child += 1
-        if keys[child] > key:
-            keys[i] = keys[child]
-            vals[i] = vals[child]
-            i = child
-        else:
-            break
-    keys[i] = key
-    vals[i] = val
+# What search_serial / search_batch run per query (``mode``), and what certification
+# does (``certify``): nothing, check with an early exit, or check fully (explain).
+MODE_APPROX = 0
+MODE_EXACT = 1
+CERTIFY_OFF = 0
+CERTIFY_CHECK = 1
+CERTIFY_EXPLAIN = 2
 
 
 @leaf
@@ -209,7 +155,7 @@ def _enqueue(
     pipe[1] = n_cur
     pipe[2] = n_next
     pipe[3] = lines
-    scratch.stats[0] += n_new
+    scratch.stats[STAT_DOCS] += n_new
     return size, n_words
 
 
@@ -246,18 +192,14 @@ def _walk_best_first(
     cand_b = scratch.cand_blocks
     block_offsets = lists.block_offsets
     k = heap_scores.shape[0]
-    for i in range(nc // 2 - 1, -1, -1):
-        _sift_down_max(cand_s, cand_b, i, nc)
+    max_heapify(cand_s, cand_b, nc)
     while nc > 0:
         s = cand_s[0]
         b = cand_b[0]
         if size == k and s < heap_factor * heap_scores[0]:
             break
-        nc -= 1
-        cand_s[0] = cand_s[nc]
-        cand_b[0] = cand_b[nc]
-        _sift_down_max(cand_s, cand_b, 0, nc)
-        scratch.stats[1] += 1
+        nc = max_heap_pop(cand_s, cand_b, nc)
+        scratch.stats[STAT_BLOCKS] += 1
         size, n_words = _enqueue(
             block_offsets[b],
             block_offsets[b + 1],
@@ -283,20 +225,26 @@ def search_one(
     lists,
     summaries,
     forward,
+    block_max,
     allowed: np.ndarray,
+    certify: int,
     scratch: SearchScratch,
     heap_scores: np.ndarray,
     heap_rows: np.ndarray,
     out_rows: np.ndarray,
     out_scores: np.ndarray,
+    cert_out: np.ndarray,
 ) -> None:
     """Approximate top-k for one query: ``q_terms`` int32 ascending, ``q_vals`` float32 > 0.
 
-    ``lists`` / ``summaries`` / ``forward``: the parts of the index (:mod:`index.layout`).
-    ``allowed`` uint8 (n_docs,) masks caller rows out where 0 (length 0: no filter).
-    ``heap_scores`` float32 / ``heap_rows`` int64 (k,) scratch. Results go to
-    ``out_rows`` int64 / ``out_scores`` float32 (k,), best first, ties to the lower row,
-    padded with -1 / 0.0.
+    ``lists`` / ``summaries`` / ``forward`` / ``block_max``: the parts of the index
+    (:mod:`index.layout`). ``allowed`` uint8 (n_docs,) masks caller rows out where 0
+    (length 0: no filter). ``heap_scores`` float32 / ``heap_rows`` int64 (k,) scratch.
+    Results go to ``out_rows`` int64 / ``out_scores`` float32 (k,), best first, ties to
+    the lower row, padded with -1 / 0.0. With ``certify`` (``CERTIFY_CHECK`` or
+    ``CERTIFY_EXPLAIN``, needs a block-max index) ``cert_out`` float64 (3,) receives
+    1.0 if the answer is certified exact (else 0.0), the bound on unscored documents
+    (:func:`index.kernels.bounds.certify_one`) and the k-th score (-inf if fewer hits).
     """
     dense = scratch.dense
     block_scores = scratch.block_scores
@@ -323,15 +271,15 @@ def search_one(
         nb = list_block_scores(
             t, q_terms, q_vals, lists, summaries, block_scores, scratch.block_qsum, matches
         )
-        stats[2] += nb
-        stats[3] += 1
+        stats[STAT_SUMMARIES] += nb
+        stats[STAT_LISTS] += 1
         if not global_order and ci > 0:
             # Seismic's loop after the first list: blocks in list order, each skipped
             # when its summary score is below heap_factor * heap_min at that moment.
             for b in range(nb):
                 if size == k and block_scores[b] < heap_factor * heap_scores[0]:
                     continue
-                stats[1] += 1
+                stats[STAT_BLOCKS] += 1
                 size, n_words = _enqueue(
                     block_offsets[b0 + b],
                     block_offsets[b0 + b + 1],
@@ -364,7 +312,18 @@ def search_one(
             n_words,
         )  # fmt: skip
     size = _drain(forward, scratch, heap_scores, heap_rows, size)
+    full = size == k
+    theta = np.float64(heap_scores[0]) if full else -np.inf
+    theta_row = heap_rows[0] if full else -1
     heap_drain(heap_scores, heap_rows, size, out_rows, out_scores)
+    if certify != CERTIFY_OFF:
+        ok, bound = certify_one(
+            q_terms, q_vals, block_max, forward, allowed, scratch, full, theta, theta_row,
+            certify == CERTIFY_CHECK,
+        )  # fmt: skip
+        cert_out[0] = 1.0 if ok else 0.0
+        cert_out[1] = bound
+        cert_out[2] = theta
     for j in range(nq):
         dense[q_terms[j]] = 0.0
     seen = scratch.seen
@@ -380,38 +339,46 @@ def search_serial(
     query_cut: int,
     heap_factor: float,
     global_order: bool,
+    mode: int,
+    certify: int,
     lists,
     summaries,
     forward,
+    block_max,
     allowed: np.ndarray,
     scratch: SearchScratch,
     out_rows: np.ndarray,
     out_scores: np.ndarray,
+    cert_out: np.ndarray,
 ) -> None:
     """Queries (CSR int64 / int32 / float32) one after another on the caller's thread with
-    the caller's scratch (see :func:`search_one`); ``out_*`` (n_queries, k)."""
+    the caller's scratch; ``out_*`` (n_queries, k), ``cert_out`` float64 (n_queries, 3).
+    ``mode`` ``MODE_APPROX``: :func:`search_one` (with ``certify``); ``MODE_EXACT``: exact
+    top-k by block-max bounds (:func:`index.kernels.bounds.exact_one`), or by scoring
+    every document when the index has no block-max index."""
     k = out_rows.shape[1]
     heap_scores = np.empty(k, dtype=np.float32)
     heap_rows = np.empty(k, dtype=np.int64)
+    bounded = block_max.range_size[0] > 0
     for q in range(q_indptr.shape[0] - 1):
         a = q_indptr[q]
         b = q_indptr[q + 1]
-        search_one(
-            q_indices[a:b],
-            q_data[a:b],
-            query_cut,
-            heap_factor,
-            global_order,
-            lists,
-            summaries,
-            forward,
-            allowed,
-            scratch,
-            heap_scores,
-            heap_rows,
-            out_rows[q],
-            out_scores[q],
-        )
+        if mode == MODE_EXACT and bounded:
+            exact_one(
+                q_indices[a:b], q_data[a:b], block_max, forward, allowed, scratch,
+                heap_scores, heap_rows, out_rows[q], out_scores[q],
+            )  # fmt: skip
+        elif mode == MODE_EXACT:
+            scan_one(
+                q_indices[a:b], q_data[a:b], forward, allowed, scratch, heap_scores,
+                heap_rows, out_rows[q], out_scores[q],
+            )  # fmt: skip
+        else:
+            search_one(
+                q_indices[a:b], q_data[a:b], query_cut, heap_factor, global_order, lists,
+                summaries, forward, block_max, allowed, certify, scratch, heap_scores,
+                heap_rows, out_rows[q], out_scores[q], cert_out[q],
+            )  # fmt: skip
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -422,9 +389,12 @@ def search_batch(
     query_cut: int,
     heap_factor: float,
     global_order: bool,
+    mode: int,
+    certify: int,
     lists,
     summaries,
     forward,
+    block_max,
     allowed: np.ndarray,
     dim: int,
     max_blocks: int,
@@ -432,33 +402,27 @@ def search_batch(
     n_chunks: int,
     out_rows: np.ndarray,
     out_scores: np.ndarray,
+    cert_out: np.ndarray,
     stats: np.ndarray,
 ) -> None:
     """All queries, ``n_chunks`` contiguous chunks in parallel (``prange``); each chunk
-    allocates its scratch once and reuses it for its queries. ``stats`` int64
-    (n_chunks, N_STATS) receives each chunk's counters."""
+    allocates its scratch once and reuses it for its queries (see :func:`search_serial`).
+    ``stats`` int64 (n_chunks, N_STATS) receives each chunk's counters."""
     nq = q_indptr.shape[0] - 1
     n_docs = forward.offsets.shape[0] - 1
+    n_ranges = 0
+    if block_max.range_size[0] > 0:
+        n_ranges = (n_docs + block_max.range_size[0] - 1) // block_max.range_size[0]
     per = (nq + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         start = c * per
         stop = min(nq, start + per)
         if start >= stop:
             continue
-        scratch = make_scratch(dim, n_docs, max_blocks, max_cand)
+        scratch = make_scratch(dim, n_docs, max_blocks, max_cand, n_ranges)
         search_serial(
-            q_indptr[start : stop + 1],
-            q_indices,
-            q_data,
-            query_cut,
-            heap_factor,
-            global_order,
-            lists,
-            summaries,
-            forward,
-            allowed,
-            scratch,
-            out_rows[start:stop],
-            out_scores[start:stop],
-        )
+            q_indptr[start : stop + 1], q_indices, q_data, query_cut, heap_factor,
+            global_order, mode, certify, lists, summaries, forward, block_max, allowed,
+            scratch, out_rows[start:stop], out_scores[start:stop], cert_out[start:stop],
+        )  # fmt: skip
         stats[c, :] = scratch.stats

@@ -74,3 +74,14 @@ def test_recall_vs_exact_ignores_pads_and_queries_without_hits() -> None:
     approx = np.array([[1, 2, 3], [-1, -1, -1], [5, 6, 7]])
     assert recall_vs_exact(approx, exact) == pytest.approx((2 / 3 + 0.0) / 2)
     assert np.isnan(recall_vs_exact(approx[2:], exact[2:]))
+
+
+def test_underflowing_scores_keep_their_order() -> None:
+    """A document whose products underflow to 0.0 is a hit, but below one scoring a tiny
+    positive (subnormal) amount (the accumulator once marked it with 1e-38 and ranked it
+    first); found by the certification property tests."""
+    docs = sp.csr_array(np.array([[6e-8, 0], [0, 0.5]], np.float32))
+    queries = sp.csr_array(np.array([[1e-38, 1e-39]], np.float32))
+    ids, scores = exact_search(docs, queries, k=2)
+    np.testing.assert_array_equal(ids, [[1, 0]])
+    np.testing.assert_array_equal(scores, [[np.float32(1e-39) * np.float32(0.5), 0.0]])

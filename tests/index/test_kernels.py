@@ -110,7 +110,7 @@ def test_block_scores_from_stored_layout(centroid_fraction) -> None:
     widths = set()
     acc = np.empty(idx._max_blocks, np.float32)
     qsum = np.empty(idx._max_blocks, np.float32)
-    lists, summaries, _ = idx.arrays
+    lists, summaries = idx.arrays.postings, idx.arrays.summaries
     for q in range(queries.shape[0]):
         qt = queries.indices[queries.indptr[q] : queries.indptr[q + 1]].astype(np.int32)
         qv = queries.data[queries.indptr[q] : queries.indptr[q + 1]]
@@ -182,6 +182,8 @@ def test_kernels_with_boundscheck(tmp_path) -> None:
             "no:cacheprovider",
             str(Path(__file__)),
             str(Path(__file__).with_name("test_search.py")),
+            str(Path(__file__).with_name("test_block_max.py")),
+            str(Path(__file__).with_name("test_certify.py")),
         ],
         cwd=root,
         env=env,
