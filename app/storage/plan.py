@@ -48,6 +48,15 @@ class SearchPlan:
             return {"recall": self.recall}
         return dict(self.knobs)
 
+    def runs_exact(self, index: Any) -> bool:
+        """Whether a segment's index runs its exact mode under this plan (a recall target
+        that no calibrated setting meets does too)."""
+        if self.mode == EXACT:
+            return True
+        if self.recall is None:
+            return False
+        return self.setting_of(index)["mode"] == EXACT
+
     def setting_of(self, index: Any) -> dict[str, Any]:
         """The setting a segment's index runs under this plan, for explanations and stats:
         ``{"mode": "exact"}`` or ``{"mode": "approx", "query_cut": .., "heap_factor": ..}``."""

@@ -156,7 +156,7 @@ def search_segment(
     use_index = index is not None and not (filtered and n_allowed <= EXACT_SUBSET_ROWS)
     if use_index:
         kwargs = plan.index_kwargs(index)
-        exact_mode = kwargs.get("mode") == "exact"
+        exact_mode = plan.runs_exact(index)
         certify = plan.certify and not exact_mode
         for j, q in enumerate(queries):
             found = index.search_vector(
