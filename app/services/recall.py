@@ -1,14 +1,9 @@
-"""Live recall: a sample of real searches re-run exactly in the background, a running
-Recall@10 estimate per collection, and the controller that keeps a collection's recall target.
+"""Live recall of a collection: its running Recall@10 estimate, and the controller that keeps
+its recall target (the samples come from :mod:`app.services.sampler`).
 
-A search served at its collection's own setting (no per-request knobs, ``recall`` or exact
-mode; ``k`` = 10, what calibrations measure) is offered to :class:`RecallMonitor` with
-probability ``sample_rate``: a non-blocking put on a bounded queue, dropped when the queue is
-full, so a request never waits for it. One background thread takes each sample, runs the same
-query exactly (the index's ``mode="exact"`` on every segment) on the *same view* the request
-saw (later writes cannot look like misses), and adds the sample's Recall@10 to the
-collection's :class:`index.RecallEstimator` (mean of the last ``window`` samples, with a
-confidence interval).
+Each sample is one served search re-run exactly; its Recall@10 goes into the collection's
+:class:`index.RecallEstimator` (mean of the last ``window`` samples, with a confidence
+interval).
 
 With a ``target_recall`` the collection's indexed segments all run one setting, a point of
 one calibrated front: that of its largest calibrated segment (the *reference*). An
@@ -26,17 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
-import random
 import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from app.storage.fanout import View, search_view
-from app.storage.filters import MetadataFilter
+from app.storage.fanout import View
 from app.storage.plan import EXACT, SearchPlan
-from app.storage.vectors import SparseVector
 
 log = logging.getLogger(__name__)
 # Calibrations measure Recall@10 (index.calibration's default k); only searches with this k
@@ -59,18 +50,17 @@ class RecallOptions:
     confidence: float = 0.95
     seed: int | None = None
 
-
-@dataclass(frozen=True)
-class Sample:
-    """One served search to re-run exactly: on ``view``, as the request saw it."""
-
-    state: CollectionRecall
-    generation: int
-    view: View
-    query: SparseVector
-    k: int
-    flt: MetadataFilter | None
-    served: tuple[str, ...]
+    @classmethod
+    def from_settings(cls, settings: Any) -> RecallOptions:
+        """The options an :class:`app.settings.Settings` sets (``LSR_RECALL_*``)."""
+        return cls(
+            sample_rate=settings.recall_sample_rate,
+            queue_size=settings.recall_queue,
+            window=settings.recall_window,
+            min_samples=settings.recall_min_samples,
+            confidence=settings.recall_confidence,
+            seed=settings.recall_seed,
+        )
 
 
 def _recall_of(point: Any) -> float:
@@ -87,6 +77,16 @@ def _describe(point: Any) -> dict[str, Any]:
         "heap_factor": point.heap_factor,
         "calibrated_recall": round(point.recall, 4),
     }
+
+
+def _label(point: Any) -> str:
+    """A front point for the log: ``query_cut=3 heap_factor=0.9 (calibrated 0.913)``."""
+    if point is None:
+        return "exact"
+    return (
+        f"query_cut={point.query_cut} heap_factor={point.heap_factor:g} "
+        f"(calibrated {point.recall:.3f})"
+    )
 
 
 def _largest_calibrated(view: View) -> tuple[int, Any] | None:
@@ -126,16 +126,22 @@ class CollectionRecall:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ the setting
-    def setting(self, view: View, defaults: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """The ``index.search_vector`` keywords the collection's searches run now (its
-        ``defaults`` without a target) and the generation they belong to."""
+    def own_plan(
+        self, view: View, defaults: dict[str, Any], certify: bool = False
+    ) -> tuple[SearchPlan, int | None]:
+        """The plan the collection's own searches run now: its controller's setting with a
+        target (exact search while no segment is calibrated), else its ``defaults`` knobs;
+        and the generation a sample of it belongs to (None: nothing to learn from one)."""
         if self.target is None:
-            return dict(defaults), self.generation
+            return SearchPlan(knobs=dict(defaults), certify=certify), self.generation
         with self._lock:
             self._follow_reference(view)
             if self.controller is None:
-                return {"mode": EXACT}, self.generation
-            return self.controller.search_kwargs(), self.generation
+                return SearchPlan(mode=EXACT, certify=certify), None
+            kwargs, generation = self.controller.search_kwargs(), self.generation
+        if kwargs.get("mode") == EXACT:  # past the front's end; samples tell when to go back
+            return SearchPlan(mode=EXACT, certify=certify), generation
+        return SearchPlan(knobs=kwargs, certify=certify), generation
 
     def _follow_reference(self, view: View) -> None:
         """Start the controller on the largest calibrated segment's front, or re-base it
@@ -166,8 +172,8 @@ class CollectionRecall:
                 self.name,
                 seg_id,
                 self.reference,
-                _describe(old.current),
-                _describe(new.current),
+                _label(old.current),
+                _label(new.current),
                 shift,
             )
         self.controller, self.reference = new, seg_id
@@ -190,6 +196,8 @@ class CollectionRecall:
             return
         est = move.estimate
         with self._lock:
+            if controller is not self.controller:
+                return  # re-based meanwhile: that controller no longer sets anything
             self.generation += 1
             self.moves_total += 1
             self.history.append(
@@ -207,8 +215,8 @@ class CollectionRecall:
             "recall: collection %s moved %s -> %s (%s): Recall@%d %.4f [%.4f, %.4f] over "
             "%d samples, target %.3f",
             self.name,
-            _describe(move.old),
-            _describe(move.new),
+            _label(move.old),
+            _label(move.new),
             move.reason,
             est.k,
             est.recall,
@@ -268,108 +276,3 @@ def _carried(cal: Any, target: float, shift: float) -> Any:
         if point.recall >= need - 1e-12:
             return point
     return None
-
-
-class RecallMonitor:
-    """Live recall of every collection: the sampling, the queue and the background thread
-    (started and stopped with the app's lifespan)."""
-
-    def __init__(self, options: RecallOptions) -> None:
-        if not 0.0 <= options.sample_rate <= 1.0:
-            raise ValueError(f"sample_rate must be in [0, 1], got {options.sample_rate!r}")
-        self.options = options
-        self._states: dict[str, CollectionRecall] = {}
-        self._lock = threading.Lock()
-        self._queue: queue.Queue[Sample] = queue.Queue(maxsize=max(1, options.queue_size))
-        self._random = random.Random(options.seed)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._counts_lock = threading.Lock()
-        self.offered = 0
-        self.dropped = 0
-        self.evaluated = 0
-        self.failed = 0
-
-    def state(self, name: str, created_at: float, target: float | None) -> CollectionRecall:
-        """The live recall of a collection, new when it was re-created or its target
-        changed."""
-        with self._lock:
-            state = self._states.get(name)
-            if state is None or (state.created_at, state.target) != (created_at, target):
-                state = CollectionRecall(name, created_at, target, self.options)
-                self._states[name] = state
-            return state
-
-    def forget(self, name: str) -> None:
-        with self._lock:
-            self._states.pop(name, None)
-
-    def states(self) -> dict[str, CollectionRecall]:
-        with self._lock:
-            return dict(self._states)
-
-    # -------------------------------------------------------------- sampling
-    def wants_sample(self) -> bool:
-        """Whether to re-run the search just served (one random draw, no lock)."""
-        rate = self.options.sample_rate
-        return rate > 0.0 and (rate >= 1.0 or self._random.random() < rate)
-
-    def offer(self, sample: Sample) -> bool:
-        """Queue a sample without ever waiting; False (and counted) when the queue is full."""
-        try:
-            self._queue.put_nowait(sample)
-            queued = True
-        except queue.Full:
-            queued = False
-        with self._counts_lock:
-            self.offered += 1
-            self.dropped += not queued
-        return queued
-
-    @property
-    def pending(self) -> int:
-        return self._queue.qsize()
-
-    # ---------------------------------------------------------- the thread
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="lsr-recall", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sample = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            try:
-                self.evaluate(sample)
-                self.evaluated += 1
-            except Exception:  # a bad sample must not end the thread
-                self.failed += 1
-                log.exception("recall: re-running a sample of %s failed", sample.state.name)
-
-    def evaluate(self, sample: Sample) -> None:
-        """Re-run one sample exactly on its view and add it to its collection's estimate."""
-        exact = search_view(
-            sample.view, [sample.query], sample.k, SearchPlan(mode=EXACT), sample.flt
-        )
-        truth = [h.doc_id for h in exact.hits[0]]
-        sample.state.observe(sample.generation, list(sample.served), truth)
-
-    def snapshot(self) -> dict[str, Any]:
-        """The sampler's own counters."""
-        return {
-            "sample_rate": self.options.sample_rate,
-            "offered": self.offered,
-            "dropped": self.dropped,
-            "pending": self.pending,
-            "evaluated": self.evaluated,
-            "failed": self.failed,
-        }

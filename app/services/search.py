@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,8 +37,9 @@ from app.services.models import (
 )
 from app.services.params import checked_query_params, checked_recall, search_plan
 from app.services.pool import WorkerPool
-from app.services.recall import RECALL_K, RecallMonitor, RecallOptions, Sample
+from app.services.recall import CollectionRecall, RecallOptions
 from app.services.registry import CollectionRegistry
+from app.services.sampler import RecallMonitor
 from app.settings import Settings
 from app.storage.collection import Collection, CollectionConfig
 from app.storage.fanout import Hit
@@ -68,7 +68,7 @@ class SearchService:
         self.search_pool = search_pool
         self.write_pool = write_pool
         # Live recall (its thread is started and stopped by the app's lifespan).
-        self.recall = recall or RecallMonitor(recall_options(settings))
+        self.recall = recall or RecallMonitor(RecallOptions.from_settings(settings))
 
     # ---------------------------------------------------------- collections
     def create_collection(self, req: CollectionSpec) -> CollectionSummary:
@@ -165,7 +165,7 @@ class SearchService:
         run (with its moves), and the sampler's counters."""
         coll = self.registry.get(name)
         live = self._recall_state(coll)
-        live.setting(coll.view, coll.config.query_params)  # start the controller if due
+        live.own_plan(coll.view, coll.config.query_params)  # starts the controller when due
         return {
             "name": name,
             "encoder": coll.config.encoder,
@@ -175,7 +175,7 @@ class SearchService:
             "recall": {**live.snapshot(), "sampler": self.recall.snapshot()},
         }
 
-    def _recall_state(self, coll: Collection):
+    def _recall_state(self, coll: Collection) -> CollectionRecall:
         config = coll.config
         return self.recall.state(config.name, config.created_at, config.target_recall)
 
@@ -244,27 +244,14 @@ class SearchService:
             plan, own = search_plan(req, "search", coll.config.query_params)
             generation = None
             if own:  # the collection's own setting: its controller's, or its defaults
-                knobs, generation = live.setting(coll.view, coll.config.query_params)
-                plan = replace(plan, **_plan_fields(knobs))
+                plan, generation = live.own_plan(coll.view, coll.config.query_params, plan.certify)
             found = coll.run_search([vecs[i] for i in members], req.k, plan, flt)
             for i, h, ok in zip(members, found.hits, found.certified, strict=True):
                 results[i] = h
                 certified[i] = ok
             live.count_answers(len(members), sum(found.certified))
-            if generation is not None and req.k == RECALL_K and plan.mode != "exact":
-                for i, h in zip(members, found.hits, strict=True):
-                    if self.recall.wants_sample():
-                        self.recall.offer(
-                            Sample(
-                                live,
-                                generation,
-                                found.view,
-                                vecs[i],
-                                req.k,
-                                flt,
-                                tuple(x.doc_id for x in h),
-                            )
-                        )
+            queries = [vecs[i] for i in members]
+            self.recall.offer_answers(live, generation, found, queries, req.k, flt)
         return results, certified, _ms(start)
 
     async def _encode_text(self, name: str, req: SearchRequest, where: str) -> SparseVector | None:
@@ -361,11 +348,11 @@ class SearchService:
         start = time.perf_counter()
         coll = self.registry.get(name)
         plan, own = search_plan(req, "explain", coll.config.query_params)
+        flt = MetadataFilter.parse(req.filter)
         if qvec is None:
             qvec = self.inputs.query_vector(coll, req, "explain")
         if own:
-            knobs, _ = self._recall_state(coll).setting(coll.view, coll.config.query_params)
-            plan = replace(plan, **_plan_fields(knobs))
+            plan, _ = self._recall_state(coll).own_plan(coll.view, coll.config.query_params)
         if req.ids is not None:
             if len(req.ids) > self.settings.max_k:
                 raise InvalidInputError(f"explain.ids: at most {self.settings.max_k} ids")
@@ -376,7 +363,7 @@ class SearchService:
                     raise NotFoundError(f"document {doc_id[:200]!r} not found in {name!r}")
                 located.append((doc_id, *loc))
         else:
-            hits = coll.run_search([qvec], req.k, plan, MetadataFilter.parse(req.filter)).hits[0]
+            hits = coll.run_search([qvec], req.k, plan, flt).hits[0]
             located = [(h.doc_id, h.segment, h.row) for h in hits]
         query_terms = [
             self._term(coll, int(c), float(w), None)
@@ -399,9 +386,7 @@ class SearchService:
                     terms=terms,
                 )
             )
-        segments = segment_explanations(
-            coll.view, coll, qvec, req.k, plan, MetadataFilter.parse(req.filter)
-        )
+        segments = segment_explanations(coll.view, coll, qvec, req.k, plan, flt)
         return Explanation(out, query_terms, _ms(start), segments)
 
     def _term(self, coll: Collection, col: int, qw: float, dw: float | None) -> TermContribution:
@@ -417,25 +402,6 @@ class SearchService:
             doc_weight=dw or 0.0,
             contribution=qw * (dw or 0.0),
         )
-
-
-def recall_options(settings: Settings) -> RecallOptions:
-    """Live recall as the settings configure it."""
-    return RecallOptions(
-        sample_rate=settings.recall_sample_rate,
-        queue_size=settings.recall_queue,
-        window=settings.recall_window,
-        min_samples=settings.recall_min_samples,
-        confidence=settings.recall_confidence,
-        seed=settings.recall_seed,
-    )
-
-
-def _plan_fields(knobs: dict[str, Any]) -> dict[str, Any]:
-    """``SearchPlan`` fields for index keywords (``{"mode": "exact"}`` or knobs)."""
-    if knobs.get("mode") == "exact":
-        return {"mode": "exact", "knobs": {}}
-    return {"knobs": dict(knobs)}
 
 
 def _hit(h: Hit) -> SearchHit:

@@ -234,3 +234,49 @@ def _served_with(
 ) -> list[list[str]]:
     """The ids the searches return with these knobs given (such searches are not sampled)."""
     return _served(service, [replace(r, **knobs) for r in requests])
+
+
+def test_controller_goes_to_exact_search_and_comes_back(data_dir: Path) -> None:
+    """A front whose only setting promises more than it delivers: the controller steps past
+    its end to exact search, keeps sampling there (exact answers are recall 1), and steps
+    back onto the front once the estimate is comfortably above the target."""
+    from index import Calibration, FrontPoint
+
+    with running_service(
+        data_dir, recall_sample_rate=1.0, recall_seed=0, recall_queue=4096, recall_min_samples=30
+    ) as service:
+        service.create_collection(
+            CollectionSpec(name="c", encoder="none", dim=DIM, target_recall=0.9)
+        )
+        coll = service.registry.get("c")
+        docs = random_docs(600, seed=21)
+        matrix = sp.csr_array(
+            (
+                np.concatenate([d["vector"]["values"] for d in docs]).astype(np.float32),
+                np.concatenate([d["vector"]["indices"] for d in docs]),
+                np.cumsum([0] + [len(d["vector"]["indices"]) for d in docs]),
+            ),
+            shape=(len(docs), DIM),
+        )
+        coll.write(DocumentBatch.of([d["id"] for d in docs], matrix), upsert=False)
+        coll.seal()
+        index = coll.view.segments[0].index
+        # The one-point front a calibration on unrepresentative pseudo-queries could give.
+        point = FrontPoint(1, 1.1, 0.93, 0.01, 10.0, 5.0, 5.0)
+        index.calibration = Calibration(10, "pseudo", 400, (point,), exact_us=50.0)
+        requests = [
+            SearchRequest(vector=IndexedWeights(**random_query(s)), k=10) for s in range(400)
+        ]
+        reasons = []
+        for _ in range(5):
+            service.batch_search("c", requests)
+            _drained(service)
+            live = service.stats("c")["recall"]
+            reasons = [m["reason"] for m in live["recent_moves"]]
+            if len(reasons) >= 2:
+                break
+    assert reasons[:2] == ["below target", "above target"], live
+    first, second = live["recent_moves"][:2]
+    assert first["from"]["query_cut"] == 1 and first["to"] == {"mode": "exact"}
+    assert second["from"] == {"mode": "exact"} and second["to"]["query_cut"] == 1
+    assert second["low"] >= 0.95 and first["high"] < 0.9
