@@ -16,7 +16,7 @@ from app.api.deps import AppState
 from app.api.middleware import BodyLimitAndMetrics
 from app.api.routes import collections, docs, documents, health, jobs, metrics, search
 from app.errors import ServiceError
-from app.metrics import Metrics
+from app.metrics import Metrics, recall_gauges
 from app.services.encoders import EncoderPool
 from app.services.jobs import JobManager
 from app.services.pool import WorkerPool
@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ({"pool": p.name}, float(p.pending)) for p in (state.search_pool, state.write_pool)
             ],
             "lsr_ready": [({}, 1.0 if state.ready else 0.0)],
+            **recall_gauges(state.service),
         }
 
     metrics_ = Metrics(gauges)
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             root.mkdir(parents=True, exist_ok=True)
         state.registry.open_all()
         state.registry.start_maintenance()
+        state.service.recall.start()
         holder["state"] = state
         app.state.lsr = state
         if settings.warmup:
@@ -141,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             stop_children(state)
+            state.service.recall.stop()
             state.jobs.close()
             state.search_pool.shutdown()
             state.write_pool.shutdown()

@@ -45,6 +45,24 @@ class Settings(BaseSettings):
     max_segments: int = Field(8, ge=1, description="merge the smallest when there are more")
     compact_deleted_fraction: float = Field(0.3, gt=0, le=1)
     maintenance_interval_s: float = Field(1.0, gt=0)
+    calibrate_segments: bool = Field(
+        True,
+        description="measure each new sealed segment's recall/cost front (needed by recall "
+        "targets; segments without one are searched exactly under a target)",
+    )
+    # live recall
+    recall_sample_rate: float = Field(
+        0.01, ge=0, le=1, description="share of searches re-run exactly in the background"
+    )
+    recall_queue: int = Field(
+        256, ge=1, description="samples waiting for the background thread; more are dropped"
+    )
+    recall_window: int = Field(2000, ge=1, description="samples in the running estimate")
+    recall_min_samples: int = Field(
+        200, ge=1, description="samples before the controller may move a collection's setting"
+    )
+    recall_confidence: float = Field(0.95, gt=0, lt=1, description="of the estimate's interval")
+    recall_seed: int | None = Field(None, description="seed of the sampling (None: random)")
     warmup: bool = Field(True, description="warm Numba and encoders before /readyz is true")
 
     @property

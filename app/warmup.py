@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def warm_kernels() -> None:
-    """Build a tiny index and search it (the build kernels, and the search kernels for segments
-    sealed later): after ``/readyz``, in the background."""
+    """Build, calibrate and search a tiny index (the build and calibration kernels, and the
+    search kernels for segments sealed later): after ``/readyz``, in the background."""
     from index import SeismicIndex, exact_search
 
     rng = np.random.default_rng(0)
@@ -41,6 +41,11 @@ def warm_kernels() -> None:
     idx.search(row, k=5)
     idx.search_vector(row.indices, row.data, k=5, allowed=np.ones(300, bool))
     exact_search(docs, row, k=5)
+    # What a seal runs next (calibration: pseudo-queries, batches, exact mode) and what live
+    # recall and explain run on a segment (exact mode, certification, explanation).
+    idx.calibrate(n_queries=40, n_timed=8, query_cuts=(1, 2), heap_factors=(1.0, 0.8))
+    idx.search_vector(row.indices, row.data, k=5, mode="exact")
+    idx.explain(row.indices, row.data, k=5)
 
 
 def warm_encoder(state: Any, name: str) -> None:

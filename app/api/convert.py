@@ -39,6 +39,10 @@ def collection_spec(req: schemas.CollectionCreate) -> models.CollectionSpec:
     return _plain(models.CollectionSpec, req)
 
 
+def collection_update(req: schemas.CollectionPatch) -> models.CollectionUpdate:
+    return _plain(models.CollectionUpdate, req)
+
+
 def documents(req: schemas.DocumentsIn) -> list[models.DocumentInput]:
     return [_plain(models.DocumentInput, d, vector=vector(d.vector)) for d in req.documents]
 
@@ -88,13 +92,24 @@ def _hit(hit: models.SearchHit) -> schemas.Hit:
     return schemas.Hit(id=hit.id, score=hit.score, metadata=hit.metadata)
 
 
+def timings(result: models.Timings) -> schemas.Timings:
+    return schemas.Timings(**_values(result))
+
+
 def search_out(result: models.SearchResult) -> schemas.SearchOut:
-    return schemas.SearchOut(hits=[_hit(h) for h in result.hits], took_ms=result.took_ms)
+    return schemas.SearchOut(
+        hits=[_hit(h) for h in result.hits],
+        took_ms=result.took_ms,
+        certified=result.certified,
+        timings_ms=timings(result.timings_ms),
+    )
 
 
 def batch_search_out(result: models.BatchSearchResult) -> schemas.BatchSearchOut:
     return schemas.BatchSearchOut(
-        results=[search_out(r) for r in result.results], took_ms=result.took_ms
+        results=[search_out(r) for r in result.results],
+        took_ms=result.took_ms,
+        timings_ms=timings(result.timings_ms),
     )
 
 
@@ -110,7 +125,10 @@ def explain_out(result: models.Explanation) -> schemas.ExplainOut:
         for h in result.hits
     ]
     query_terms = [_term(t) for t in result.query_terms]
-    return schemas.ExplainOut(hits=hits, query_terms=query_terms, took_ms=result.took_ms)
+    segments = [schemas.SegmentExplanation(**_values(s)) for s in result.segments]
+    return schemas.ExplainOut(
+        hits=hits, query_terms=query_terms, took_ms=result.took_ms, segments=segments
+    )
 
 
 def job_out(status: models.JobStatus) -> schemas.JobOut:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -13,6 +22,19 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_WEIGHT = 65504.0
 Weight = Annotated[StrictInt | StrictFloat, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
 Column = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
+
+
+def _recall_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "recall_type", "must be a number in (0, 1], e.g. 0.95, not {kind}",
+            {"kind": type(value).__name__},
+        )  # fmt: skip
+    return value
+
+
+# A Recall@10 target: a JSON number in (0, 1] (not a string, not a boolean).
+Recall = Annotated[float, BeforeValidator(_recall_number), Field(gt=0, le=1, allow_inf_nan=False)]
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -77,6 +99,17 @@ class CollectionCreate(Strict):
     query_params: dict[str, Any] = Field(
         default_factory=dict, description="default query_cut, heap_factor"
     )
+    target_recall: Recall | None = Field(
+        None,
+        description="Recall@10 that searches are kept at by the live controller (instead of "
+        "query_params), e.g. 0.95",
+    )
+
+
+class CollectionPatch(Strict):
+    target_recall: Recall | None = Field(
+        description="the new Recall@10 target; null returns to the collection's query_params"
+    )
 
 
 class CollectionInfo(BaseModel):
@@ -87,6 +120,7 @@ class CollectionInfo(BaseModel):
     query_params: dict[str, Any]
     created_at: float
     documents: int
+    target_recall: float | None = None
 
 
 class DamagedCollection(BaseModel):
@@ -142,7 +176,18 @@ class SearchIn(Strict):
     heap_factor: float | None = Field(
         None, ge=0, le=1e6, description="Seismic heap_factor for block skipping (see index docs)"
     )
-    exact: bool = Field(False, description="score every document exactly (slow, for checks)")
+    exact: StrictBool = Field(False, description='the same as mode "exact" (older name)')
+    recall: Recall | None = Field(
+        None,
+        description="a Recall@10 target met by each segment's calibration (not with "
+        "query_cut / heap_factor, nor with mode exact)",
+    )
+    mode: Literal["approx", "exact"] = Field(
+        "approx", description='"exact": the exact top-k (index exact mode, early termination)'
+    )
+    certify: StrictBool = Field(
+        False, description="ask the index to prove an approximate answer exact (certified)"
+    )
 
 
 class Hit(BaseModel):
@@ -151,9 +196,22 @@ class Hit(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+class Timings(BaseModel):
+    """Milliseconds per stage, measured around the work itself."""
+
+    encode: float = Field(description="query text through the encoder (or vector checked)")
+    index: float = Field(description="every segment searched and the top-k merged")
+    fetch: float = Field(description="ids and metadata of the hits")
+
+
 class SearchOut(BaseModel):
     hits: list[Hit]
     took_ms: float
+    certified: bool = Field(
+        description="true only when the hits are proven to be the exact top-k: exact mode, "
+        "or every segment scored exactly or certified by its index (certify: true)"
+    )
+    timings_ms: Timings
 
 
 class BatchSearchIn(Strict):
@@ -163,6 +221,7 @@ class BatchSearchIn(Strict):
 class BatchSearchOut(BaseModel):
     results: list[SearchOut]
     took_ms: float
+    timings_ms: Timings
 
 
 class ExplainIn(SearchIn):
@@ -181,10 +240,23 @@ class ExplainedHit(Hit):
     terms: list[TermContribution]
 
 
+class SegmentExplanation(BaseModel):
+    """One segment's part of the search: the setting it ran, and the index's account of the
+    query (lists walked and left, blocks visited and skipped, documents scored, the heap
+    threshold, the bound on unscored documents) where it has an index."""
+
+    segment: int
+    kind: str
+    rows: int
+    setting: dict[str, Any]
+    index: dict[str, Any] | None = None
+
+
 class ExplainOut(BaseModel):
     hits: list[ExplainedHit]
     query_terms: list[TermContribution]
     took_ms: float
+    segments: list[SegmentExplanation] = Field(default_factory=list)
 
 
 class JobIn(Strict):

@@ -31,8 +31,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a folder indexing jobs may read (repeatable; env LSR_IMPORT_ROOTS; "
         "default DATA_DIR/import)",
     )
+    parser.add_argument(
+        "--recall-sample-rate",
+        type=_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="share of searches re-run exactly in the background for the live Recall@10 "
+        "estimate (env LSR_RECALL_SAMPLE_RATE; default 0.01; 0 turns it off)",
+    )
+    parser.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        default=None,
+        help="do not measure new sealed segments' recall/cost fronts (LSR_CALIBRATE_SEGMENTS"
+        "=false); recall targets then search such segments exactly",
+    )
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(func=run)
+
+
+def _fraction(text: str) -> float:
+    """A number in [0, 1] (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -46,6 +73,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         overrides["threads"] = args.threads
     if args.import_root:
         overrides["import_roots"] = ",".join(str(p) for p in args.import_root)
+    if args.recall_sample_rate is not None:
+        overrides["recall_sample_rate"] = args.recall_sample_rate
+    if args.calibrate is not None:
+        overrides["calibrate_segments"] = args.calibrate
     return Settings(**overrides)
 
 

@@ -28,13 +28,22 @@ VectorInput = IndexedWeights | dict[str, float]
 @dataclass(frozen=True, kw_only=True)
 class CollectionSpec:
     """A collection to create: its encoder (``"none"`` for vectors only, then ``dim`` is
-    needed) and its default build and query parameters."""
+    needed), its default build and query parameters, and optionally a Recall@10 target that
+    the live controller keeps its searches at (instead of the default query parameters)."""
 
     name: str
     encoder: str
     dim: int | None = None
     index_params: dict[str, Any] = field(default_factory=dict)
     query_params: dict[str, Any] = field(default_factory=dict)
+    target_recall: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectionUpdate:
+    """A change to a collection: its recall target (None clears it)."""
+
+    target_recall: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +110,14 @@ class StoredDocument:
 @dataclass(frozen=True, kw_only=True)
 class SearchRequest:
     """One search: exactly one of a text ``query`` and a given ``vector``; ``filter`` is a
-    metadata filter (:class:`app.storage.filters.MetadataFilter`); ``query_cut`` and
-    ``heap_factor`` override the collection's defaults; ``exact`` scores every document."""
+    metadata filter (:class:`app.storage.filters.MetadataFilter`).
+
+    How the index is searched: by default the collection's setting (its live-controlled
+    recall target, else its query parameters); ``query_cut`` and ``heap_factor`` override
+    the knobs; ``recall`` asks for a Recall@10 target met by each segment's calibration
+    instead (not with the knobs); ``mode="exact"`` (or the older ``exact=True``) returns the
+    exact top-k; ``certify`` asks the index to prove an approximate answer exact.
+    """
 
     query: str | None = None
     vector: VectorInput | None = None
@@ -111,6 +126,9 @@ class SearchRequest:
     query_cut: int | None = None
     heap_factor: float | None = None
     exact: bool = False
+    recall: float | None = None
+    mode: str = "approx"
+    certify: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,19 +148,34 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Milliseconds per stage of a search: ``encode`` (the query text through the encoder,
+    or a given vector checked), ``index`` (every segment searched and the top-k merged),
+    ``fetch`` (ids and metadata of the hits)."""
+
+    encode: float = 0.0
+    index: float = 0.0
+    fetch: float = 0.0
+
+
+@dataclass(frozen=True)
 class SearchResult:
-    """One search's hits, best first, and the time the service took."""
+    """One search's hits, best first, the time the service took (and per stage), and
+    whether the answer is proven to be the exact top-k."""
 
     hits: list[SearchHit]
     took_ms: float
+    certified: bool = False
+    timings_ms: Timings = field(default_factory=Timings)
 
 
 @dataclass(frozen=True)
 class BatchSearchResult:
-    """One result per search of a batch, in request order."""
+    """One result per search of a batch, in request order (each with the batch's times)."""
 
     results: list[SearchResult]
     took_ms: float
+    timings_ms: Timings = field(default_factory=Timings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,13 +196,29 @@ class ExplainedHit(SearchHit):
     terms: list[TermContribution]
 
 
+@dataclass(frozen=True, kw_only=True)
+class SegmentExplanation:
+    """What the search did inside one segment: the setting it ran and, for an indexed
+    segment, the index's own account (``index.SearchExplanation.to_dict()``: lists walked and
+    left, blocks visited and skipped, documents scored, heap threshold, bound); ``index`` is
+    None where the segment's rows were scored exactly without an index."""
+
+    segment: int
+    kind: str
+    rows: int
+    setting: dict[str, Any]
+    index: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class Explanation:
-    """Explained hits and the query's own terms, heaviest first."""
+    """Explained hits, the query's own terms, heaviest first, and per segment what the
+    index did."""
 
     hits: list[ExplainedHit]
     query_terms: list[TermContribution]
     took_ms: float
+    segments: list[SegmentExplanation] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,6 +39,7 @@ class CollectionRegistry:
             flat_rows=settings.flat_segment_rows,
             max_segments=settings.max_segments,
             compact_deleted_fraction=settings.compact_deleted_fraction,
+            calibrate=settings.calibrate_segments,
         )
         self._collections: dict[str, Collection] = {}
         self.damaged: dict[str, str] = {}  # quarantined collection -> what is damaged

@@ -12,12 +12,14 @@ import numpy as np
 
 from app.errors import InvalidInputError, NotFoundError
 from app.services.encoders import EncoderPool
+from app.services.explain import segment_explanations
 from app.services.inputs import RequestInputs
 from app.services.models import (
     BatchSearchResult,
     CollectionListing,
     CollectionSpec,
     CollectionSummary,
+    CollectionUpdate,
     DamagedCollection,
     DeleteOutcome,
     DocumentInput,
@@ -30,11 +32,14 @@ from app.services.models import (
     SearchResult,
     StoredDocument,
     TermContribution,
+    Timings,
     WriteOutcome,
 )
-from app.services.params import checked_query_params
+from app.services.params import checked_query_params, checked_recall, search_plan
 from app.services.pool import WorkerPool
+from app.services.recall import CollectionRecall, RecallOptions
 from app.services.registry import CollectionRegistry
+from app.services.sampler import RecallMonitor
 from app.settings import Settings
 from app.storage.collection import Collection, CollectionConfig
 from app.storage.fanout import Hit
@@ -54,6 +59,7 @@ class SearchService:
         *,
         search_pool: WorkerPool,
         write_pool: WorkerPool,
+        recall: RecallMonitor | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -61,6 +67,8 @@ class SearchService:
         self.inputs = RequestInputs(settings, encoders)
         self.search_pool = search_pool
         self.write_pool = write_pool
+        # Live recall (its thread is started and stopped by the app's lifespan).
+        self.recall = recall or RecallMonitor(RecallOptions.from_settings(settings))
 
     # ---------------------------------------------------------- collections
     def create_collection(self, req: CollectionSpec) -> CollectionSummary:
@@ -84,8 +92,16 @@ class SearchService:
             index_params=dict(req.index_params),
             query_params=dict(req.query_params),
             created_at=time.time(),
+            target_recall=checked_recall(req.target_recall, "target_recall"),
         )
         return self._info(self.registry.create(config))
+
+    def update_collection(self, name: str, req: CollectionUpdate) -> CollectionSummary:
+        """Change a collection's recall target (None clears it); its live estimate and
+        controller start afresh."""
+        coll = self.registry.get(name)
+        coll.set_target_recall(checked_recall(req.target_recall, "target_recall"))
+        return self._info(coll)
 
     @staticmethod
     def _check_params(index_params: dict[str, Any], query_params: dict[str, Any]) -> None:
@@ -128,6 +144,7 @@ class SearchService:
 
     def drop_collection(self, name: str) -> None:
         self.registry.drop(name)
+        self.recall.forget(name)
 
     def health(self) -> dict[str, Any]:
         """Collections open, and those that cannot serve: their encoder cannot run here."""
@@ -143,14 +160,24 @@ class SearchService:
         }
 
     def stats(self, name: str) -> dict[str, Any]:
-        """Documents, segments (rows, tombstones, indexed or not) and WAL size."""
+        """Documents, segments (rows, tombstones, indexed and calibrated or not), WAL size,
+        and live recall: the estimate, its interval, the target and the setting searches
+        run (with its moves), and the sampler's counters."""
         coll = self.registry.get(name)
+        live = self._recall_state(coll)
+        live.own_plan(coll.view, coll.config.query_params)  # starts the controller when due
         return {
             "name": name,
             "encoder": coll.config.encoder,
             "dim": coll.config.dim,
+            "query_params": coll.config.query_params,
             **coll.stats(),
+            "recall": {**live.snapshot(), "sampler": self.recall.snapshot()},
         }
+
+    def _recall_state(self, coll: Collection) -> CollectionRecall:
+        config = coll.config
+        return self.recall.state(config.name, config.created_at, config.target_recall)
 
     # -------------------------------------------------------------- writes
     def write_documents(
@@ -190,25 +217,42 @@ class SearchService:
     # -------------------------------------------------------------- search
     def _run(
         self, coll: Collection, reqs: Sequence[SearchRequest], vecs: Sequence[SparseVector]
-    ) -> list[list[Hit]]:
-        """Group requests with the same k / filter / params so each group is one call."""
+    ) -> tuple[list[list[Hit]], list[bool], float]:
+        """Group requests with the same k / filter / setting so each group is one call;
+        returns the hits and whether each answer is certified, and the milliseconds spent in
+        the index. Searches run at the collection's own setting are offered to live recall."""
+        start = time.perf_counter()
         results: list[list[Hit]] = [[] for _ in reqs]
+        certified = [False] * len(reqs)
         groups: dict[tuple, list[int]] = {}
         for i, req in enumerate(reqs):
-            key = (req.k, repr(req.filter), req.query_cut, req.heap_factor, req.exact)
+            key = (
+                req.k,
+                repr(req.filter),
+                req.query_cut,
+                req.heap_factor,
+                req.exact,
+                req.recall,
+                req.mode,
+                req.certify,
+            )
             groups.setdefault(key, []).append(i)
+        live = self._recall_state(coll)
         for members in groups.values():
             req = reqs[members[0]]
             flt = MetadataFilter.parse(req.filter)
-            params = checked_query_params(
-                {"query_cut": req.query_cut, "heap_factor": req.heap_factor}, "search"
-            )
-            hits = coll.search(
-                [vecs[i] for i in members], req.k, flt=flt, query_params=params, exact=req.exact
-            )
-            for i, h in zip(members, hits, strict=True):
+            plan, own = search_plan(req, "search", coll.config.query_params)
+            generation = None
+            if own:  # the collection's own setting: its controller's, or its defaults
+                plan, generation = live.own_plan(coll.view, coll.config.query_params, plan.certify)
+            found = coll.run_search([vecs[i] for i in members], req.k, plan, flt)
+            for i, h, ok in zip(members, found.hits, found.certified, strict=True):
                 results[i] = h
-        return results
+                certified[i] = ok
+            live.count_answers(len(members), sum(found.certified))
+            queries = [vecs[i] for i in members]
+            self.recall.offer_answers(live, generation, found, queries, req.k, flt)
+        return results, certified, _ms(start)
 
     async def _encode_text(self, name: str, req: SearchRequest, where: str) -> SparseVector | None:
         """A text query's vector, through the encoder's micro-batcher (None for a vector
@@ -226,19 +270,32 @@ class SearchService:
     async def search(self, name: str, req: SearchRequest) -> SearchResult:
         """Top-``k`` for one query: a text query is encoded through the micro-batcher (on the
         event loop), then the index is searched on the search pool."""
+        start = time.perf_counter()
         vec = await self._encode_text(name, req, "search")
-        return await self.search_pool.run(self.search_blocking, name, req, vec)
+        encode_ms = _ms(start) if vec is not None else 0.0
+        return await self.search_pool.run(self.search_blocking, name, req, vec, encode_ms)
 
     def search_blocking(
-        self, name: str, req: SearchRequest, vec: SparseVector | None = None
+        self,
+        name: str,
+        req: SearchRequest,
+        vec: SparseVector | None = None,
+        encode_ms: float = 0.0,
     ) -> SearchResult:
-        """Top-``k`` for one query whose vector is given (or computed here)."""
+        """Top-``k`` for one query whose vector is given (or computed here); ``encode_ms``:
+        the time its text took to encode before."""
         start = time.perf_counter()
+        encoded_before = encode_ms if vec is not None else 0.0
         coll = self.registry.get(name)
+        search_plan(req, "search")  # a bad combination of knobs fails before any work
         if vec is None:
             vec = self.inputs.query_vector(coll, req, "search")
-        hits = self._run(coll, [req], [vec])[0]
-        return SearchResult([_hit(h) for h in hits], _ms(start))
+            encode_ms = _ms(start)
+        (hits,), (certified,), index_ms = self._run(coll, [req], [vec])
+        fetched = time.perf_counter()
+        out = [_hit(h) for h in hits]
+        timings = Timings(encode=encode_ms, index=index_ms, fetch=_ms(fetched))
+        return SearchResult(out, round(_ms(start) + encoded_before, 3), certified, timings)
 
     def batch_search(self, name: str, searches: Sequence[SearchRequest]) -> BatchSearchResult:
         """Several searches; their texts are encoded in one call."""
@@ -251,6 +308,7 @@ class SearchService:
         vecs: list[SparseVector | None] = [None] * len(searches)
         texts = []
         for i, s in enumerate(searches):
+            search_plan(s, f"searches[{i}]")
             if s.query is not None and s.vector is None:
                 if s.k > self.settings.max_k:
                     raise InvalidInputError(
@@ -266,9 +324,17 @@ class SearchService:
             encoded = rows_from_csr(enc.encode_queries([searches[i].query for i in texts]))
             for i, v in zip(texts, encoded, strict=True):
                 vecs[i] = v
-        results = self._run(coll, searches, vecs)
+        encode_ms = _ms(start)
+        results, certified, index_ms = self._run(coll, searches, vecs)
+        fetched = time.perf_counter()
+        hits = [[_hit(h) for h in r] for r in results]
+        timings = Timings(encode=encode_ms, index=index_ms, fetch=_ms(fetched))
         took = _ms(start)
-        return BatchSearchResult([SearchResult([_hit(h) for h in r], took) for r in results], took)
+        return BatchSearchResult(
+            [SearchResult(h, took, c, timings) for h, c in zip(hits, certified, strict=True)],
+            took,
+            timings,
+        )
 
     async def explain(self, name: str, req: ExplainRequest) -> Explanation:
         """Which terms matched, per hit (or per given id), as :meth:`search` finds them."""
@@ -281,8 +347,12 @@ class SearchService:
         """Per hit (or per given id): the matched terms, their weights and contributions."""
         start = time.perf_counter()
         coll = self.registry.get(name)
+        plan, own = search_plan(req, "explain", coll.config.query_params)
+        flt = MetadataFilter.parse(req.filter)
         if qvec is None:
             qvec = self.inputs.query_vector(coll, req, "explain")
+        if own:
+            plan, _ = self._recall_state(coll).own_plan(coll.view, coll.config.query_params)
         if req.ids is not None:
             if len(req.ids) > self.settings.max_k:
                 raise InvalidInputError(f"explain.ids: at most {self.settings.max_k} ids")
@@ -293,7 +363,7 @@ class SearchService:
                     raise NotFoundError(f"document {doc_id[:200]!r} not found in {name!r}")
                 located.append((doc_id, *loc))
         else:
-            hits = self._run(coll, [req], [qvec])[0]
+            hits = coll.run_search([qvec], req.k, plan, flt).hits[0]
             located = [(h.doc_id, h.segment, h.row) for h in hits]
         query_terms = [
             self._term(coll, int(c), float(w), None)
@@ -316,7 +386,8 @@ class SearchService:
                     terms=terms,
                 )
             )
-        return Explanation(out, query_terms, _ms(start))
+        segments = segment_explanations(coll.view, coll, qvec, req.k, plan, flt)
+        return Explanation(out, query_terms, _ms(start), segments)
 
     def _term(self, coll: Collection, col: int, qw: float, dw: float | None) -> TermContribution:
         vocab = coll.vocabulary

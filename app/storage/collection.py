@@ -16,7 +16,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ import numpy as np
 from app.errors import ConflictError
 from app.storage.batch import DocumentBatch
 from app.storage.checked import DamageError, read_checked_json, write_checked_json
-from app.storage.fanout import Hit, View, search_view
+from app.storage.fanout import FanoutResult, Hit, View, search_view
 from app.storage.filters import MetadataFilter
 from app.storage.maintenance import SealAndMerge, manifest_dict, seg_dir
+from app.storage.plan import SearchPlan
 from app.storage.sealed import SealedSegment
 from app.storage.segment import MutableSegment, Segment
 from app.storage.vectors import SparseVector
@@ -51,7 +52,9 @@ __all__ = ["Collection", "CollectionConfig", "DamageError", "Hit", "MaintenanceP
 
 @dataclass(frozen=True)
 class CollectionConfig:
-    """What a collection was created with (``config.json``)."""
+    """What a collection was created with (``config.json``); ``target_recall`` (a
+    Recall@10 in (0, 1], or None) can be changed later. Files written before it existed
+    read as None."""
 
     name: str
     encoder: str
@@ -59,6 +62,7 @@ class CollectionConfig:
     index_params: dict[str, Any]
     query_params: dict[str, Any]
     created_at: float
+    target_recall: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +74,10 @@ class MaintenancePolicy:
     flat_rows: int
     max_segments: int
     compact_deleted_fraction: float
+    # Measure each new sealed segment's recall/cost front (SeismicIndex.calibrate on
+    # pseudo-queries), so that recall targets can be met; off, such segments are searched
+    # exactly under a recall target.
+    calibrate: bool = False
 
 
 def read_config(path: Path) -> CollectionConfig:
@@ -126,7 +134,11 @@ class Collection(SealAndMerge):
             self._use_vocabulary(read_checked_json(path / VOCAB_FILE, VOCAB_FILE)["tokens"])
         for sid in self._manifest["segments"]:
             seg = SealedSegment(
-                sid, path / "segments" / seg_dir(sid), self.config.dim, self.config.index_params
+                sid,
+                path / "segments" / seg_dir(sid),
+                self.config.dim,
+                self.config.index_params,
+                calibrate=policy.calibrate,
             )
             self._add_sealed(seg, seg.load_deleted())
             self._persisted[sid] = self._deleted[sid].copy()
@@ -293,6 +305,16 @@ class Collection(SealAndMerge):
             lives.append(cached[1])
         self.view = View(tuple(segs), tuple(s.n_rows for s in segs), tuple(lives))
 
+    def set_target_recall(self, target: float | None) -> CollectionConfig:
+        """Change the collection's recall target; ``config.json`` is rewritten atomically
+        before the change is visible."""
+        with self._lock:
+            self._check_open()
+            config = replace(self.config, target_recall=target)
+            write_checked_json(self.path / CONFIG, config.to_dict())
+            self.config = config
+        return config
+
     def _check_open(self) -> None:
         if self.closed:
             raise ConflictError(f"collection {self.config.name!r} was deleted")
@@ -315,8 +337,20 @@ class Collection(SealAndMerge):
         exact: bool = False,
     ) -> list[list[Hit]]:
         """Top-``k`` hits per query over every segment of the current view, best first."""
-        params = {**self.config.query_params, **(query_params or {})}
-        return search_view(self.view, queries, k, params, flt, exact)
+        knobs = {**self.config.query_params, **(query_params or {})}
+        plan = SearchPlan(mode="exact") if exact else SearchPlan(knobs=knobs)
+        return self.run_search(queries, k, plan, flt).hits
+
+    def run_search(
+        self,
+        queries: Sequence[SparseVector],
+        k: int,
+        plan: SearchPlan,
+        flt: MetadataFilter | None = None,
+    ) -> FanoutResult:
+        """Top-``k`` hits per query over the current view as ``plan`` says (the caller fills
+        in the collection's default knobs), whether each is certified, and the view."""
+        return search_view(self.view, queries, k, plan, flt)
 
     def locate(self, doc_id: str) -> tuple[Segment, int] | None:
         loc = self.id_map.get(doc_id)
@@ -327,15 +361,17 @@ class Collection(SealAndMerge):
     def vector_of(self, segment: Segment, row: int) -> SparseVector:
         return segment.vector(row)
 
+    def segment_kind(self, seg: Segment) -> str:
+        """``"mutable"``, ``"sealing"`` (frozen, being sealed) or ``"sealed"``."""
+        if seg is self.mutable:
+            return "mutable"
+        return "sealing" if seg in self._frozen else "sealed"
+
     def stats(self) -> dict[str, Any]:
         view = self.view
         segments = []
         for seg, n_rows, live in zip(view.segments, view.n_rows, view.live, strict=True):
-            kind = (
-                "mutable"
-                if seg is self.mutable
-                else ("sealing" if seg in self._frozen else "sealed")
-            )
+            kind = self.segment_kind(seg)
             deleted = 0 if live is None else int(n_rows - live[:n_rows].sum())
             segments.append(
                 {
@@ -344,6 +380,7 @@ class Collection(SealAndMerge):
                     "rows": n_rows,
                     "deleted": deleted,
                     "indexed": seg.index is not None,
+                    "calibrated": getattr(seg.index, "calibration", None) is not None,
                 }
             )
         return {

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from app.storage.filters import MetadataFilter
+from app.storage.plan import SearchPlan
 from app.storage.segment import Segment, search_segment
 from app.storage.vectors import SparseVector
 
@@ -30,17 +30,43 @@ class Hit:
     row: int
 
 
+@dataclass(frozen=True)
+class FanoutResult:
+    """One search over a view: per query, its hits best first and whether the merged top-k
+    is proven exact (every segment's own top-k is: any document of the merged top-k is in
+    its segment's top-k, so exact parts merge into the exact whole)."""
+
+    view: View
+    hits: list[list[Hit]]
+    certified: list[bool]
+
+
 def search_view(
     view: View,
     queries: Sequence[SparseVector],
     k: int,
-    params: dict[str, Any],
+    plan: SearchPlan,
     flt: MetadataFilter | None = None,
-    exact: bool = False,
-) -> list[list[Hit]]:
+) -> FanoutResult:
     """Top-``k`` hits per query over every segment of ``view``, best first; equal scores go
     to the earlier segment, then the lower row."""
     per_query: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in queries]
+    certified = [True] * len(queries)
+    for i, seg, n_rows, allowed in segment_masks(view, flt):
+        results = search_segment(seg, n_rows, allowed, queries, k, plan, filtered=flt is not None)
+        for j, (rows, scores, exact) in enumerate(results):
+            certified[j] = certified[j] and exact
+            if rows.size:
+                per_query[j].append((rows, scores, i))
+    hits = [_merge(view, parts, k) for parts in per_query]
+    return FanoutResult(view, hits, certified)
+
+
+def segment_masks(
+    view: View, flt: MetadataFilter | None
+) -> Iterator[tuple[int, Segment, int, np.ndarray | None]]:
+    """Each non-empty segment of ``view``: its position in the view, itself, its visible
+    rows and the mask of rows a search may return (tombstones and ``flt``; None: all)."""
     for i, (seg, n_rows, live) in enumerate(
         zip(view.segments, view.n_rows, view.live, strict=True)
     ):
@@ -54,13 +80,7 @@ def search_view(
             allowed = allowed[:n_rows]
         if allowed is not None and not allowed.flags.c_contiguous:
             allowed = np.ascontiguousarray(allowed)
-        results = search_segment(
-            seg, n_rows, allowed, queries, k, params, filtered=flt is not None, exact=exact
-        )
-        for j, (rows, scores) in enumerate(results):
-            if rows.size:
-                per_query[j].append((rows, scores, i))
-    return [_merge(view, parts, k) for parts in per_query]
+        yield i, seg, n_rows, allowed
 
 
 def _merge(view: View, parts: list[tuple[np.ndarray, np.ndarray, int]], k: int) -> list[Hit]:

@@ -60,10 +60,15 @@ class SealAndMerge:
                 deleted_now,
                 index_params=self.config.index_params,
                 flat_rows=self.policy.flat_rows,
+                calibrate=self.policy.calibrate,
             )
             with self._lock:
                 sealed = SealedSegment(
-                    frozen.seg_id, path, self.config.dim, self.config.index_params
+                    frozen.seg_id,
+                    path,
+                    self.config.dim,
+                    self.config.index_params,
+                    calibrate=self.policy.calibrate,
                 )
                 self._frozen.remove(frozen)
                 self._sealed.append(sealed)
@@ -114,12 +119,19 @@ class SealAndMerge:
                     np.zeros(total, bool),
                     index_params=self.config.index_params,
                     flat_rows=self.policy.flat_rows,
+                    calibrate=self.policy.calibrate,
                 )
             with self._lock:
                 for seg in chosen:
                     self._sealed.remove(seg)
                 if total:
-                    merged = SealedSegment(new_id, path, self.config.dim, self.config.index_params)
+                    merged = SealedSegment(
+                        new_id,
+                        path,
+                        self.config.dim,
+                        self.config.index_params,
+                        calibrate=self.policy.calibrate,
+                    )
                     self._sealed.append(merged)
                     self._segments[new_id] = merged
                     new_deleted = np.zeros(total, bool)

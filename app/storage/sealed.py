@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import struct
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,16 @@ class SealedSegment(Segment):
     """An immutable segment folder, verified and memory-mapped; built once by :meth:`write`."""
 
     def __init__(
-        self, seg_id: int, path: Path, dim: int, index_params: dict[str, Any] | None = None
+        self,
+        seg_id: int,
+        path: Path,
+        dim: int,
+        index_params: dict[str, Any] | None = None,
+        *,
+        calibrate: bool = False,
     ) -> None:
         self.seg_id, self.path, self.dim = seg_id, path, dim
+        self.calibrate = calibrate
         self.name = f"segments/{path.name}"
         if not path.is_dir():
             raise DamageError(f"{self.name} is missing")
@@ -105,7 +113,7 @@ class SealedSegment(Segment):
             if index_params is None:
                 raise DamageError(f"{self.name}/index is unreadable ({exc})") from None
             log.warning("%s: index unreadable (%s); rebuilding it", self.name, exc)
-            index = SeismicIndex.build(self._csr, **index_params)
+            index = build_index(self._csr, index_params, self.calibrate, self.name)
             index.save(self.path / "index")
             return SeismicIndex.load(self.path / "index")
 
@@ -143,8 +151,10 @@ class SealedSegment(Segment):
         *,
         index_params: dict[str, Any],
         flat_rows: int,
+        calibrate: bool = False,
     ) -> None:
-        """Write a complete segment folder at ``path`` (via a temporary folder and a rename)."""
+        """Write a complete segment folder at ``path`` (via a temporary folder and a rename);
+        with ``calibrate`` its index carries its measured recall/cost front."""
         tmp = path.with_name(f".{path.name}.tmp")
         for stale in (tmp, path):  # left by an earlier failed attempt; not in the manifest
             if stale.exists():
@@ -161,9 +171,7 @@ class SealedSegment(Segment):
         save_tombstones(tmp, deleted)
         indexed = vectors.shape[0] >= max(flat_rows, 1) and vectors.nnz > 0
         if indexed:
-            from index import SeismicIndex
-
-            SeismicIndex.build(vectors, **index_params).save(tmp / "index")
+            build_index(vectors, index_params, calibrate, path.name).save(tmp / "index")
         rows = int(vectors.shape[0])
         write_checked_json(
             tmp / MANIFEST,
@@ -179,6 +187,32 @@ class SealedSegment(Segment):
         )
         fsync_tree(tmp)
         tmp.rename(path)
+
+
+def build_index(
+    vectors: sp.csr_array, index_params: dict[str, Any], calibrate: bool, name: str
+) -> Any:
+    """A segment's Seismic index; with ``calibrate`` also its recall/cost front, measured on
+    pseudo-queries drawn from its documents. Calibration only serves recall targets: should it
+    fail, the segment is kept without one (searched exactly under a target) and it is logged."""
+    from index import SeismicIndex
+
+    index = SeismicIndex.build(vectors, **index_params)
+    if calibrate:
+        start = time.perf_counter()
+        try:
+            cal = index.calibrate()
+        except Exception:  # optional: a failure must never stop a seal or a merge
+            log.exception("%s: calibration failed; recall targets search it exactly", name)
+        else:
+            log.info(
+                "%s: calibrated %d rows in %.2fs: %d front settings",
+                name,
+                index.n_docs,
+                time.perf_counter() - start,
+                len(cal.front),
+            )
+    return index
 
 
 def save_tombstones(folder: Path, deleted: np.ndarray) -> None:

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from app.storage.batch import DocumentBatch, metadata_line
 from app.storage.filters import MetadataFilter, scan_mask
+from app.storage.plan import SearchPlan
 from app.storage.vectors import SparseVector, dense_queries, top_k_column
 
 log = logging.getLogger(__name__)
@@ -132,38 +133,42 @@ def search_segment(
     allowed: np.ndarray | None,
     queries: Sequence[SparseVector],
     k: int,
-    query_params: dict[str, Any],
+    plan: SearchPlan,
     *,
     filtered: bool = False,
-    exact: bool = False,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Top-``k`` ``(rows, scores)`` per query among the first ``n_rows`` rows where ``allowed``.
+) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """Top-``k`` ``(rows, scores, certified)`` per query among the first ``n_rows`` rows
+    where ``allowed``; ``certified``: this segment's top-k is proven exact.
 
-    Indexed segments run the Seismic kernel with ``allowed`` (tombstones and filter) inside
-    it, so hidden rows never take a slot. A filter leaving few rows is scored exactly; a
-    filtered index search that finds fewer than ``k`` hits is redone exactly on the allowed
-    rows (up to ``FALLBACK_SUBSET_ROWS``). Segments without an index are scored exactly.
+    Indexed segments run the Seismic kernel as ``plan`` says, with ``allowed`` (tombstones
+    and filter) inside it, so hidden rows never take a slot. A filter leaving few rows is
+    scored exactly; a filtered index search that finds fewer than ``k`` hits is redone
+    exactly on the allowed rows (up to ``FALLBACK_SUBSET_ROWS``). Segments without an index
+    are scored exactly. An approximate answer is certified only when ``plan.certify`` asked
+    the index to check it; exact answers always are.
     """
     n_allowed = n_rows if allowed is None else int(allowed[:n_rows].sum())
     if n_allowed == 0 or n_rows == 0:
-        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), True)
         return [empty for _ in queries]
-    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(queries)
+    out: list[tuple[np.ndarray, np.ndarray, bool] | None] = [None] * len(queries)
     index = segment.index
-    use_index = (
-        index is not None and not exact and not (filtered and n_allowed <= EXACT_SUBSET_ROWS)
-    )
+    use_index = index is not None and not (filtered and n_allowed <= EXACT_SUBSET_ROWS)
     if use_index:
+        kwargs = plan.index_kwargs(index)
+        exact_mode = plan.runs_exact(index)
+        certify = plan.certify and not exact_mode
         for j, q in enumerate(queries):
-            rows, scores = index.search_vector(
-                q.indices, q.values, k=min(k, n_rows), allowed=allowed, **query_params
+            found = index.search_vector(
+                q.indices, q.values, k=min(k, n_rows), allowed=allowed, certify=certify, **kwargs
             )
+            rows, scores = found[0], found[1]
             keep = rows >= 0
             short = (
                 filtered and keep.sum() < min(k, n_allowed) and n_allowed <= FALLBACK_SUBSET_ROWS
             )
             if not short:
-                out[j] = (rows[keep], scores[keep])
+                out[j] = (rows[keep], scores[keep], exact_mode or (certify and bool(found[2])))
     todo = [j for j, r in enumerate(out) if r is None]
     if todo:
         csr = segment.csr(n_rows)
@@ -177,5 +182,5 @@ def search_segment(
             rows, vals = top_k_column(scores[:, col], k)
             if rows_sel is not None:
                 rows = rows_sel[rows]
-            out[j] = (rows, vals)
+            out[j] = (rows, vals, True)
     return out  # type: ignore[return-value]

@@ -17,6 +17,7 @@ from app.services.jobs import JobManager
 from app.services.models import (
     BatchSearchResult,
     CollectionSpec,
+    CollectionUpdate,
     DocumentInput,
     ExplainedHit,
     ExplainRequest,
@@ -27,7 +28,9 @@ from app.services.models import (
     SearchHit,
     SearchRequest,
     SearchResult,
+    SegmentExplanation,
     TermContribution,
+    Timings,
 )
 from app.services.pool import WorkerPool
 from app.services.registry import CollectionRegistry
@@ -124,7 +127,10 @@ def test_jobs_report_plain_statuses(service: SearchService, data_dir: Path) -> N
 
 def test_edge_conversion_keeps_every_field() -> None:
     """Every request field reaches the service, and every result field the response."""
-    given = {"k": 3, "filter": {"g": 1}, "query_cut": 4, "heap_factor": 0.5, "exact": True}
+    given = {
+        "k": 3, "filter": {"g": 1}, "query_cut": 4, "heap_factor": 0.5, "exact": True,
+        "recall": 0.9, "mode": "exact", "certify": True,
+    }  # fmt: skip
     req = schemas.ExplainIn(vector={"indices": [1], "values": [2]}, ids=["a"], **given)
     want = ExplainRequest(vector=IndexedWeights([1], [2]), ids=["a"], **given)
     assert convert.explain_request(req) == want
@@ -139,11 +145,22 @@ def test_edge_conversion_keeps_every_field() -> None:
 
     term = TermContribution(token="t", column=2, query_weight=1.0, doc_weight=2.0, contribution=2.0)
     hit = ExplainedHit(id="a", score=2.0, metadata={"g": 1}, terms=[term])
-    explained = Explanation([hit], [term], 0.5)
+    inside = SegmentExplanation(
+        segment=1, kind="sealed", rows=9, setting={"mode": "exact"}, index={"docs_scored": 9}
+    )
+    explained = Explanation([hit], [term], 0.5, [inside])
     assert convert.explain_out(explained).model_dump() == asdict(explained)
-    found = SearchResult([SearchHit(id="a", score=1.5)], 0.2)
-    batch = BatchSearchResult([found], 0.3)
+    found = SearchResult([SearchHit(id="a", score=1.5)], 0.2, True, Timings(0.1, 0.05, 0.01))
+    assert convert.search_out(found).model_dump() == asdict(found)
+    batch = BatchSearchResult([found], 0.3, Timings(0.2, 0.05, 0.01))
     assert convert.batch_search_out(batch).model_dump() == asdict(batch)
+    spec = convert.collection_spec(
+        schemas.CollectionCreate(name="c", encoder="none", dim=3, target_recall=0.9)
+    )
+    assert spec == CollectionSpec(name="c", encoder="none", dim=3, target_recall=0.9)
+    assert convert.collection_update(
+        schemas.CollectionPatch(target_recall=None)
+    ) == CollectionUpdate(target_recall=None)
     status = JobStatus(
         id="j", collection="c", source="s", state="done", done=3, total=3, error=None,
         created_at=1.0, finished_at=2.0,

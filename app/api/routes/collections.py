@@ -1,4 +1,4 @@
-"""Collections: create, list, describe, stats, seal/merge, drop."""
+"""Collections: create, list, describe, change the recall target, stats, seal/merge, drop."""
 
 from __future__ import annotations
 
@@ -30,9 +30,20 @@ async def describe_collection(name: str, state: State) -> schemas.CollectionInfo
     return convert.collection_info(state.service.describe(name))
 
 
+@router.patch("/{name}", response_model=schemas.CollectionInfo)
+async def update_collection(
+    name: str, req: schemas.CollectionPatch, state: State
+) -> schemas.CollectionInfo:
+    """Change the collection's ``target_recall`` (null: back to its ``query_params``)."""
+    change = convert.collection_update(req)
+    info = await state.write_pool.run(state.service.update_collection, name, change)
+    return convert.collection_info(info)
+
+
 @router.get("/{name}/stats")
 async def collection_stats(name: str, state: State) -> dict[str, Any]:
-    """Documents, segments (rows, tombstones, indexed or not) and WAL size."""
+    """Documents, segments (rows, tombstones, indexed and calibrated or not), WAL size, and
+    live recall (estimate, interval, samples, target, setting, moves)."""
     return state.service.stats(name)
 
 
