@@ -199,14 +199,33 @@ def calibrate_index(
     timed per setting. ``slower_than_exact``: how much slower than exact search a setting
     may be before its branch of the grid is left (``inf`` measures the whole grid).
     """
-    from index.kernels.search import MODE_APPROX, MODE_EXACT
-    from index.settings import QuerySetting  # imports this module
-
     k = check_k(k)
     if n_queries < 1 or n_timed < 1:
         raise ValueError("n_queries and n_timed must be positive")
     start = time.perf_counter()
-    stats_before = index.stats.copy()
+    with index.uncounted():
+        return _calibrate(
+            index, queries, k, n_queries, n_timed, seed, query_cuts, heap_factors,
+            pseudo_terms, slower_than_exact, start,
+        )  # fmt: skip
+
+
+def _calibrate(
+    index: SeismicIndex,
+    queries: Any,
+    k: int,
+    n_queries: int,
+    n_timed: int,
+    seed: int,
+    query_cuts: tuple[int, ...],
+    heap_factors: tuple[float, ...],
+    pseudo_terms: int,
+    slower_than_exact: float,
+    start: float,
+) -> Calibration:
+    from index.kernels.search import MODE_APPROX, MODE_EXACT
+    from index.settings import QuerySetting  # imports this module
+
     if queries is None:
         matrix, source = pseudo_queries(
             index.arrays.forward, index.dim, n_queries, seed=seed, n_terms=pseudo_terms
@@ -248,7 +267,8 @@ def calibrate_index(
             recalls.append(per_query)
             measured.append(us)
             counters.append([stats[STAT_DOCS], stats[STAT_SUMMARIES], stats[STAT_LISTS]])
-            if np.nanmean(per_query) >= 1.0 - 1e-12:
+            judged = per_query[~np.isnan(per_query)]
+            if judged.size == 0 or judged.mean() >= 1.0 - 1e-12:
                 break  # lower heap factors cost more and cannot do better
         if first:
             break  # even this query_cut's cheapest setting is slower than exact search
@@ -263,7 +283,6 @@ def calibrate_index(
         points.append(
             FrontPoint(s.query_cut, s.heap_factor, mean, se, float(n[0]), float(c), float(m))
         )
-    index.stats[:] = stats_before
     seconds = time.perf_counter() - start
     log.info("calibration: %d settings on %d %s queries in %.1f s", len(points), q.n_rows, kind,
              seconds)  # fmt: skip

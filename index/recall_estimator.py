@@ -110,11 +110,14 @@ class Move:
 class RecallController:
     """Keeps a collection on the cheapest front setting whose live recall meets ``target``.
 
-    Starts at ``calibration.pick(target)``. Once ``min_samples`` queries are in and the
-    interval's upper end is below the target, it moves one step slower (past the front's
-    end: exact search); when its lower end is above ``target + raise_margin``, one step
-    faster. Each move resets the estimate (it belonged to the old setting) and is kept in
-    ``moves`` for the service to log.
+    Starts at ``start`` (default ``calibration.pick(target)``; None is exact search). Once
+    ``min_samples`` queries are in and the interval's upper end is below the target, it
+    moves one step slower (past the front's end: exact search); when its lower end is above
+    ``target + raise_margin``, one step faster, but never back into a setting it left for
+    being below target within the last ``cooldown`` samples (default: five windows), so
+    that it does not swing between a setting that fails and the next one. Each move resets
+    the estimate (it belonged to the old setting) and is kept in ``moves`` for the service
+    to log. ``estimator``: share one (e.g. a collection's, across re-calibrations).
     """
 
     def __init__(
@@ -125,6 +128,9 @@ class RecallController:
         min_samples: int = 200,
         confidence: float = 0.95,
         raise_margin: float | None = None,
+        start: FrontPoint | None | str = "pick",
+        estimator: RecallEstimator | None = None,
+        cooldown: int | None = None,
     ) -> None:
         self.calibration = calibration
         self.target = float(target)
@@ -132,9 +138,14 @@ class RecallController:
         self.raise_margin = (
             max(0.01, 0.5 * (1.0 - target)) if raise_margin is None else float(raise_margin)
         )
-        self.estimator = RecallEstimator(calibration.k, window, confidence)
-        self.current: FrontPoint | None = calibration.pick(self.target)
+        self.estimator = estimator or RecallEstimator(calibration.k, window, confidence)
+        self.current: FrontPoint | None = (
+            calibration.pick(self.target) if isinstance(start, str) else start
+        )
+        self.cooldown = 5 * int(window) if cooldown is None else int(cooldown)
         self.moves: list[Move] = []
+        self._seen = 0
+        self._failed: dict[tuple[int, float] | None, int] = {}
         self._lock = threading.Lock()
 
     def search_kwargs(self) -> dict[str, Any]:
@@ -148,14 +159,16 @@ class RecallController:
         """Add one sampled query's answers; returns the move it caused, if any."""
         self.estimator.add(served, exact)
         est = self.estimator.estimate()
-        if est.n < self.min_samples:
-            return None
         with self._lock:
+            self._seen += 1
+            if est.n < self.min_samples:
+                return None
             old = self.current
             if est.high < self.target:
                 if old is None:
                     return None  # exact search already
                 new, reason = self.calibration.step(old, +1), "below target"
+                self._failed[_key(old)] = self._seen
             elif est.low >= self.target + self.raise_margin:
                 if old is None:
                     new = self.calibration.front[-1] if self.calibration.front else None
@@ -163,6 +176,9 @@ class RecallController:
                     new = self.calibration.step(old, -1)
                 if new is None or new == old:
                     return None
+                failed_at = self._failed.get(_key(new))
+                if failed_at is not None and self._seen - failed_at < self.cooldown:
+                    return None  # it fell below target there not long ago
                 reason = "above target"
             else:
                 return None
@@ -171,3 +187,7 @@ class RecallController:
             self.moves.append(move)
         self.estimator.reset()
         return move
+
+
+def _key(point: FrontPoint | None) -> tuple[int, float] | None:
+    return None if point is None else (point.query_cut, point.heap_factor)

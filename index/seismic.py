@@ -4,8 +4,10 @@ calls the Numba kernels for build and search."""
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,7 @@ class SeismicIndex:
         # scored, blocks visited, blocks whose summaries were scored, lists walked,
         # block-max pairs read, ranges scored or checked, documents verified.
         self.stats = np.zeros(N_STATS, dtype=np.int64)
+        self._local = threading.local()
 
     @property
     def _max_blocks(self) -> int:
@@ -282,12 +285,22 @@ class SeismicIndex:
             (np.ones(n, np.float32), np.full(n, term, np.int32), np.arange(n + 1)),
             shape=(n, self.dim),
         )
-        before = self.stats.copy()
-        for options in ({}, {"certify": True}, {"mode": "exact"}):
-            self.search(queries[:1], k=k, **options)
-            self.search(queries, k=k, **options)
-            self.search_vector(queries.indices[:1], queries.data[:1], k=k, **options)
-        self.stats[:] = before
+        with self.uncounted():
+            for options in ({}, {"certify": True}, {"mode": "exact"}):
+                self.search(queries[:1], k=k, **options)
+                self.search(queries, k=k, **options)
+                self.search_vector(queries.indices[:1], queries.data[:1], k=k, **options)
+
+    @contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Searches on this thread inside the block do not add to :attr:`stats` (warm-up,
+        calibration); searches on other threads meanwhile still do."""
+        previous = getattr(self._local, "uncounted", False)
+        self._local.uncounted = True
+        try:
+            yield
+        finally:
+            self._local.uncounted = previous
 
     def _certified(self, cert: np.ndarray, setting: QuerySetting) -> np.ndarray:
         if setting.mode == MODE_EXACT:
@@ -322,7 +335,8 @@ class SeismicIndex:
         out = self._runner.run(
             self.arrays, indptr, indices, data, k, setting, allowed, certify, serial
         )
-        self.stats += out[3]
+        if not getattr(self._local, "uncounted", False):
+            self.stats += out[3]
         return out
 
     # -------------------------------------------------------------------- I/O

@@ -153,18 +153,21 @@ class CollectionRecall:
             return
         seg_id, cal = found
         old = self.controller
+        start: Any = "pick"
+        if old is not None:
+            pick = old.calibration.pick(self.target)
+            shift = _recall_of(old.current) - _recall_of(pick)
+            start = _carried(cal, self.target, shift)
         new = RecallController(
             cal,
             self.target,
             window=self.options.window,
             min_samples=self.options.min_samples,
             confidence=self.options.confidence,
+            start=start,
+            estimator=self.estimator,  # one estimate per collection, reset below
         )
-        new.estimator = self.estimator  # one estimate per collection, reset below
         if old is not None:
-            pick = old.calibration.pick(self.target)
-            shift = _recall_of(old.current) - _recall_of(pick)
-            new.current = _carried(cal, self.target, shift)
             self.rebases += 1
             log.info(
                 "recall: collection %s re-based on segment %d's front (was %s): %s -> %s "

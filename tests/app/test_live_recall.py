@@ -239,11 +239,17 @@ def _served_with(
 def test_controller_goes_to_exact_search_and_comes_back(data_dir: Path) -> None:
     """A front whose only setting promises more than it delivers: the controller steps past
     its end to exact search, keeps sampling there (exact answers are recall 1), and steps
-    back onto the front once the estimate is comfortably above the target."""
+    back onto the front once the estimate is comfortably above the target and the cooldown
+    (five windows of samples since that setting failed) has passed."""
     from index import Calibration, FrontPoint
 
     with running_service(
-        data_dir, recall_sample_rate=1.0, recall_seed=0, recall_queue=4096, recall_min_samples=30
+        data_dir,
+        recall_sample_rate=1.0,
+        recall_seed=0,
+        recall_queue=4096,
+        recall_min_samples=30,
+        recall_window=100,
     ) as service:
         service.create_collection(
             CollectionSpec(name="c", encoder="none", dim=DIM, target_recall=0.9)
@@ -268,7 +274,7 @@ def test_controller_goes_to_exact_search_and_comes_back(data_dir: Path) -> None:
             SearchRequest(vector=IndexedWeights(**random_query(s)), k=10) for s in range(400)
         ]
         reasons = []
-        for _ in range(5):
+        for _ in range(8):
             service.batch_search("c", requests)
             _drained(service)
             live = service.stats("c")["recall"]

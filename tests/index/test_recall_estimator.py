@@ -87,7 +87,7 @@ def _feed(ctrl: RecallController, recall: float, n: int, rng) -> list:
 
 def test_controller_moves_slower_when_recall_drops_and_back() -> None:
     rng = np.random.default_rng(5)
-    ctrl = RecallController(_calibration(), target=0.9, min_samples=200)
+    ctrl = RecallController(_calibration(), target=0.9, min_samples=200, cooldown=1000)
     assert ctrl.current.query_cut == 4  # pick(0.9): calibrated 0.95 >= 0.925
     assert ctrl.search_kwargs() == {"query_cut": 4, "heap_factor": 0.8}
     assert _feed(ctrl, 0.91, 400, rng) == []  # on target: stays
@@ -97,6 +97,17 @@ def test_controller_moves_slower_when_recall_drops_and_back() -> None:
     _feed(ctrl, 0.80, 250, rng)
     _feed(ctrl, 0.80, 250, rng)
     assert ctrl.current is None and ctrl.search_kwargs() == {"mode": "exact"}
-    moves = _feed(ctrl, 1.0, 250, rng)  # exact search: comfortably above, try faster
+    # Exact search is comfortably above, but (8, 0.8) fell below target just now: no
+    # swinging back into it until the cooldown's samples have passed.
+    assert _feed(ctrl, 1.0, 600, rng) == [] and ctrl.current is None
+    moves = _feed(ctrl, 1.0, 600, rng)
     assert [m.reason for m in moves] == ["above target"] and ctrl.current.query_cut == 8
     assert len(ctrl.moves) == 4
+
+
+def test_controller_starts_where_told_and_shares_an_estimator() -> None:
+    shared = RecallEstimator(k=10, window=500)
+    ctrl = RecallController(_calibration(), target=0.9, start=None, estimator=shared)
+    assert ctrl.current is None and ctrl.estimator is shared
+    ctrl.observe(list(range(10)), list(range(10)))
+    assert shared.estimate().n == 1
