@@ -51,7 +51,7 @@ def build_block_max(
     n_chunks = max(1, min(int(n_chunks), n_ranges))
     counts = np.zeros((n_chunks, dim), dtype=np.int64)
     max_bits = np.zeros((n_chunks, dim), dtype=np.uint16)
-    count_pairs(offsets, packed, terms, bits, order, range_size, dim, counts, max_bits)
+    count_pairs(offsets, packed, terms, bits, order, range_size, counts, max_bits)
     per_term = counts.sum(axis=0)
     term_ranges = np.zeros(dim + 1, dtype=np.int64)
     np.cumsum(per_term, out=term_ranges[1:])

@@ -78,22 +78,25 @@ def code_up(b: int, scale: np.float32) -> np.uint8:
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def count_pairs(
+def _pairs_pass(
     offsets: np.ndarray,
     packed: np.ndarray,
     terms: np.ndarray,
     bits: np.ndarray,
     order: np.ndarray,
     range_size: int,
-    dim: int,
-    counts: np.ndarray,
+    table: np.ndarray,
     max_bits: np.ndarray,
+    scales: np.ndarray,
+    out_ranges: np.ndarray,
+    out_codes: np.ndarray,
+    fill: bool,
 ) -> None:
-    """Pass 1. ``counts`` int64 (n_chunks, dim) zeroed: ranges of chunk ``c`` holding each
-    term; ``max_bits`` uint16 (n_chunks, dim) zeroed: each term's largest float16 bits in
-    the chunk. Forward arrays as in :class:`index.build_steps.Forward`; ``order`` int64
-    (n_docs,)."""
-    n_chunks = counts.shape[0]
+    """One pass over contiguous chunks of ranges in parallel (:func:`count_pairs` with
+    ``fill`` False, :func:`fill_pairs` with True); ``table`` int64 (n_chunks, dim) is the
+    counts or the starts."""
+    n_chunks = table.shape[0]
+    dim = table.shape[1]
     n_ranges = (order.shape[0] + range_size - 1) // range_size
     per = (n_ranges + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
@@ -110,12 +113,37 @@ def count_pairs(
             )
             for i in range(n):
                 t = touched[i]
-                counts[c, t] += 1
-                if top[t] > max_bits[c, t]:
-                    max_bits[c, t] = top[t]
+                if fill:
+                    p = table[c, t]
+                    out_ranges[p] = r
+                    out_codes[p] = code_up(top[t], scales[t])
+                    table[c, t] = p + 1
+                else:
+                    table[c, t] += 1
+                    if top[t] > max_bits[c, t]:
+                        max_bits[c, t] = top[t]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+def count_pairs(
+    offsets: np.ndarray,
+    packed: np.ndarray,
+    terms: np.ndarray,
+    bits: np.ndarray,
+    order: np.ndarray,
+    range_size: int,
+    counts: np.ndarray,
+    max_bits: np.ndarray,
+) -> None:
+    """Pass 1. ``counts`` int64 (n_chunks, dim) zeroed: ranges of chunk ``c`` holding each
+    term; ``max_bits`` uint16 (n_chunks, dim) zeroed: each term's largest float16 bits in
+    the chunk. Forward arrays as in :class:`index.build_steps.Forward`; ``order`` int64
+    (n_docs,)."""
+    _pairs_pass(
+        offsets, packed, terms, bits, order, range_size, counts, max_bits,
+        np.empty(0, np.float32), np.empty(0, np.int32), np.empty(0, np.uint8), False,
+    )  # fmt: skip
+
+
 def fill_pairs(
     offsets: np.ndarray,
     packed: np.ndarray,
@@ -131,25 +159,7 @@ def fill_pairs(
     """Pass 2. ``starts`` int64 (n_chunks, dim): where chunk ``c`` writes its first pair of
     each term (advanced in place); ``scales`` float32 (dim,). Writes ``out_ranges`` (uint16
     or int32) and ``out_codes`` uint8 (n_pairs,)."""
-    n_chunks = starts.shape[0]
-    dim = starts.shape[1]
-    n_ranges = (order.shape[0] + range_size - 1) // range_size
-    per = (n_ranges + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        r0 = c * per
-        r1 = min(n_ranges, r0 + per)
-        if r0 >= r1:
-            continue
-        mark = np.full(dim, -1, dtype=np.int64)
-        top = np.zeros(dim, dtype=np.uint16)
-        touched = np.empty(dim, dtype=np.int32)
-        for r in range(r0, r1):
-            n = _range_maxima(
-                r, range_size, offsets, packed, terms, bits, order, mark, top, touched
-            )
-            for i in range(n):
-                t = touched[i]
-                p = starts[c, t]
-                out_ranges[p] = r
-                out_codes[p] = code_up(top[t], scales[t])
-                starts[c, t] = p + 1
+    _pairs_pass(
+        offsets, packed, terms, bits, order, range_size, starts,
+        np.empty((0, 0), np.uint16), scales, out_ranges, out_codes, True,
+    )  # fmt: skip
