@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.index_inputs import load_inputs  # noqa: E402
 from benchmarks.index_report import format_report, plot, summaries  # noqa: E402
-from benchmarks.index_systems import Ours, System, run_points  # noqa: E402
+from benchmarks.index_systems import Ours, OursExact, System, run_points  # noqa: E402
 from benchmarks.machine import describe, machine_info  # noqa: E402
 from benchmarks.pyseismic_lsr import PySeismic  # noqa: E402
 from index import SeismicIndex, exact_search, recall_vs_exact  # noqa: E402
@@ -172,6 +172,12 @@ def parser() -> argparse.ArgumentParser:
         "--points", default=None, help="query_cut:heap_factor,... (default: an 11-point grid)"
     )
     ap.add_argument("--no-pyseismic", action="store_true", help="only our index")
+    ap.add_argument(
+        "--no-exact-mode",
+        dest="exact_mode",
+        action="store_false",
+        help="leave out our exact mode (system ours-exact: recall 1, timed once)",
+    )
     ap.add_argument("--out", default=None, help="output stem (default results/index_NAME)")
     ap.add_argument(
         "--sweep",
@@ -226,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ours, ours_build, ours_bytes = build_ours(docs, queries, build, tmp)
         systems: dict[str, System] = {"ours": Ours(ours, K)}
+        if args.exact_mode and ours.can_certify:
+            systems["ours-exact"] = OursExact(ours, K)
         built = {"ours": {"build_seconds": ours_build, "index_bytes": ours_bytes}}
         if not args.no_pyseismic:
             rust = PySeismic.build(docs, {**build, "min_cluster_size": 2}, args.threads, K)

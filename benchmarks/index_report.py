@@ -125,7 +125,7 @@ def plot(rows: list[dict], path: Path, title: str) -> bool:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for system, style in (("ours", "o-"), ("pyseismic", "s--")):
+    for system, style in (("ours", "o-"), ("pyseismic", "s--"), ("ours-exact", "k*")):
         pts = sorted(
             (r["latency_1thread_us"]["mean"], r["recall@10"]) for r in rows if r["system"] == system
         )

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from benchmarks.index_report import fastest, format_report, summaries
-from benchmarks.index_systems import Ours, run_points, time_point, warm_up
+from benchmarks.index_systems import Ours, OursExact, run_points, time_point, warm_up
 from index import SeismicIndex, exact_search
 
 
@@ -94,6 +94,19 @@ def test_run_points_with_our_index_is_exact_without_pruning() -> None:
     assert [(r["query_cut"], r["heap_factor"]) for r in rows] == [(40, 0.0), (2, 1.0)]
     assert rows[0]["recall@10"] == 1.0 and rows[0]["recall@10_batch"] == 1.0
     assert rows[0]["qps_allthreads"] > 0 and rows[0]["latency_1thread_us"]["mean"] > 0
+
+
+def test_exact_mode_is_timed_once_with_recall_one() -> None:
+    rng = np.random.default_rng(1)
+    docs = sp.random_array((400, 50), density=0.2, format="csr", rng=rng, dtype=np.float32)
+    queries = sp.random_array((10, 50), density=0.2, format="csr", rng=rng, dtype=np.float32)
+    index = SeismicIndex.build(docs)
+    truth, _ = exact_search(docs, queries, k=10)
+    systems = {"ours": Ours(index), "ours-exact": OursExact(index)}
+    rows = run_points(systems, queries, truth, [(1, 1.0), (2, 1.0)], threads=1)
+    assert [r["system"] for r in rows] == ["ours", "ours-exact", "ours"]
+    exact = rows[1]
+    assert exact["recall@10"] == 1.0 and exact["recall@10_batch"] == 1.0
 
 
 def row(system: str, qc: int, recall: float, single: float, batch: float, rb: float) -> dict:
