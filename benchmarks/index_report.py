@@ -59,14 +59,17 @@ def summaries(rows: list[dict], systems: list[str]) -> dict:
 def _cell(best: dict | None, allthreads: bool) -> str:
     if best is None:
         return "-"
+    knobs = (
+        f"qc {best['query_cut']}, hf {best['heap_factor']}" if best["query_cut"] else "exact mode"
+    )
     if allthreads:
         return (
             f"{best['latency_allthreads_us_mean']:.0f} us = {best['qps_allthreads']:,.0f} QPS "
-            f"(qc {best['query_cut']}, hf {best['heap_factor']}, R {best['recall@10_batch']:.3f})"
+            f"({knobs}, R {best['recall@10_batch']:.3f})"
         )
     return (
         f"{best['latency_1thread_us_mean']:.0f} us, all-t {best['latency_allthreads_us_mean']:.0f}"
-        f" (qc {best['query_cut']}, hf {best['heap_factor']}, R {best['recall@10']:.3f})"
+        f" ({knobs}, R {best['recall@10']:.3f})"
     )
 
 

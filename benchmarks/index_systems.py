@@ -174,11 +174,12 @@ def run_points(
         }
         measured = time_point(active, prepared, point, threads, repeat)
         for name, m in measured.items():
+            free = getattr(systems[name], "point_free", False)
             rows.append(
                 {
                     "system": name,
-                    "query_cut": point[0],
-                    "heap_factor": point[1],
+                    "query_cut": 0 if free else point[0],  # 0 / 0.0: the knobs do not apply
+                    "heap_factor": 0.0 if free else point[1],
                     "recall@10": recall_vs_exact(m["found"], truth),
                     "recall@10_batch": recall_vs_exact(m["batch_found"], truth),
                     "latency_1thread_us": stats_us(m["wall"]),
