@@ -121,7 +121,7 @@ def linear_fusion(
 def fuse(
     runs: Sequence[RankedList], spec: FusionSpec, depth: int | None = None
 ) -> list[tuple[str, float]]:
-    """Fuse ``runs`` as ``spec`` says (see :func:`reciprocal_rank_fusion`, :func:`linear_fusion`)."""
+    """Fuse ``runs`` as ``spec`` says: :func:`reciprocal_rank_fusion` or :func:`linear_fusion`."""
     if spec.method == "rrf":
         return reciprocal_rank_fusion(runs, spec.weights, spec.rrf_k, depth)
     return linear_fusion(runs, spec.weights, depth)

@@ -107,9 +107,7 @@ def test_fuse_dispatches():
     assert spec.describe() == "linear(0.3,0.7)"
 
 
-@pytest.mark.parametrize(
-    "weights", [[1.0], [1.0, -1.0], [0.0, 0.0], [float("nan"), 1.0]]
-)
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0], [float("nan"), 1.0]])
 def test_bad_weights(weights):
     with pytest.raises(ValueError):
         reciprocal_rank_fusion([SPLADE, BM25], weights=weights)
