@@ -19,6 +19,7 @@ from pathlib import Path
 
 from app.jobs.evaluation.hybrid import HybridConfig, HybridEvaluation
 from app.jobs.evaluation.report import format_table
+from app.services.fusion import FusionSpec
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("LSR_SHARED_DIR", ROOT.parents[1] / "shared")) / "data"
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--select-on", default="scifact:train", metavar="DATASET:SPLIT",
                         help="a dataset under --data-root, or a folder; a qrels split")  # fmt: skip
     parser.add_argument("--rerank", choices=("dense",), default=None)
+    parser.add_argument("--compare", nargs="*", default=["rrf"], metavar="METHOD",
+                        help="equal-weight fusions scored beside the selected one")  # fmt: skip
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache/lsr/encoded")
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -47,7 +50,8 @@ def main() -> None:
     select_on = (str(select_dir if select_dir.is_dir() else select_name), select_split)
     encoders: dict = {}  # loaded models, reused across datasets and pairs
     report: dict = {"datasets": {}, "selection": {}, "command": "python " + " ".join(
-        ["benchmarks/bench_hybrid.py", "--pairs", *args.pairs, "--select-on", args.select_on]
+        ["benchmarks/bench_hybrid.py", "--pairs", *args.pairs, "--select-on", args.select_on,
+         "--compare", *args.compare]
         + (["--rerank", args.rerank] if args.rerank else []))}  # fmt: skip
     started = time.perf_counter()
     for pair in args.pairs:
@@ -64,6 +68,7 @@ def main() -> None:
         for name in args.datasets:
             config = HybridConfig(
                 dataset=str(args.data_root / name), encoders=fields, fusion=spec,
+                compare=tuple(FusionSpec(method) for method in args.compare),
                 rerank=args.rerank, cache_dir=args.cache_dir, progress=False,
                 max_queries=args.max_queries,
             )  # fmt: skip

@@ -99,3 +99,15 @@ def _bm25_copy(tmp_path: Path) -> Path:
     folder.mkdir()
     EncoderConfig(type="bm25", description="BM25, unfitted").save(folder)
     return folder
+
+
+def test_compared_fusions_are_scored_beside(mini_med: Path, tmp_path: Path) -> None:
+    config = HybridConfig(dataset=str(mini_med), encoders=("bm25", str(_bm25_copy(tmp_path))),
+                          fusion=FusionSpec("linear", (0.3, 0.7)), compare=(FusionSpec("rrf"),),
+                          use_index=False, bm25=False, k=100, progress=False)  # fmt: skip
+    result = HybridEvaluation(config).run()
+    copy = config.encoders[1]
+    assert set(result) == {"bm25", copy, "fused linear(0.3,0.7)", "fused rrf(equal)"}
+    # The same ranking twice: any fusion of it is that ranking.
+    for name in ("fused linear(0.3,0.7)", "fused rrf(equal)"):
+        assert result[name]["nDCG@10"] == pytest.approx(result["bm25"]["nDCG@10"], abs=1e-9)

@@ -52,12 +52,14 @@ class FieldRuns:
 @dataclass
 class HybridConfig:
     """What a hybrid ``lsr eval`` runs. ``fusion`` None with ``select_on`` None: RRF, equal
-    weights. ``select_on`` = (dataset, split) whose judged queries choose the fusion."""
+    weights. ``select_on`` = (dataset, split) whose judged queries choose the fusion;
+    ``compare``: other fusions scored beside it on the same field runs."""
 
     dataset: str
     encoders: tuple[str, ...]
     split: str = "test"
     fusion: FusionSpec | None = None
+    compare: tuple[FusionSpec, ...] = ()
     select_on: tuple[str, str] | None = None
     rerank: str | None = None
     rerank_depth: int = 100
@@ -234,6 +236,14 @@ class HybridEvaluation:
         total = [sum(parts) for parts in zip(*per_field, fuse_seconds, strict=True)]
         fused_name = "fused " + spec.describe()
         self.result[fused_name] = {**evaluate_run(qrels, fused), **latency_keys(total)}
+        for other in cfg.compare:  # other fusions of the same field runs, for the record
+            if other != spec:
+                runs = [f.run for f in fields]
+                extra, extra_seconds = fuse_runs(runs, other, cfg.k)
+                cost = [sum(p) for p in zip(*per_field, extra_seconds, strict=True)]
+                self.result["fused " + other.describe()] = {
+                    **evaluate_run(qrels, extra), **latency_keys(cost)
+                }  # fmt: skip
         if cfg.rerank == "dense":
             reranked, seconds = self.rerank_dense(fused, fields, data, doc_ids, doc_texts, total)
             self.result[f"{fused_name} + dense@{cfg.rerank_depth}"] = {
