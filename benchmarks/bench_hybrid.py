@@ -78,16 +78,22 @@ def main() -> None:
             for system, values in result.items():
                 label = system if system in (BASELINE, *fields) else f"{pair}: {system}"
                 entry["systems"][label] = values
+            write(report, args.out, started)  # what is done survives a cut-short run
             print(f"  {name}: " + ", ".join(f"{s} {v['nDCG@10']:.4f}" for s, v in result.items()),
                   flush=True)  # fmt: skip
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    summarise(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_table(*write(report, args.out, started)))
     print(f"json: {args.out}")
 
 
-def summarise(report: dict) -> None:
+def write(report: dict, out: Path, started: float) -> tuple[list[list[str]], list[str]]:
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    table = summarise(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return table
+
+
+def summarise(report: dict) -> tuple[list[list[str]], list[str]]:
     """nDCG@10 per system and dataset, the mean, and on how many datasets it beats BM25."""
     names = list(report["datasets"])
     systems: list[str] = []
@@ -104,7 +110,7 @@ def summarise(report: dict) -> None:
         cells = [f"{v:.4f}" if v is not None else "-" for v in values]
         rows.append([system, *cells, f"{mean:.4f}" if mean is not None else "-", f"{wins}"])
     report["summary"] = summary
-    print(format_table(rows, ["system (nDCG@10)", *names, "mean", "> bm25"]))
+    return rows, ["system (nDCG@10)", *names, "mean", "> bm25"]
 
 
 if __name__ == "__main__":
