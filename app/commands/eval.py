@@ -24,18 +24,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True,
                    help="a BEIR folder, a BEIR name (scifact, beir/nfcorpus; downloaded) or an "
                    "ir_datasets id (msmarco-passage/dev/small)")  # fmt: skip
-    p.add_argument("--encoder", action="append", default=None,
-                   help="encoder name, directory or HF id (default splade-tiny); give it twice "
-                   "or more for a hybrid: each field, their fusion and optional re-rank")
-    p.add_argument("--fusion", choices=("rrf", "linear"), default=None,
-                   help="hybrid: reciprocal-rank fusion (k=60) or min-max linear (default rrf)")
-    p.add_argument("--fusion-weights", default=None, metavar="W1,W2,...",
-                   help="hybrid: one weight per --encoder, in order (default equal)")
-    p.add_argument("--select-on", default=None, metavar="DATASET:SPLIT",
-                   help="hybrid: choose fusion method and weights on these judged queries "
-                   "(e.g. /data/scifact:train), never on the split reported")
-    p.add_argument("--rerank", choices=("dense",), default=None,
-                   help="hybrid: re-score the fused candidates with the dense all-MiniLM-L6-v2")
+    p.add_argument(
+        "--encoder",
+        action="append",
+        default=None,
+        help="encoder name, directory or HF id (default splade-tiny); give it twice "
+        "or more for a hybrid: each field, their fusion and optional re-rank",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=("rrf", "linear"),
+        default=None,
+        help="hybrid: reciprocal-rank fusion (k=60) or min-max linear (default rrf)",
+    )
+    p.add_argument(
+        "--fusion-weights",
+        default=None,
+        metavar="W1,W2,...",
+        help="hybrid: one weight per --encoder, in order (default equal)",
+    )
+    p.add_argument(
+        "--select-on",
+        default=None,
+        metavar="DATASET:SPLIT",
+        help="hybrid: choose fusion method and weights on these judged queries "
+        "(e.g. /data/scifact:train), never on the split reported",
+    )
+    p.add_argument(
+        "--rerank",
+        choices=("dense",),
+        default=None,
+        help="hybrid: re-score the fused candidates with the dense all-MiniLM-L6-v2",
+    )
     p.add_argument("--rerank-depth", type=int, default=100, help="fused candidates re-scored")
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default test)")
     p.add_argument("--k", type=int, default=1000, help="hits per query for the metrics")
