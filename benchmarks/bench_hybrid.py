@@ -51,7 +51,7 @@ def main() -> None:
     encoders: dict = {}  # loaded models, reused across datasets and pairs
     report: dict = {"datasets": {}, "selection": {}, "command": "python " + " ".join(
         ["benchmarks/bench_hybrid.py", "--pairs", *args.pairs, "--select-on", args.select_on,
-         "--compare", *args.compare]
+         "--compare", *args.compare, "--datasets", *args.datasets]
         + (["--rerank", args.rerank] if args.rerank else []))}  # fmt: skip
     started = time.perf_counter()
     for pair in args.pairs:
