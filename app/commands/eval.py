@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import sys
@@ -23,7 +24,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True,
                    help="a BEIR folder, a BEIR name (scifact, beir/nfcorpus; downloaded) or an "
                    "ir_datasets id (msmarco-passage/dev/small)")  # fmt: skip
-    p.add_argument("--encoder", default="splade-tiny", help="encoder name, directory or HF id")
+    p.add_argument(
+        "--encoder",
+        action="append",
+        default=None,
+        help="encoder name, directory or HF id (default splade-tiny); give it twice "
+        "or more for a hybrid: each field, their fusion and optional re-rank",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=("rrf", "linear"),
+        default=None,
+        help="hybrid: reciprocal-rank fusion (k=60) or min-max linear (default rrf)",
+    )
+    p.add_argument(
+        "--fusion-weights",
+        default=None,
+        metavar="W1,W2,...",
+        help="hybrid: one weight per --encoder, in order (default equal)",
+    )
+    p.add_argument(
+        "--select-on",
+        default=None,
+        metavar="DATASET:SPLIT",
+        help="hybrid: choose fusion method and weights on these judged queries "
+        "(e.g. /data/scifact:train), never on the split reported",
+    )
+    p.add_argument(
+        "--rerank",
+        choices=("dense",),
+        default=None,
+        help="hybrid: re-score the fused candidates with the dense all-MiniLM-L6-v2",
+    )
+    p.add_argument("--rerank-depth", type=int, default=100, help="fused candidates re-scored")
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default test)")
     p.add_argument("--k", type=int, default=1000, help="hits per query for the metrics")
     p.add_argument("--index-params", nargs="*", default=[], metavar="KEY=VALUE",
@@ -73,7 +106,23 @@ def default_results_dir(dataset: str, encoder: str) -> Path:
     return Path("lsr-eval") / name
 
 
+def parse_select_on(text: str) -> tuple[str, str]:
+    """``"DIR:train"`` -> ("DIR", "train"); the split after the last colon."""
+    dataset, sep, split = text.rpartition(":")
+    if not sep or not dataset or not split:
+        raise ValueError(f"--select-on takes DATASET:SPLIT, got {text!r}")
+    return dataset, split
+
+
 def run(args: argparse.Namespace) -> int:
+    encoders = args.encoder or ["splade-tiny"]
+    if len(encoders) > 1:
+        return run_hybrid(args, encoders)
+    args.encoder = encoders[0]
+    if args.fusion or args.fusion_weights or args.select_on or args.rerank:
+        print("lsr eval: error: --fusion, --fusion-weights, --select-on and --rerank need two "
+              "or more --encoder fields", file=sys.stderr)  # fmt: skip
+        return 2
     from app.jobs.evaluation.report import terminal_table
     from app.jobs.evaluation.run import DEFAULT_SWEEP, EvalConfig, run_eval
     from app.jobs.params import parse_params, parse_sweep
@@ -103,4 +152,51 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {config.results_dir / 'report.md'}")
     if config.output_json:
         print(f"json: {config.output_json}")
+    return 0
+
+
+def run_hybrid(args: argparse.Namespace, encoders: list[str]) -> int:
+    """Each field, the fusion (given or selected) and the optional dense re-rank."""
+    from app.jobs.evaluation.hybrid import (
+        HYBRID_COLUMNS,
+        HybridConfig,
+        hybrid_rows,
+        run_hybrid_eval,
+    )
+    from app.jobs.evaluation.report import format_table
+    from app.jobs.params import parse_params
+    from app.services.fusion import FusionSpec
+
+    try:
+        fusion = None
+        if args.fusion or args.fusion_weights:
+            weights = None
+            if args.fusion_weights:
+                weights = tuple(float(w) for w in args.fusion_weights.split(","))
+            fusion = FusionSpec(args.fusion or "rrf", weights)
+        config = HybridConfig(
+            dataset=args.dataset, encoders=tuple(encoders), split=args.split, fusion=fusion,
+            select_on=parse_select_on(args.select_on) if args.select_on else None,
+            rerank=args.rerank, rerank_depth=args.rerank_depth, k=args.k,
+            use_index=not args.no_index, index_params=parse_params(args.index_params),
+            query_params=parse_params(args.query_params), bm25=not args.no_bm25,
+            cache_dir=None if args.no_cache else args.cache_dir, device=args.device,
+            batch_size=args.batch_size, max_queries=args.max_queries,
+            progress=not args.no_progress,
+        )  # fmt: skip
+        evaluation = run_hybrid_eval(config)
+    except (CorpusError, DatasetUnavailableError, ValueError) as exc:
+        print(f"lsr eval: error: {exc}", file=sys.stderr)
+        return 2
+    meta = evaluation.meta
+    print(f"\n{meta['dataset']} ({meta['documents']} documents, {meta['judged_queries']} judged "
+          f"queries), fields {', '.join(encoders)}, fusion {meta['fusion']}:")  # fmt: skip
+    if "selected_on" in meta:
+        print(f"fusion selected on {meta['selected_on']}")
+    print(format_table(hybrid_rows(evaluation.result), HYBRID_COLUMNS))
+    if args.output_json:
+        details = {**evaluation.result, "meta": meta, "selection": evaluation.selection}
+        args.output_json.parent.mkdir(parents=True, exist_ok=True)
+        args.output_json.write_text(json.dumps(details, indent=2) + "\n")
+        print(f"json: {args.output_json}")
     return 0

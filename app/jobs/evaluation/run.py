@@ -98,6 +98,11 @@ def model_fingerprint(encoder: str) -> list[list[str]]:
             for p in sorted(Path(folder).iterdir()) if p.is_file()]  # fmt: skip
 
 
+def needs_fit(encoder: Any) -> bool:
+    """True for an encoder fitted on the corpus (BM25) that has not been fitted yet."""
+    return callable(getattr(encoder, "fit", None)) and getattr(encoder, "stats", False) is None
+
+
 def percentile_ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1e3, q)) if seconds else float("nan")
 
@@ -196,6 +201,8 @@ class Evaluation:
         start = time.perf_counter()
         if self.encoder is None:
             self.encoder = load_job_encoder(self.config.encoder, self.config.device)
+        if needs_fit(self.encoder):  # BM25: corpus statistics come from the documents scored
+            self.encoder.fit(doc_texts)
         self._stage("load_encoder", start)
         start = time.perf_counter()
         cache = self.cache_path(corpus)
