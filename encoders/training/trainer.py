@@ -67,6 +67,9 @@ class TrainConfig:
     query_distill_coef: float = 0.0
     query_distill_batch: int = 256
     scale: float = 20.0
+    # Atoms start as random training rows (centred, unit norm) instead of random directions:
+    # every latent fires from the first step, so a short run (a CPU, an adaptation) converges.
+    init_from_data: bool = False
     seed: int = 0
     log_every: int = 50
     time_budget_s: float = 0.0  # > 0: stop early (logged) once training took this long
@@ -109,6 +112,7 @@ def train_sae(
     on_log: Callable[[int, TopKSAE], dict[str, float]] | None = None,
     groups: np.ndarray | None = None,
     domain_groups: np.ndarray | None = None,
+    init_sae: TopKSAE | None = None,
 ) -> TrainResult:
     """Train a TopK SAE on ``embeddings`` ``(N, d)`` (unit-norm rows).
 
@@ -116,6 +120,8 @@ def train_sae(
     for InfoNCE (may be empty: then no contrastive term). ``on_log(step, sae)`` may return
     extra numbers (e.g. a dev nDCG) to record in the history. ``groups`` ``(N,)``: source id
     of each row; ``domain_groups``: the ids that ``cfg.domain_weight`` favours.
+    ``init_sae``: start from this model (fine-tuning; it is trained in place) instead of a
+    fresh one; its shape must match ``cfg`` and the embeddings.
     """
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
@@ -124,9 +130,17 @@ def train_sae(
     recon_rows_t = torch.as_tensor(recon_rows, device=device)
     if len(recon_rows_t) == 0:
         raise EncoderError("no reconstruction rows to train on")
-    sae = TopKSAE(SAEConfig(data.shape[1], cfg.latent_dim, cfg.k, cfg.tied)).to(device)
-    with torch.no_grad():
-        sae.pre_bias.copy_(data[recon_rows_t].mean(0))
+    shape = SAEConfig(data.shape[1], cfg.latent_dim, cfg.k, cfg.tied)
+    if init_sae is not None:
+        if init_sae.config != shape:
+            raise EncoderError(f"init_sae is {init_sae.config}, training needs {shape}")
+        sae = init_sae.to(device).train()
+    else:
+        sae = TopKSAE(shape).to(device)
+        with torch.no_grad():
+            sae.pre_bias.copy_(data[recon_rows_t].mean(0))
+            if cfg.init_from_data:
+                init_atoms_from_data(sae, data[recon_rows_t], gen)
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     labeled = torch.as_tensor(np.flatnonzero(pair_labeled), device=device)
     sampler = _Sampler(recon_rows, groups, domain_groups, cfg.domain_weight, gen, device)
@@ -216,6 +230,22 @@ def train_sae(
             logger.info("step %d %s", step, {k: round(v, 4) for k, v in row.items()})
     result.seconds = time.perf_counter() - start
     return result
+
+
+@torch.no_grad()
+def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator) -> None:
+    """Set every atom (encoder and decoder row) to a random row of ``x`` ``(N, d)``, centred
+    on ``sae.pre_bias`` and scaled to unit norm, plus a little noise so that repeated rows
+    still differ. Latent biases stay zero."""
+    n = sae.config.latent_dim
+    pick = torch.randint(len(x), (n,), generator=gen).to(x.device)
+    atoms = x[pick] - sae.pre_bias
+    noise = torch.randn(atoms.shape, generator=gen).to(x.device)
+    atoms = torch.nn.functional.normalize(atoms, dim=1) + 0.05 * noise / atoms.shape[1] ** 0.5
+    atoms = torch.nn.functional.normalize(atoms, dim=1)
+    sae.encoder_weight.copy_(atoms)
+    if not sae.config.tied:
+        sae.decoder_weight.copy_(atoms)
 
 
 def _contrastive(

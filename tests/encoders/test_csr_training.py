@@ -141,6 +141,24 @@ def test_tiny_training_run_decreases_loss() -> None:
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
 
 
+def test_data_initialised_atoms_start_closer_and_init_sae_is_fine_tuned() -> None:
+    x = _synthetic()
+    empty = np.zeros(0, np.int64)
+    cfg = _tiny_config(steps=1, contrastive_coef=0.0, distill_coef=0.0)
+    cfg.init_from_data = True
+    cfg.lr = 1e-9  # atoms as initialised
+    base = train_sae(x, np.arange(len(x)), empty, empty, empty.astype(bool), cfg).sae
+    atoms = torch.nn.functional.normalize(base.encoder_weight.detach(), dim=1)
+    centred = torch.nn.functional.normalize(torch.from_numpy(x) - base.pre_bias.detach(), dim=1)
+    assert float((atoms @ centred.T).max(1).values.min()) > 0.95  # each atom is a data row
+    cfg.lr = 3e-3
+    tuned = train_sae(x, np.arange(len(x)), empty, empty, empty.astype(bool), cfg, init_sae=base)
+    assert tuned.sae is base  # trained in place, from its weights
+    wrong = TopKSAE(SAEConfig(24, 64, 8))
+    with pytest.raises(EncoderError, match="init_sae"):
+        train_sae(x, np.arange(len(x)), empty, empty, empty.astype(bool), cfg, init_sae=wrong)
+
+
 def test_query_distillation_and_distill_scale_train() -> None:
     x = _synthetic(n=900)
     queries = np.arange(0, 300)
