@@ -271,6 +271,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=None, help="npz cache of the text embeddings")
     p.add_argument("--device", default="auto")
     p.add_argument("--embed-batch-size", type=int, default=None)
+    p.add_argument(
+        "--embed-max-length",
+        type=int,
+        default=256,
+        help="tokens the dense model reads of a training text (evaluation always reads 256)",
+    )
+    p.add_argument(
+        "--pair-with",
+        choices=("rest", "whole"),
+        default="rest",
+        help="a corpus text's pseudo pair: (first sentence, rest) or (first sentence, text)",
+    )
+    p.add_argument(
+        "--scifact-dev",
+        action="store_true",
+        help="without SciFact in training: all its train queries as the dev set (no loss)",
+    )
     p.add_argument("--limit-per-source", type=int, default=None, help="cap texts per source")
     p.add_argument("--default-k", type=int, default=64, help="k the encoder uses by default")
     p.add_argument(
@@ -322,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         dev_fraction=args.dev_fraction,
         query_texts=args.query_texts,
         sentence_texts=args.sentence_texts,
+        pair_with=args.pair_with,
+        scifact_dev=args.scifact_dev,
     )
     arrays = data.arrays()
     logger.info(
@@ -334,7 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def factory() -> DenseEmbedder:
-        return DenseEmbedder(args.dense_model, device=device, batch_size=args.embed_batch_size)
+        return DenseEmbedder(
+            args.dense_model,
+            device=device,
+            batch_size=args.embed_batch_size,
+            max_length=args.embed_max_length,
+        )
 
     emb = embed_cached(data.texts, factory, args.cache)
     on_log = None if args.no_dev else dev_callback(data, emb, device)

@@ -73,6 +73,24 @@ def test_general_texts_hold_no_collection_text(beir_folder, tmp_path) -> None:
     assert not held & set(arrays["pair_query"].tolist())
 
 
+def test_whole_text_pairs_and_scifact_train_queries_as_dev_only(beir_folder, tmp_path) -> None:
+    """``pair_with="whole"`` pairs a first sentence with its own line (nothing new to embed);
+    ``scifact_dev`` makes every SciFact train query a dev query, in no loss."""
+    line = "Topic opens here with words. It goes on for a while after that, and on."
+    files = (_write_lines(tmp_path / "prose.txt.gz", [line]),)
+    options = {"collections": (), "vectors": False, "corpus_files": files, "fidelity_fraction": 0}
+    data = build_training_texts(beir_folder, pair_with="whole", scifact_dev=True, **options)
+    assert [data.texts[r] for r in data.pair_doc] == [line]
+    assert data.texts[data.pair_query[0]] == "Topic opens here with words."
+    assert data.dev_query_ids == ["q1"] and not any(data.pair_labeled)
+    assert "SECRET TEST" not in data.texts
+    assert not set(data.dev_doc_rows) & set(data.arrays()["recon"].tolist())
+    rest = build_training_texts(beir_folder, **options)
+    assert rest.texts[rest.pair_doc[0]] != line and not rest.dev_query_ids
+    with pytest.raises(ValueError, match="pair_with"):
+        build_training_texts(beir_folder, pair_with="half", **options)
+
+
 def test_leave_one_out_drops_that_collection_and_its_judgments(beir_folder) -> None:
     cran = beir_folder / "cranfield"
     cran.mkdir()
