@@ -70,6 +70,10 @@ class TrainConfig:
     # Atoms start as random training rows (centred, unit norm) instead of random directions:
     # every latent fires from the first step, so a short run (a CPU, an adaptation) converges.
     init_from_data: bool = False
+    # The ranking losses (distillation, InfoNCE) at one ``k`` of ``k_levels`` per step, in
+    # turn, instead of all of them every step: the same terms on average over steps, at a
+    # quarter of their cost (on a CPU, the (B, latent_dim) code products dominate a step).
+    ranking_level_per_step: bool = False
     seed: int = 0
     log_every: int = 50
     time_budget_s: float = 0.0  # > 0: stop early (logged) once training took this long
@@ -170,13 +174,16 @@ def train_sae(
             break
         x = data[sampler.sample(cfg.batch_size)]
         pre = sae.pre_activations(x)
-        values, indices = sae.topk(pre, 4 * cfg.k)
+        values, indices = sae.topk(pre, 4 * cfg.k if cfg.recon_4k_coef > 0 else cfg.k)
         parts: dict[str, torch.Tensor] = {}
-        recon = [normalized_mse(x, sae.decode(values[:, :k], indices[:, :k])) for k in cfg.k_levels]
+        levels = (*cfg.k_levels, 4 * cfg.k) if cfg.recon_4k_coef > 0 else cfg.k_levels
+        decoded = nested_decode(sae, values, indices, levels)
+        recon = [normalized_mse(x, decoded[k]) for k in cfg.k_levels]
         parts["recon"] = torch.stack(recon).mean()
-        parts["recon_4k"] = normalized_mse(x, sae.decode(values, indices))
+        if cfg.recon_4k_coef > 0:
+            parts["recon_4k"] = normalized_mse(x, decoded[4 * cfg.k])
         with torch.no_grad():
-            main = sae.decode(values[:, : cfg.k], indices[:, : cfg.k])
+            main = decoded[cfg.k].detach()
             fired = torch.zeros(cfg.latent_dim, dtype=torch.bool, device=device)
             fired[indices[:, : cfg.k][values[:, : cfg.k] > 0]] = True
             since_fired += cfg.batch_size
@@ -194,19 +201,29 @@ def train_sae(
                 similarity_distillation(
                     dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim), xd, scale=distill_scale
                 )
-                for k in cfg.k_levels
+                for k in ranking_levels(cfg, step)
             ]
             parts["distill"] = torch.stack(distill).mean()
         if query_pools is not None and query_pools.groups:
             q_rows, d_rows = query_pools.sample(cfg.query_distill_batch, cfg.distill_batch)
-            parts["qdistill"] = _query_distill(sae, data, q_rows, d_rows, cfg, distill_scale)
+            parts["qdistill"] = _query_distill(
+                sae, data, q_rows, d_rows, cfg, distill_scale, ranking_levels(cfg, step)
+            )
         if cfg.contrastive_coef > 0 and len(pair_q) > 0:
             parts["infonce"] = _contrastive(
-                sae, data, pair_q, pair_d, labeled, pair_sampler, cfg, gen
+                sae,
+                data,
+                pair_q,
+                pair_d,
+                labeled,
+                pair_sampler,
+                cfg,
+                gen,
+                ranking_levels(cfg, step),
             )
         loss = (
             parts["recon"]
-            + cfg.recon_4k_coef * parts["recon_4k"]
+            + cfg.recon_4k_coef * parts.get("recon_4k", 0.0)
             + cfg.aux_coef * parts["auxk"]
             + cfg.distill_coef * parts.get("distill", 0.0)
             + cfg.contrastive_coef * parts.get("infonce", 0.0)
@@ -232,6 +249,20 @@ def train_sae(
     return result
 
 
+def nested_decode(
+    sae: TopKSAE, values: torch.Tensor, indices: torch.Tensor, levels: tuple[int, ...]
+) -> dict[int, torch.Tensor]:
+    """Reconstructions at each ``k`` of ``levels`` (ascending) from one sorted top-k code
+    ``(B, K)``: codes are nested prefixes, so each level adds only its new latents to the one
+    below, and all levels together cost one decode at the largest ``k``."""
+    out: dict[int, torch.Tensor] = {}
+    total, start = sae.pre_bias.expand(values.shape[0], -1), 0
+    for k in levels:
+        total = total + sae.decode(values[:, start:k], indices[:, start:k], bias=False)
+        out[k], start = total, k
+    return out
+
+
 @torch.no_grad()
 def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator) -> None:
     """Set every atom (encoder and decoder row) to a random row of ``x`` ``(N, d)``, centred
@@ -248,6 +279,13 @@ def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator) ->
         sae.decoder_weight.copy_(atoms)
 
 
+def ranking_levels(cfg: TrainConfig, step: int) -> tuple[int, ...]:
+    """The ``k`` levels the ranking losses use at ``step``: all, or one in turn."""
+    if cfg.ranking_level_per_step:
+        return (cfg.k_levels[step % len(cfg.k_levels)],)
+    return cfg.k_levels
+
+
 def _contrastive(
     sae: TopKSAE,
     data: torch.Tensor,
@@ -257,6 +295,7 @@ def _contrastive(
     unlabeled: _Sampler,
     cfg: TrainConfig,
     gen: torch.Generator,
+    levels: tuple[int, ...],
 ) -> torch.Tensor:
     """InfoNCE over a batch mixing labeled and pseudo pairs, averaged over ``k_levels``."""
     n_lab = min(len(labeled), int(round(cfg.labeled_fraction * cfg.pair_batch_size)))
@@ -280,7 +319,7 @@ def _contrastive(
             scale=cfg.scale,
             doc_ids=pair_d[idx],
         )
-        for k in cfg.k_levels
+        for k in levels
     ]
     return torch.stack(losses).mean()
 
@@ -292,6 +331,7 @@ def _query_distill(
     d_rows: torch.Tensor,
     cfg: TrainConfig,
     scale: float,
+    levels: tuple[int, ...],
 ) -> torch.Tensor:
     """Query-to-document distillation at each ``k`` of ``k_levels`` (mean)."""
     xq, xd = data[q_rows], data[d_rows]
@@ -307,7 +347,7 @@ def _query_distill(
             scale=scale,
             exclude=same,
         )
-        for k in cfg.k_levels
+        for k in levels
     ]
     return torch.stack(losses).mean()
 
