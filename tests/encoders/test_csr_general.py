@@ -155,3 +155,25 @@ def test_system_dictionaries_parse_when_installed(name) -> None:
         texts = list(islice(entries, 200))
     assert len(texts) == 200 and all(": " in t or " , " in t or len(t) > 10 for t in texts)
     assert not any("[1913 Webster]" in t for t in texts)
+
+
+def test_corpus_sample_is_seeded_and_chunked(tmp_path) -> None:
+    from encoders.training import sample_corpus
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in sample_corpus.MIX:
+        _write_lines(corpus / f"{name}.txt.gz", [f"{name} text {i}" for i in range(3000)])
+    one = sample_corpus.sample(corpus, 1)
+    two = sample_corpus.sample(corpus, 2)
+    for name, n in sample_corpus.MIX.items():
+        assert len(one[name]) == n and two[name][:n] == one[name]
+    assert one["gcide"] != [f"gcide text {i}" for i in range(1000)]  # shuffled
+    chunk = sample_corpus.chunk_texts(two, 1)
+    assert len(chunk) == sum(sample_corpus.MIX.values())
+    assert chunk[0] == ("docstrings", two["docstrings"][800])
+    assert (
+        sample_corpus.main(["--corpus", str(corpus), "--out", str(tmp_path / "s"), "--chunks", "1"])
+        == 0
+    )
+    assert json.loads((tmp_path / "s" / "sample.json").read_text())["texts"] == sample_corpus.MIX

@@ -159,6 +159,34 @@ def test_data_initialised_atoms_start_closer_and_init_sae_is_fine_tuned() -> Non
         train_sae(x, np.arange(len(x)), empty, empty, empty.astype(bool), cfg, init_sae=wrong)
 
 
+def test_nested_decode_equals_one_decode_per_level() -> None:
+    from encoders.training.trainer import nested_decode
+
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(24, 96, 8))
+    x = torch.from_numpy(_synthetic(n=50))
+    values, indices = sae.encode(x, 8)
+    nested = nested_decode(sae, values, indices, (2, 4, 8))
+    for k in (2, 4, 8):
+        expected = sae.decode(values[:, :k], indices[:, :k])
+        assert torch.allclose(nested[k], expected, atol=1e-5), k
+
+
+def test_ranking_losses_at_one_level_per_step() -> None:
+    from encoders.training.trainer import ranking_levels
+
+    cfg = _tiny_config(k_levels=(2, 4, 8))
+    assert ranking_levels(cfg, 5) == (2, 4, 8)
+    cfg.ranking_level_per_step = True
+    assert [ranking_levels(cfg, s) for s in range(4)] == [(2,), (4,), (8,), (2,)]
+    cfg.recon_4k_coef = 0.0
+    x = _synthetic()
+    pairs = np.arange(0, 200, 2)
+    result = _train_three_groups(x, pairs, pairs + 1, np.zeros(len(pairs), bool), cfg)
+    assert "recon_4k" not in result.history[0]
+    assert result.history[-1]["recon"] < 0.6 * result.history[0]["recon"]
+
+
 def test_query_distillation_and_distill_scale_train() -> None:
     x = _synthetic(n=900)
     queries = np.arange(0, 300)
