@@ -228,6 +228,27 @@ RECIPES: dict[str, dict[str, object]] = {
         "steps": 5200,
     },
 }
+# The general recipe as two CPU cores can run it (no GPU was lent for the general model):
+# a sample of the corpus (``sample_corpus``) read at 128 tokens, (first sentence, whole text)
+# pairs (nothing more to embed), 4,096 data-initialised latents (fewer, broader features for
+# a small sample), half batches, no 4k term, ranking losses at one k per step, a time budget.
+RECIPES["general-cpu"] = {
+    **RECIPES["general"],
+    "latent_dim": 4096,
+    "init_from_data": True,
+    "batch_size": 512,
+    "distill_batch": 256,
+    "pair_batch_size": 256,
+    "recon_4k_coef": 0.0,
+    "ranking_level_per_step": True,
+    "warmup_steps": 50,
+    "steps": 3000,
+    "time_budget_s": 1500.0,
+    "log_every": 100,
+    "embed_max_length": 128,
+    "pair_with": "whole",
+    "scifact_dev": True,
+}
 
 
 def corpus_files(paths: list[Path]) -> tuple[Path, ...]:
