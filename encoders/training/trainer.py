@@ -144,7 +144,8 @@ def train_sae(
         with torch.no_grad():
             sae.pre_bias.copy_(data[recon_rows_t].mean(0))
             if cfg.init_from_data:
-                init_atoms_from_data(sae, data[recon_rows_t], gen)
+                mid = cfg.k_levels[len(cfg.k_levels) // 2]
+                init_atoms_from_data(sae, data[recon_rows_t], gen, mid)
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     labeled = torch.as_tensor(np.flatnonzero(pair_labeled), device=device)
     sampler = _Sampler(recon_rows, groups, domain_groups, cfg.domain_weight, gen, device)
@@ -264,10 +265,11 @@ def nested_decode(
 
 
 @torch.no_grad()
-def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator) -> None:
+def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator, k: int) -> None:
     """Set every atom (encoder and decoder row) to a random row of ``x`` ``(N, d)``, centred
     on ``sae.pre_bias`` and scaled to unit norm, plus a little noise so that repeated rows
-    still differ. Latent biases stay zero."""
+    still differ; the encoder is then scaled so that codes at ``k`` reconstruct at the right
+    size. Latent biases stay zero."""
     n = sae.config.latent_dim
     pick = torch.randint(len(x), (n,), generator=gen).to(x.device)
     atoms = x[pick] - sae.pre_bias
@@ -277,6 +279,13 @@ def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator) ->
     sae.encoder_weight.copy_(atoms)
     if not sae.config.tied:
         sae.decoder_weight.copy_(atoms)
+        # Neighbouring atoms all fire for a row, so the raw code over-shoots it several times:
+        # scale the encoder so that the code at k (least squares over a sample) fits.
+        sample = x[torch.randint(len(x), (min(len(x), 2048),), generator=gen).to(x.device)]
+        fit = sae.decode(*sae.encode(sample, k), bias=False)
+        target = sample - sae.pre_bias
+        scale = float((fit * target).sum() / fit.pow(2).sum().clamp_min(1e-12))
+        sae.encoder_weight.mul_(max(scale, 1e-3))
 
 
 def ranking_levels(cfg: TrainConfig, step: int) -> tuple[int, ...]:
