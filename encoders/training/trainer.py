@@ -74,6 +74,10 @@ class TrainConfig:
     # turn, instead of all of them every step: the same terms on average over steps, at a
     # quarter of their cost (on a CPU, the (B, latent_dim) code products dominate a step).
     ranking_level_per_step: bool = False
+    # Share of steps whose distillation batch is the ``distill_batch`` nearest neighbours
+    # (dense cosine) of a random row: a narrow domain made on the fly anywhere in the corpus,
+    # where codes must keep the fine distinctions that a narrow unseen collection needs.
+    distill_neighbourhood: float = 0.0
     seed: int = 0
     log_every: int = 50
     time_budget_s: float = 0.0  # > 0: stop early (logged) once training took this long
@@ -163,6 +167,7 @@ def train_sae(
         else None
     )
     distill_scale = cfg.distill_scale or cfg.scale
+    pool_x = data[recon_rows_t] if cfg.distill_neighbourhood > 0 else None
     pair_q = torch.as_tensor(pair_query, device=device)
     pair_d = torch.as_tensor(pair_doc, device=device)
     since_fired = torch.zeros(cfg.latent_dim, dtype=torch.long, device=device)
@@ -193,7 +198,10 @@ def train_sae(
         parts["auxk"] = auxk_loss(x - main, pre, dead, sae.decoder_weight, cfg.aux_k)
         if cfg.distill_coef > 0:
             nb = min(cfg.distill_batch, cfg.batch_size)
-            if cfg.distill_by_group and sampler.by_group:
+            if neighbourhood_step(cfg, step, gen):
+                xd = data[neighbourhood(pool_x, recon_rows_t, nb, gen)]
+                dv, di = sae.encode(xd, cfg.k)
+            elif cfg.distill_by_group and sampler.by_group:
                 xd = data[sampler.sample_one_group(nb)]
                 dv, di = sae.encode(xd, cfg.k)
             else:
@@ -286,6 +294,23 @@ def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator, k:
         target = sample - sae.pre_bias
         scale = float((fit * target).sum() / fit.pow(2).sum().clamp_min(1e-12))
         sae.encoder_weight.mul_(max(scale, 1e-3))
+
+
+def neighbourhood_step(cfg: TrainConfig, step: int, gen: torch.Generator) -> bool:
+    """Whether this step's distillation batch is a neighbourhood (a seeded coin)."""
+    if cfg.distill_neighbourhood <= 0:
+        return False
+    return bool(torch.rand((), generator=gen) < cfg.distill_neighbourhood)
+
+
+def neighbourhood(
+    pool_x: torch.Tensor, pool: torch.Tensor, n: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Rows of ``pool`` ``(P,)`` (embeddings ``pool_x`` ``(P, d)``) nearest by inner product to
+    one of them drawn at random, itself included: ``min(n, P)`` rows, nearest first."""
+    anchor = int(torch.randint(len(pool), (1,), generator=gen))
+    sims = pool_x @ pool_x[anchor]
+    return pool[sims.topk(min(n, len(pool))).indices]
 
 
 def ranking_levels(cfg: TrainConfig, step: int) -> tuple[int, ...]:

@@ -187,6 +187,23 @@ def test_ranking_losses_at_one_level_per_step() -> None:
     assert result.history[-1]["recon"] < 0.6 * result.history[0]["recon"]
 
 
+def test_neighbourhood_batches_are_nearest_rows_and_train() -> None:
+    from encoders.training.trainer import neighbourhood
+
+    x = torch.from_numpy(_synthetic(n=300))
+    pool = torch.arange(100, 300)
+    gen = torch.Generator().manual_seed(0)
+    rows = neighbourhood(x[pool], pool, 20, gen)
+    anchor = rows[0]
+    sims = x[pool] @ x[anchor]
+    assert len(rows) == 20 and set(rows.tolist()) <= set(pool.tolist())
+    assert float((x[rows] @ x[anchor]).min()) >= float(sims.topk(20).values.min()) - 1e-6
+    cfg = _tiny_config(distill_neighbourhood=1.0, contrastive_coef=0.0, distill_coef=1.0)
+    empty = np.zeros(0, np.int64)
+    result = train_sae(_synthetic(), np.arange(1500), empty, empty, empty.astype(bool), cfg)
+    assert result.history[-1]["distill"] < result.history[0]["distill"]
+
+
 def test_query_distillation_and_distill_scale_train() -> None:
     x = _synthetic(n=900)
     queries = np.arange(0, 300)
