@@ -418,24 +418,35 @@ def test_default_recipe_is_the_shipped_models_and_flags_override_it() -> None:
     from encoders.training.train_csr import parse_args
     from encoders.training.trainer import TrainConfig
 
+    folder_old = "csr-minilm-indomain"
+
     def value(x):  # k_levels: a list from the command line and JSON, a tuple in TrainConfig
         return list(x) if isinstance(x, tuple | list) else x
 
     required = ["--data-dir", "d", "--out", "o"]
-    args = parse_args(required)
-    model_dir = Path(__file__).resolve().parents[2] / "encoders" / "models" / "csr-minilm"
-    log = json.loads((model_dir / "train_log.json").read_text())
-    run_only = {"steps", "time_budget_s", "log_every"}  # it ran under a 300 s time budget
-    for f in fields(TrainConfig):
-        if f.name not in run_only:
-            # a field added after the model was trained held its default then
-            logged = log["train_config"].get(f.name, f.default)
-            assert value(getattr(args, f.name)) == value(logged), f.name
+    models = Path(__file__).resolve().parents[2] / "encoders" / "models"
+    for recipe, folder in (("csr-minilm", "csr-minilm"), ("csr-minilm-indomain", folder_old)):
+        args = parse_args([*required, "--recipe", recipe])
+        log = json.loads((models / folder / "train_log.json").read_text())
+        run_only = {"steps", "time_budget_s", "log_every"}  # both ran under a time budget
+        for f in fields(TrainConfig):
+            if f.name not in run_only:
+                # a field added after the model was trained held its default then
+                logged = log["train_config"].get(f.name, f.default)
+                assert value(getattr(args, f.name)) == value(logged), (recipe, f.name)
+    assert parse_args(required).distill_neighbourhood == 0.5  # the default is csr-minilm's
+    general = parse_args(required)
+    assert general.collections == [] and general.scifact_dev and general.pair_with == "whole"
+    log = json.loads((models / "csr-minilm" / "train_log.json").read_text())
+    assert log["data"]["collections_trained_on"] == [] and log["data"]["labeled_pairs"] == 0
+    args = parse_args([*required, "--recipe", "csr-minilm-indomain"])
+    log = json.loads((models / folder_old / "train_log.json").read_text())
     assert args.sentence_texts and log["data"]["sources"]["cranfield_sentences"] > 0
     base = parse_args([*required, "--recipe", "base"])
     assert not base.sentence_texts
     for f in fields(TrainConfig):
         assert value(getattr(base, f.name)) == value(f.default), f.name
-    over = parse_args([*required, "--lr", "0.002", "--no-distill-by-group", "--no-sentence-texts"])
+    flags = ["--lr", "0.002", "--no-distill-by-group", "--no-sentence-texts"]
+    over = parse_args([*required, "--recipe", "csr-minilm-indomain", *flags])
     assert (over.lr, over.distill_by_group, over.sentence_texts) == (0.002, False, False)
     assert over.domain_weight == 0.75  # the rest of the recipe stays
