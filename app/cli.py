@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("app.commands.serve", "run the REST search service"),
     "index": ("app.commands.index", "encode a corpus and build an index (batch job)"),
     "eval": ("app.commands.eval", "evaluate an encoder + index on BEIR / MS MARCO"),
-    "models": ("app.commands.models", "fetch and list offline models"),
+    "models": ("app.commands.models", "fetch, list and adapt offline models"),
     "bench": ("app.commands.bench", "run a benchmark script from benchmarks/"),
     "repair": ("app.commands.repair", "recover a damaged (quarantined) collection"),
 }

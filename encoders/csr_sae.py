@@ -84,12 +84,13 @@ class TopKSAE(nn.Module):
     def decode(
         self, values: torch.Tensor, indices: torch.Tensor, *, bias: bool = True
     ) -> torch.Tensor:
-        """``(B, k)`` code -> ``(B, input_dim)`` reconstruction (a dense scatter + matmul)."""
-        z = torch.zeros(
-            values.shape[0], self.config.latent_dim, device=values.device, dtype=values.dtype
+        """``(B, k)`` code -> ``(B, input_dim)`` reconstruction: a weighted sum of ``k``
+        decoder rows per code (``embedding_bag``), so it costs ``B k d``, not ``B n d``, and the
+        decoder's gradient touches only the rows used (what makes CPU training affordable)."""
+        weight = self.decoder_weight
+        out = F.embedding_bag(
+            indices, weight, per_sample_weights=values.to(weight.dtype), mode="sum"
         )
-        z.scatter_(1, indices, values)
-        out = z @ self.decoder_weight
         return out + self.pre_bias if bias else out
 
     def forward(self, x: torch.Tensor, k: int | None = None) -> torch.Tensor:

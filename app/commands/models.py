@@ -68,9 +68,31 @@ def _build_inference_free(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adapt(args: argparse.Namespace) -> int:
+    from encoders.errors import EncoderError
+    from encoders.training.adapt import AdaptConfig, adapt_model, headline_k
+
+    config = AdaptConfig(steps=args.steps, lr=args.lr, time_budget_s=args.time_budget_s)
+    try:
+        out, result = adapt_model(
+            args.base, args.corpus, args.out, config, device=args.device, limit=args.limit
+        )
+    except EncoderError as exc:
+        print(f"error: {exc}")
+        return 1
+    k = headline_k(result)
+    print(
+        f"adapted model written to {out}: {result.documents} documents, {result.steps} steps, "
+        f"{result.seconds:.0f} s; documents' variance explained at {k} "
+        f"{result.fve_before[k]:.3f} -> {result.fve_after[k]:.3f}. Use it for a collection "
+        f'with {{"encoder": "{out}"}}.'
+    )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``lsr models {pull,list,build-inference-free}``."""
-    parser = subparsers.add_parser("models", help="fetch and list offline models")
+    """Add ``lsr models {pull,list,build-inference-free,adapt}``."""
+    parser = subparsers.add_parser("models", help="fetch, list and adapt offline models")
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     pull = sub.add_parser("pull", help="fetch a registered model (checksums verified)")
     pull.add_argument("name", help="registered model name, e.g. splade-tiny")
@@ -98,3 +120,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", required=True, type=Path, help="new model directory")
     build.add_argument("--limit", type=int, default=None, help="use at most this many texts")
     build.set_defaults(func=_build_inference_free)
+    adapt = sub.add_parser(
+        "adapt",
+        help="fine-tune a CSR model's autoencoder on a corpus's documents (no queries, no labels)",
+    )
+    adapt.add_argument("--base", default="csr-minilm", help="CSR model name or directory")
+    adapt.add_argument(
+        "--corpus",
+        required=True,
+        type=Path,
+        help="a BEIR folder (corpus.jsonl), a .jsonl[.gz] or a .txt[.gz] (one document a line)",
+    )
+    adapt.add_argument("--out", required=True, type=Path, help="new model directory")
+    adapt.add_argument("--steps", type=int, default=800, help="at most this many steps")
+    adapt.add_argument("--lr", type=float, default=2e-3)
+    adapt.add_argument("--time-budget-s", type=float, default=0.0, help="stop after (0: none)")
+    adapt.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda")
+    adapt.add_argument("--limit", type=int, default=None, help="use at most this many documents")
+    adapt.set_defaults(func=_adapt)

@@ -153,6 +153,8 @@ def build_training_texts(
     query_texts: bool = False,
     sentence_texts: bool = False,
     sentence_dev_max: int = 300,
+    pair_with: str = "rest",
+    scifact_dev: bool = False,
 ) -> TrainingTexts:
     """Collect texts and pairs from ``data_dir`` (the shared ``data`` folder) and
     ``corpus_files`` (one text a line, ``.txt[.gz]``; each file a source).
@@ -166,6 +168,10 @@ def build_training_texts(
     reported on). ``sentence_texts``: also reconstruct each BEIR document's sentences (in its
     corpus's group), except for the fidelity documents, whose sentences (at most
     ``sentence_dev_max`` per corpus) are always held out as ``sentence_dev``.
+    ``pair_with``: a corpus file's pseudo pair is (first sentence, ``"rest"`` of the text) or
+    (first sentence, the ``"whole"`` text), which needs no extra text embedded.
+    ``scifact_dev``: when SciFact is not trained on, every SciFact train query becomes a dev
+    query over its corpus (read by the dev log only, in no loss).
     """
     data_dir = Path(data_dir) if data_dir is not None else None
     out = TrainingTexts()
@@ -212,7 +218,8 @@ def build_training_texts(
     for path in corpus_files:
         name = Path(path).name.split(".")[0]
         held = fidelity_max if fidelity_fraction > 0 else 0
-        add_text_source(out, name, read_lines(Path(path), limit_per_source), rng, held)
+        lines = read_lines(Path(path), limit_per_source)
+        add_text_source(out, name, lines, rng, held, pair_with=pair_with)
     if query_texts and data_dir is not None:
         for path in sorted((data_dir / "vectors").glob("*_queries.txt*")):
             lines = read_lines(path, limit_per_source)
@@ -221,6 +228,8 @@ def build_training_texts(
             out.sources[path.name] = len(lines)
     if "scifact" in collections and data_dir is not None:
         _add_scifact_train(out, data_dir / "scifact", dev_fraction, seed)
+    elif scifact_dev and data_dir is not None:
+        _add_scifact_train(out, data_dir / "scifact", 1.0, seed)
     # Short texts (titles, first sentences, train queries) teach the query side too.
     out.recon.extend(out.pair_query)
     out.recon.extend(out.pair_doc)
@@ -234,14 +243,23 @@ def add_text_source(
     rng: np.random.Generator | None = None,
     fidelity_max: int = 0,
     fidelity_docs: int = 5000,
+    *,
+    pair_with: str = "rest",
 ) -> None:
     """One text a line as a source: every line reconstructed, (first sentence, rest) as a
-    pseudo pair; ``fidelity_max`` of those pairs' first sentences held out as this source's
-    fidelity queries over (at most ``fidelity_docs`` of) its texts."""
+    pseudo pair (or (first sentence, whole line) with ``pair_with="whole"``); ``fidelity_max``
+    of those pairs' first sentences held out as this source's fidelity queries over (at most
+    ``fidelity_docs`` of) its texts."""
+    if pair_with not in ("rest", "whole"):
+        raise ValueError(f"pair_with must be 'rest' or 'whole', got {pair_with!r}")
     out.start_group(name)
     rows = [out.row(line) for line in lines]
     out.recon.extend(rows)
-    heads = [parts for line in lines if (parts := split_head(line)) and is_pseudo_pair(*parts)]
+    heads = [
+        (parts[0], parts[1] if pair_with == "rest" else line)
+        for line in lines
+        if (parts := split_head(line)) and is_pseudo_pair(*parts)
+    ]
     n_held = min(fidelity_max, len(heads) // 10)
     held = set(rng.choice(len(heads), n_held, replace=False).tolist()) if n_held and rng else set()
     for j, parts in enumerate(heads):

@@ -13,8 +13,10 @@ A general model, trained on no text of the evaluation collections, from a broad 
 ``--eval`` then reports each collection's dense / CSR k=16..128 / BM25 nDCG@10 and whether
 any of its text was in training.
 
-The defaults are ``--recipe csr-minilm``, the arguments the shipped model was trained with
-(:data:`RECIPES`; any flag still overrides one of them; booleans have ``--no-`` forms);
+The defaults are ``--recipe csr-minilm``, the arguments the shipped general model was trained
+with (it needs ``--corpus``: the sample ``encoders.training.sample_corpus`` writes);
+``--recipe csr-minilm-indomain`` gives those of the earlier in-domain model (:data:`RECIPES`;
+any flag still overrides one of them; booleans have ``--no-`` forms);
 ``--recipe base`` starts from :class:`TrainConfig`'s plain defaults instead (uniform sampling,
 no per-source distillation), which ``run_device.sh`` builds its variants on.
 
@@ -199,12 +201,14 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
     return path
 
 
-# Starting points for the flags: "csr-minilm" is what encoders/models/csr-minilm was trained
-# with (call9_T6 in benchmarks/results/csr_variants.json: it ran 5,135 steps under a 300 s
-# budget on a shared H100, so here a fixed 5,200 steps); "base" is TrainConfig as it stands.
+# Starting points for the flags: "csr-minilm" is what encoders/models/csr-minilm (the general
+# model) was trained with (below); "csr-minilm-indomain" what encoders/models/csr-minilm-indomain
+# was trained with (call9_T6 in benchmarks/results/csr_variants.json: it ran 5,135 steps under
+# a 300 s budget on a shared H100, so here a fixed 5,200 steps); "base" is TrainConfig as it
+# stands.
 RECIPES: dict[str, dict[str, object]] = {
     "base": {},
-    "csr-minilm": {
+    "csr-minilm-indomain": {
         "domain_weight": 0.75,
         "distill_by_group": True,
         "distill_coef": 3.0,
@@ -228,6 +232,30 @@ RECIPES: dict[str, dict[str, object]] = {
         "steps": 5200,
     },
 }
+# The general recipe as two CPU cores can run it (no GPU was lent for the general model):
+# a sample of the corpus (``sample_corpus``) read at 128 tokens, (first sentence, whole text)
+# pairs (nothing more to embed), 4,096 data-initialised latents (fewer, broader features for
+# a small sample), half batches, no 4k term, ranking losses at one k per step, a time budget.
+RECIPES["general-cpu"] = {
+    **RECIPES["general"],
+    "latent_dim": 4096,
+    "init_from_data": True,
+    "batch_size": 512,
+    "distill_batch": 256,
+    "pair_batch_size": 256,
+    "recon_4k_coef": 0.0,
+    "ranking_level_per_step": True,
+    "warmup_steps": 50,
+    "steps": 3000,
+    "time_budget_s": 1500.0,
+    "log_every": 100,
+    "embed_max_length": 128,
+    "pair_with": "whole",
+    "scifact_dev": True,
+}
+# The shipped general model: general-cpu with half of the distillation batches neighbourhoods
+# (run B of the two side by side; chosen on SciFact train queries, see its model card).
+RECIPES["csr-minilm"] = {**RECIPES["general-cpu"], "distill_neighbourhood": 0.5}
 
 
 def corpus_files(paths: list[Path]) -> tuple[Path, ...]:
@@ -251,7 +279,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--recipe",
         choices=sorted(RECIPES),
         default="csr-minilm",
-        help="the defaults to start from (default: csr-minilm's own arguments)",
+        help="the defaults to start from (default: the shipped csr-minilm's own arguments)",
     )
     p.add_argument("--data-dir", type=Path, required=True, help="the shared data folder")
     p.add_argument(
@@ -271,6 +299,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=None, help="npz cache of the text embeddings")
     p.add_argument("--device", default="auto")
     p.add_argument("--embed-batch-size", type=int, default=None)
+    p.add_argument(
+        "--embed-max-length",
+        type=int,
+        default=256,
+        help="tokens the dense model reads of a training text (evaluation always reads 256)",
+    )
+    p.add_argument(
+        "--pair-with",
+        choices=("rest", "whole"),
+        default="rest",
+        help="a corpus text's pseudo pair: (first sentence, rest) or (first sentence, text)",
+    )
+    p.add_argument(
+        "--scifact-dev",
+        action="store_true",
+        help="without SciFact in training: all its train queries as the dev set (no loss)",
+    )
     p.add_argument("--limit-per-source", type=int, default=None, help="cap texts per source")
     p.add_argument("--default-k", type=int, default=64, help="k the encoder uses by default")
     p.add_argument(
@@ -322,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         dev_fraction=args.dev_fraction,
         query_texts=args.query_texts,
         sentence_texts=args.sentence_texts,
+        pair_with=args.pair_with,
+        scifact_dev=args.scifact_dev,
     )
     arrays = data.arrays()
     logger.info(
@@ -334,7 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def factory() -> DenseEmbedder:
-        return DenseEmbedder(args.dense_model, device=device, batch_size=args.embed_batch_size)
+        return DenseEmbedder(
+            args.dense_model,
+            device=device,
+            batch_size=args.embed_batch_size,
+            max_length=args.embed_max_length,
+        )
 
     emb = embed_cached(data.texts, factory, args.cache)
     on_log = None if args.no_dev else dev_callback(data, emb, device)

@@ -67,6 +67,17 @@ class TrainConfig:
     query_distill_coef: float = 0.0
     query_distill_batch: int = 256
     scale: float = 20.0
+    # Atoms start as random training rows (centred, unit norm) instead of random directions:
+    # every latent fires from the first step, so a short run (a CPU, an adaptation) converges.
+    init_from_data: bool = False
+    # The ranking losses (distillation, InfoNCE) at one ``k`` of ``k_levels`` per step, in
+    # turn, instead of all of them every step: the same terms on average over steps, at a
+    # quarter of their cost (on a CPU, the (B, latent_dim) code products dominate a step).
+    ranking_level_per_step: bool = False
+    # Share of steps whose distillation batch is the ``distill_batch`` nearest neighbours
+    # (dense cosine) of a random row: a narrow domain made on the fly anywhere in the corpus,
+    # where codes must keep the fine distinctions that a narrow unseen collection needs.
+    distill_neighbourhood: float = 0.0
     seed: int = 0
     log_every: int = 50
     time_budget_s: float = 0.0  # > 0: stop early (logged) once training took this long
@@ -109,6 +120,7 @@ def train_sae(
     on_log: Callable[[int, TopKSAE], dict[str, float]] | None = None,
     groups: np.ndarray | None = None,
     domain_groups: np.ndarray | None = None,
+    init_sae: TopKSAE | None = None,
 ) -> TrainResult:
     """Train a TopK SAE on ``embeddings`` ``(N, d)`` (unit-norm rows).
 
@@ -116,6 +128,8 @@ def train_sae(
     for InfoNCE (may be empty: then no contrastive term). ``on_log(step, sae)`` may return
     extra numbers (e.g. a dev nDCG) to record in the history. ``groups`` ``(N,)``: source id
     of each row; ``domain_groups``: the ids that ``cfg.domain_weight`` favours.
+    ``init_sae``: start from this model (fine-tuning; it is trained in place) instead of a
+    fresh one; its shape must match ``cfg`` and the embeddings.
     """
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
@@ -124,9 +138,18 @@ def train_sae(
     recon_rows_t = torch.as_tensor(recon_rows, device=device)
     if len(recon_rows_t) == 0:
         raise EncoderError("no reconstruction rows to train on")
-    sae = TopKSAE(SAEConfig(data.shape[1], cfg.latent_dim, cfg.k, cfg.tied)).to(device)
-    with torch.no_grad():
-        sae.pre_bias.copy_(data[recon_rows_t].mean(0))
+    shape = SAEConfig(data.shape[1], cfg.latent_dim, cfg.k, cfg.tied)
+    if init_sae is not None:
+        if init_sae.config != shape:
+            raise EncoderError(f"init_sae is {init_sae.config}, training needs {shape}")
+        sae = init_sae.to(device).train()
+    else:
+        sae = TopKSAE(shape).to(device)
+        with torch.no_grad():
+            sae.pre_bias.copy_(data[recon_rows_t].mean(0))
+            if cfg.init_from_data:
+                mid = cfg.k_levels[len(cfg.k_levels) // 2]
+                init_atoms_from_data(sae, data[recon_rows_t], gen, mid)
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     labeled = torch.as_tensor(np.flatnonzero(pair_labeled), device=device)
     sampler = _Sampler(recon_rows, groups, domain_groups, cfg.domain_weight, gen, device)
@@ -144,6 +167,7 @@ def train_sae(
         else None
     )
     distill_scale = cfg.distill_scale or cfg.scale
+    pool_x = data[recon_rows_t] if cfg.distill_neighbourhood > 0 else None
     pair_q = torch.as_tensor(pair_query, device=device)
     pair_d = torch.as_tensor(pair_doc, device=device)
     since_fired = torch.zeros(cfg.latent_dim, dtype=torch.long, device=device)
@@ -156,13 +180,16 @@ def train_sae(
             break
         x = data[sampler.sample(cfg.batch_size)]
         pre = sae.pre_activations(x)
-        values, indices = sae.topk(pre, 4 * cfg.k)
+        values, indices = sae.topk(pre, 4 * cfg.k if cfg.recon_4k_coef > 0 else cfg.k)
         parts: dict[str, torch.Tensor] = {}
-        recon = [normalized_mse(x, sae.decode(values[:, :k], indices[:, :k])) for k in cfg.k_levels]
+        levels = (*cfg.k_levels, 4 * cfg.k) if cfg.recon_4k_coef > 0 else cfg.k_levels
+        decoded = nested_decode(sae, values, indices, levels)
+        recon = [normalized_mse(x, decoded[k]) for k in cfg.k_levels]
         parts["recon"] = torch.stack(recon).mean()
-        parts["recon_4k"] = normalized_mse(x, sae.decode(values, indices))
+        if cfg.recon_4k_coef > 0:
+            parts["recon_4k"] = normalized_mse(x, decoded[4 * cfg.k])
         with torch.no_grad():
-            main = sae.decode(values[:, : cfg.k], indices[:, : cfg.k])
+            main = decoded[cfg.k].detach()
             fired = torch.zeros(cfg.latent_dim, dtype=torch.bool, device=device)
             fired[indices[:, : cfg.k][values[:, : cfg.k] > 0]] = True
             since_fired += cfg.batch_size
@@ -171,7 +198,10 @@ def train_sae(
         parts["auxk"] = auxk_loss(x - main, pre, dead, sae.decoder_weight, cfg.aux_k)
         if cfg.distill_coef > 0:
             nb = min(cfg.distill_batch, cfg.batch_size)
-            if cfg.distill_by_group and sampler.by_group:
+            if neighbourhood_step(cfg, step, gen):
+                xd = data[neighbourhood(pool_x, recon_rows_t, nb, gen)]
+                dv, di = sae.encode(xd, cfg.k)
+            elif cfg.distill_by_group and sampler.by_group:
                 xd = data[sampler.sample_one_group(nb)]
                 dv, di = sae.encode(xd, cfg.k)
             else:
@@ -180,19 +210,29 @@ def train_sae(
                 similarity_distillation(
                     dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim), xd, scale=distill_scale
                 )
-                for k in cfg.k_levels
+                for k in ranking_levels(cfg, step)
             ]
             parts["distill"] = torch.stack(distill).mean()
         if query_pools is not None and query_pools.groups:
             q_rows, d_rows = query_pools.sample(cfg.query_distill_batch, cfg.distill_batch)
-            parts["qdistill"] = _query_distill(sae, data, q_rows, d_rows, cfg, distill_scale)
+            parts["qdistill"] = _query_distill(
+                sae, data, q_rows, d_rows, cfg, distill_scale, ranking_levels(cfg, step)
+            )
         if cfg.contrastive_coef > 0 and len(pair_q) > 0:
             parts["infonce"] = _contrastive(
-                sae, data, pair_q, pair_d, labeled, pair_sampler, cfg, gen
+                sae,
+                data,
+                pair_q,
+                pair_d,
+                labeled,
+                pair_sampler,
+                cfg,
+                gen,
+                ranking_levels(cfg, step),
             )
         loss = (
             parts["recon"]
-            + cfg.recon_4k_coef * parts["recon_4k"]
+            + cfg.recon_4k_coef * parts.get("recon_4k", 0.0)
             + cfg.aux_coef * parts["auxk"]
             + cfg.distill_coef * parts.get("distill", 0.0)
             + cfg.contrastive_coef * parts.get("infonce", 0.0)
@@ -218,6 +258,68 @@ def train_sae(
     return result
 
 
+def nested_decode(
+    sae: TopKSAE, values: torch.Tensor, indices: torch.Tensor, levels: tuple[int, ...]
+) -> dict[int, torch.Tensor]:
+    """Reconstructions at each ``k`` of ``levels`` (ascending) from one sorted top-k code
+    ``(B, K)``: codes are nested prefixes, so each level adds only its new latents to the one
+    below, and all levels together cost one decode at the largest ``k``."""
+    out: dict[int, torch.Tensor] = {}
+    total, start = sae.pre_bias.expand(values.shape[0], -1), 0
+    for k in levels:
+        total = total + sae.decode(values[:, start:k], indices[:, start:k], bias=False)
+        out[k], start = total, k
+    return out
+
+
+@torch.no_grad()
+def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator, k: int) -> None:
+    """Set every atom (encoder and decoder row) to a random row of ``x`` ``(N, d)``, centred
+    on ``sae.pre_bias`` and scaled to unit norm, plus a little noise so that repeated rows
+    still differ; the encoder is then scaled so that codes at ``k`` reconstruct at the right
+    size. Latent biases stay zero."""
+    n = sae.config.latent_dim
+    pick = torch.randint(len(x), (n,), generator=gen).to(x.device)
+    atoms = x[pick] - sae.pre_bias
+    noise = torch.randn(atoms.shape, generator=gen).to(x.device)
+    atoms = torch.nn.functional.normalize(atoms, dim=1) + 0.05 * noise / atoms.shape[1] ** 0.5
+    atoms = torch.nn.functional.normalize(atoms, dim=1)
+    sae.encoder_weight.copy_(atoms)
+    if not sae.config.tied:
+        sae.decoder_weight.copy_(atoms)
+        # Neighbouring atoms all fire for a row, so the raw code over-shoots it several times:
+        # scale the encoder so that the code at k (least squares over a sample) fits.
+        sample = x[torch.randint(len(x), (min(len(x), 2048),), generator=gen).to(x.device)]
+        fit = sae.decode(*sae.encode(sample, k), bias=False)
+        target = sample - sae.pre_bias
+        scale = float((fit * target).sum() / fit.pow(2).sum().clamp_min(1e-12))
+        sae.encoder_weight.mul_(max(scale, 1e-3))
+
+
+def neighbourhood_step(cfg: TrainConfig, step: int, gen: torch.Generator) -> bool:
+    """Whether this step's distillation batch is a neighbourhood (a seeded coin)."""
+    if cfg.distill_neighbourhood <= 0:
+        return False
+    return bool(torch.rand((), generator=gen) < cfg.distill_neighbourhood)
+
+
+def neighbourhood(
+    pool_x: torch.Tensor, pool: torch.Tensor, n: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Rows of ``pool`` ``(P,)`` (embeddings ``pool_x`` ``(P, d)``) nearest by inner product to
+    one of them drawn at random, itself included: ``min(n, P)`` rows, nearest first."""
+    anchor = int(torch.randint(len(pool), (1,), generator=gen))
+    sims = pool_x @ pool_x[anchor]
+    return pool[sims.topk(min(n, len(pool))).indices]
+
+
+def ranking_levels(cfg: TrainConfig, step: int) -> tuple[int, ...]:
+    """The ``k`` levels the ranking losses use at ``step``: all, or one in turn."""
+    if cfg.ranking_level_per_step:
+        return (cfg.k_levels[step % len(cfg.k_levels)],)
+    return cfg.k_levels
+
+
 def _contrastive(
     sae: TopKSAE,
     data: torch.Tensor,
@@ -227,6 +329,7 @@ def _contrastive(
     unlabeled: _Sampler,
     cfg: TrainConfig,
     gen: torch.Generator,
+    levels: tuple[int, ...],
 ) -> torch.Tensor:
     """InfoNCE over a batch mixing labeled and pseudo pairs, averaged over ``k_levels``."""
     n_lab = min(len(labeled), int(round(cfg.labeled_fraction * cfg.pair_batch_size)))
@@ -250,7 +353,7 @@ def _contrastive(
             scale=cfg.scale,
             doc_ids=pair_d[idx],
         )
-        for k in cfg.k_levels
+        for k in levels
     ]
     return torch.stack(losses).mean()
 
@@ -262,6 +365,7 @@ def _query_distill(
     d_rows: torch.Tensor,
     cfg: TrainConfig,
     scale: float,
+    levels: tuple[int, ...],
 ) -> torch.Tensor:
     """Query-to-document distillation at each ``k`` of ``k_levels`` (mean)."""
     xq, xd = data[q_rows], data[d_rows]
@@ -277,7 +381,7 @@ def _query_distill(
             scale=scale,
             exclude=same,
         )
-        for k in cfg.k_levels
+        for k in levels
     ]
     return torch.stack(losses).mean()
 

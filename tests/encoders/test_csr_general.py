@@ -73,6 +73,24 @@ def test_general_texts_hold_no_collection_text(beir_folder, tmp_path) -> None:
     assert not held & set(arrays["pair_query"].tolist())
 
 
+def test_whole_text_pairs_and_scifact_train_queries_as_dev_only(beir_folder, tmp_path) -> None:
+    """``pair_with="whole"`` pairs a first sentence with its own line (nothing new to embed);
+    ``scifact_dev`` makes every SciFact train query a dev query, in no loss."""
+    line = "Topic opens here with words. It goes on for a while after that, and on."
+    files = (_write_lines(tmp_path / "prose.txt.gz", [line]),)
+    options = {"collections": (), "vectors": False, "corpus_files": files, "fidelity_fraction": 0}
+    data = build_training_texts(beir_folder, pair_with="whole", scifact_dev=True, **options)
+    assert [data.texts[r] for r in data.pair_doc] == [line]
+    assert data.texts[data.pair_query[0]] == "Topic opens here with words."
+    assert data.dev_query_ids == ["q1"] and not any(data.pair_labeled)
+    assert "SECRET TEST" not in data.texts
+    assert not set(data.dev_doc_rows) & set(data.arrays()["recon"].tolist())
+    rest = build_training_texts(beir_folder, **options)
+    assert rest.texts[rest.pair_doc[0]] != line and not rest.dev_query_ids
+    with pytest.raises(ValueError, match="pair_with"):
+        build_training_texts(beir_folder, pair_with="half", **options)
+
+
 def test_leave_one_out_drops_that_collection_and_its_judgments(beir_folder) -> None:
     cran = beir_folder / "cranfield"
     cran.mkdir()
@@ -137,3 +155,25 @@ def test_system_dictionaries_parse_when_installed(name) -> None:
         texts = list(islice(entries, 200))
     assert len(texts) == 200 and all(": " in t or " , " in t or len(t) > 10 for t in texts)
     assert not any("[1913 Webster]" in t for t in texts)
+
+
+def test_corpus_sample_is_seeded_and_chunked(tmp_path) -> None:
+    from encoders.training import sample_corpus
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in sample_corpus.MIX:
+        _write_lines(corpus / f"{name}.txt.gz", [f"{name} text {i}" for i in range(3000)])
+    one = sample_corpus.sample(corpus, 1)
+    two = sample_corpus.sample(corpus, 2)
+    for name, n in sample_corpus.MIX.items():
+        assert len(one[name]) == n and two[name][:n] == one[name]
+    assert one["gcide"] != [f"gcide text {i}" for i in range(1000)]  # shuffled
+    chunk = sample_corpus.chunk_texts(two, 1)
+    assert len(chunk) == sum(sample_corpus.MIX.values())
+    assert chunk[0] == ("docstrings", two["docstrings"][800])
+    assert (
+        sample_corpus.main(["--corpus", str(corpus), "--out", str(tmp_path / "s"), "--chunks", "1"])
+        == 0
+    )
+    assert json.loads((tmp_path / "s" / "sample.json").read_text())["texts"] == sample_corpus.MIX

@@ -141,6 +141,69 @@ def test_tiny_training_run_decreases_loss() -> None:
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
 
 
+def test_data_initialised_atoms_start_closer_and_init_sae_is_fine_tuned() -> None:
+    x = _synthetic()
+    empty = np.zeros(0, np.int64)
+    cfg = _tiny_config(steps=1, contrastive_coef=0.0, distill_coef=0.0)
+    cfg.init_from_data = True
+    cfg.lr = 1e-9  # atoms as initialised
+    base = train_sae(x, np.arange(len(x)), empty, empty, empty.astype(bool), cfg).sae
+    atoms = torch.nn.functional.normalize(base.encoder_weight.detach(), dim=1)
+    centred = torch.nn.functional.normalize(torch.from_numpy(x) - base.pre_bias.detach(), dim=1)
+    assert float((atoms @ centred.T).max(1).values.min()) > 0.95  # each atom is a data row
+    cfg.lr = 3e-3
+    tuned = train_sae(x, np.arange(len(x)), empty, empty, empty.astype(bool), cfg, init_sae=base)
+    assert tuned.sae is base  # trained in place, from its weights
+    wrong = TopKSAE(SAEConfig(24, 64, 8))
+    with pytest.raises(EncoderError, match="init_sae"):
+        train_sae(x, np.arange(len(x)), empty, empty, empty.astype(bool), cfg, init_sae=wrong)
+
+
+def test_nested_decode_equals_one_decode_per_level() -> None:
+    from encoders.training.trainer import nested_decode
+
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(24, 96, 8))
+    x = torch.from_numpy(_synthetic(n=50))
+    values, indices = sae.encode(x, 8)
+    nested = nested_decode(sae, values, indices, (2, 4, 8))
+    for k in (2, 4, 8):
+        expected = sae.decode(values[:, :k], indices[:, :k])
+        assert torch.allclose(nested[k], expected, atol=1e-5), k
+
+
+def test_ranking_losses_at_one_level_per_step() -> None:
+    from encoders.training.trainer import ranking_levels
+
+    cfg = _tiny_config(k_levels=(2, 4, 8))
+    assert ranking_levels(cfg, 5) == (2, 4, 8)
+    cfg.ranking_level_per_step = True
+    assert [ranking_levels(cfg, s) for s in range(4)] == [(2,), (4,), (8,), (2,)]
+    cfg.recon_4k_coef = 0.0
+    x = _synthetic()
+    pairs = np.arange(0, 200, 2)
+    result = _train_three_groups(x, pairs, pairs + 1, np.zeros(len(pairs), bool), cfg)
+    assert "recon_4k" not in result.history[0]
+    assert result.history[-1]["recon"] < 0.6 * result.history[0]["recon"]
+
+
+def test_neighbourhood_batches_are_nearest_rows_and_train() -> None:
+    from encoders.training.trainer import neighbourhood
+
+    x = torch.from_numpy(_synthetic(n=300))
+    pool = torch.arange(100, 300)
+    gen = torch.Generator().manual_seed(0)
+    rows = neighbourhood(x[pool], pool, 20, gen)
+    anchor = rows[0]
+    sims = x[pool] @ x[anchor]
+    assert len(rows) == 20 and set(rows.tolist()) <= set(pool.tolist())
+    assert float((x[rows] @ x[anchor]).min()) >= float(sims.topk(20).values.min()) - 1e-6
+    cfg = _tiny_config(distill_neighbourhood=1.0, contrastive_coef=0.0, distill_coef=1.0)
+    empty = np.zeros(0, np.int64)
+    result = train_sae(_synthetic(), np.arange(1500), empty, empty, empty.astype(bool), cfg)
+    assert result.history[-1]["distill"] < result.history[0]["distill"]
+
+
 def test_query_distillation_and_distill_scale_train() -> None:
     x = _synthetic(n=900)
     queries = np.arange(0, 300)
@@ -355,22 +418,35 @@ def test_default_recipe_is_the_shipped_models_and_flags_override_it() -> None:
     from encoders.training.train_csr import parse_args
     from encoders.training.trainer import TrainConfig
 
+    folder_old = "csr-minilm-indomain"
+
     def value(x):  # k_levels: a list from the command line and JSON, a tuple in TrainConfig
         return list(x) if isinstance(x, tuple | list) else x
 
     required = ["--data-dir", "d", "--out", "o"]
-    args = parse_args(required)
-    model_dir = Path(__file__).resolve().parents[2] / "encoders" / "models" / "csr-minilm"
-    log = json.loads((model_dir / "train_log.json").read_text())
-    run_only = {"steps", "time_budget_s", "log_every"}  # it ran under a 300 s time budget
-    for f in fields(TrainConfig):
-        if f.name not in run_only:
-            assert value(getattr(args, f.name)) == log["train_config"][f.name], f.name
+    models = Path(__file__).resolve().parents[2] / "encoders" / "models"
+    for recipe, folder in (("csr-minilm", "csr-minilm"), ("csr-minilm-indomain", folder_old)):
+        args = parse_args([*required, "--recipe", recipe])
+        log = json.loads((models / folder / "train_log.json").read_text())
+        run_only = {"steps", "time_budget_s", "log_every"}  # both ran under a time budget
+        for f in fields(TrainConfig):
+            if f.name not in run_only:
+                # a field added after the model was trained held its default then
+                logged = log["train_config"].get(f.name, f.default)
+                assert value(getattr(args, f.name)) == value(logged), (recipe, f.name)
+    assert parse_args(required).distill_neighbourhood == 0.5  # the default is csr-minilm's
+    general = parse_args(required)
+    assert general.collections == [] and general.scifact_dev and general.pair_with == "whole"
+    log = json.loads((models / "csr-minilm" / "train_log.json").read_text())
+    assert log["data"]["collections_trained_on"] == [] and log["data"]["labeled_pairs"] == 0
+    args = parse_args([*required, "--recipe", "csr-minilm-indomain"])
+    log = json.loads((models / folder_old / "train_log.json").read_text())
     assert args.sentence_texts and log["data"]["sources"]["cranfield_sentences"] > 0
     base = parse_args([*required, "--recipe", "base"])
     assert not base.sentence_texts
     for f in fields(TrainConfig):
         assert value(getattr(base, f.name)) == value(f.default), f.name
-    over = parse_args([*required, "--lr", "0.002", "--no-distill-by-group", "--no-sentence-texts"])
+    flags = ["--lr", "0.002", "--no-distill-by-group", "--no-sentence-texts"]
+    over = parse_args([*required, "--recipe", "csr-minilm-indomain", *flags])
     assert (over.lr, over.distill_by_group, over.sentence_texts) == (0.002, False, False)
     assert over.domain_weight == 0.75  # the rest of the recipe stays

@@ -1,0 +1,122 @@
+"""General vs corpus-adapted CSR: nDCG@10 per collection, each adapted on its own documents.
+
+    python benchmarks/bench_csr_adapt.py [--model encoders/models/csr-minilm]
+        [--data-dir ../shared/data] [--embeddings-cache FILE] [--steps 400] [--device auto]
+
+For every collection: the general model's codes, then the same model adapted
+(:func:`encoders.training.adapt.adapt_sae`, what ``lsr models adapt`` runs) on that
+collection's documents and their first sentences only (no query, no judgment), both scored
+on the collection's judged test queries; dense all-MiniLM-L6-v2 and BM25 as baselines, in
+the same process. Exact search. Writes JSON to benchmarks/results/csr_adapt.json.
+``--embeddings-cache``: the npz bench_csr.py writes (documents and queries), to which the
+first sentences' embeddings are added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from encoders.csr import CSREncoder, load_csr  # noqa: E402
+from encoders.training.adapt import AdaptConfig, adapt_sae, pseudo_pairs  # noqa: E402
+from encoders.training.evaluate import (  # noqa: E402
+    embeddings_for,
+    evaluate_collection,
+    summarize,
+)
+from encoders.training.retrieval import COLLECTIONS, load_beir  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, default=ROOT / "encoders" / "models" / "csr-minilm")
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--collections", nargs="+", default=list(COLLECTIONS))
+    p.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--embeddings-cache", type=Path, default=None)
+    p.add_argument("--steps", type=int, default=AdaptConfig.steps)
+    p.add_argument("--lr", type=float, default=AdaptConfig.lr)
+    p.add_argument("--no-recenter", action="store_true")
+    p.add_argument("--no-bm25", action="store_true")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_adapt.json")
+    args = p.parse_args(argv)
+
+    general = load_csr(args.model, device=args.device)
+    ks = [k for k in args.ks if k <= general.max_k]
+    cache: dict[str, np.ndarray] = {}
+    if args.embeddings_cache and args.embeddings_cache.is_file():
+        with np.load(args.embeddings_cache) as z:
+            cache = {k: z[k] for k in z.files}
+    n_cached = len(cache)
+    config = AdaptConfig(steps=args.steps, lr=args.lr, recenter=not args.no_recenter)
+    rows: dict[str, dict] = {}
+    for name in args.collections:
+        coll = load_beir(args.data_dir / name, "test")
+        docs, _ = embeddings_for(general, coll, cache)
+        heads, head_doc = pseudo_pairs(coll.doc_texts)
+        if f"{name}/heads" not in cache:
+            cache[f"{name}/heads"] = general.embedder.embed(heads)
+        base = evaluate_collection(general, coll, ks, cache, bm25=not args.no_bm25)
+        t = time.perf_counter()
+        result = adapt_sae(
+            general.sae,
+            docs,
+            cache[f"{name}/heads"].astype(np.float32),
+            np.asarray(head_doc, np.int64),
+            config,
+            device=general.device,
+        )
+        adapted = CSREncoder(result.sae, general.settings, device=general.device)
+        row = evaluate_collection(adapted, coll, ks, cache, bm25=False)
+        rows[name] = {
+            "docs": base["docs"],
+            "queries": base["queries"],
+            "dense": base["dense"],
+            "bm25": base.get("bm25"),
+            "general": {k: v for k, v in base.items() if k.startswith(("csr_", "ratio_"))},
+            "adapted": {k: v for k, v in row.items() if k.startswith(("csr_", "ratio_"))},
+            "adapt": {**result.summary(), "wall_seconds": round(time.perf_counter() - t, 1)},
+        }
+        r = rows[name]
+        print(
+            f"{name:<10} dense {r['dense']:.4f}  k=64 general {r['general']['csr_k64']:.4f} "
+            f"({r['general']['ratio_k64']:.3f})  adapted {r['adapted']['csr_k64']:.4f} "
+            f"({r['adapted']['ratio_k64']:.3f})  FVE@64 {result.fve_before.get('k64')} -> "
+            f"{result.fve_after.get('k64')}  {result.steps} steps {result.seconds:.0f} s",
+            flush=True,
+        )
+    if args.embeddings_cache and len(cache) > n_cached:
+        np.savez(args.embeddings_cache, **{k: v.astype(np.float16) for k, v in cache.items()})
+    summary = {
+        "general": summarize({n: r["general"] for n, r in rows.items()}, ks),
+        "adapted": summarize({n: r["adapted"] for n, r in rows.items()}, ks),
+    }
+    print(json.dumps(summary, indent=1))
+    cmd = sys.argv[1:] if argv is None else argv
+    out = {
+        "command": " ".join(["python benchmarks/bench_csr_adapt.py", *cmd]),
+        "model": str(args.model),
+        "device": str(general.device),
+        "python": platform.python_version(),
+        "adapt_config": asdict(config),
+        "collections": rows,
+        "summary": summary,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

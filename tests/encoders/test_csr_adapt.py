@@ -1,0 +1,156 @@
+"""Corpus adaptation: a tiny corpus is adapted in seconds, reconstruction improves, the result
+is a model directory that loads, encodes and can be named as a collection's encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.csr import CSREncoder, CSRSettings, load_csr, save_csr_model
+from encoders.csr_embedder import find_dense_model_dir
+from encoders.csr_sae import SAEConfig, TopKSAE
+from encoders.errors import EncoderError, ModelNotFoundError
+from encoders.training.adapt import (
+    ADAPT_LOG,
+    AdaptConfig,
+    adapt_model,
+    adapt_sae,
+    pseudo_pairs,
+    read_documents,
+)
+
+TOPICS = ("wing lift", "boundary layer", "library catalog", "blood cells", "compiler")
+
+
+def _tiny_docs(n: int = 36) -> list[str]:
+    return [
+        f"Study {i} of the {TOPICS[i % 5]}. It reports measurements of the {TOPICS[i % 5]} "
+        f"under condition {i % 7} and compares them with theory number {i % 3}."
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def base_sae() -> TopKSAE:
+    """A small random autoencoder: general, knowing nothing of the corpus."""
+    torch.manual_seed(0)
+    return TopKSAE(SAEConfig(input_dim=32, latent_dim=256, k=16)).eval()
+
+
+def _narrow_corpus(n: int = 40, d: int = 32) -> np.ndarray:
+    """Unit rows clustered around one direction: a narrow domain far from the origin."""
+    rng = np.random.default_rng(1)
+    x = 3.0 * rng.normal(size=(1, d)) + rng.normal(size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_adaptation_lowers_reconstruction_error_and_keeps_base(base_sae: TopKSAE) -> None:
+    docs = _narrow_corpus()
+    before = {k: v.clone() for k, v in base_sae.state_dict().items()}
+    heads = docs[:10] + 0.05
+    heads /= np.linalg.norm(heads, axis=1, keepdims=True)
+    result = adapt_sae(base_sae, docs, heads, np.arange(10), AdaptConfig(steps=60, lr=3e-3, seed=0))
+    assert result.documents == 40 and result.pairs == 10 and result.steps >= 1
+    for k in ("k16",):
+        assert result.fve_after[k] > result.fve_before[k] + 0.05, (k, result)
+    # The base model is left as it was; the adapted one has the same shape.
+    for name, value in base_sae.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert result.sae.config == base_sae.config
+    assert {"recon", "distill", "infonce"} <= set(result.history[0])
+
+
+def test_small_corpus_stops_after_max_epochs(base_sae: TopKSAE) -> None:
+    cfg = AdaptConfig(steps=10_000, max_epochs=3, batch_size=512)
+    assert cfg.train_config(base_sae, 40).steps == 3  # 40 docs in batches of 40
+    assert cfg.train_config(base_sae, 40).batch_size == 40
+
+
+def test_adaptation_input_checks(base_sae: TopKSAE) -> None:
+    with pytest.raises(EncoderError, match="at least 2"):
+        adapt_sae(base_sae, np.zeros((1, 32), np.float32))
+    with pytest.raises(EncoderError, match="width 32"):
+        adapt_sae(base_sae, np.zeros((5, 8), np.float32))
+    with pytest.raises(EncoderError, match="head_doc"):
+        adapt_sae(base_sae, _narrow_corpus(), _narrow_corpus(3), np.arange(2))
+
+
+def test_pseudo_pairs_and_corpus_reading(tmp_path: Path) -> None:
+    heads, of = pseudo_pairs(["One sentence only here", *_tiny_docs(2)])
+    assert of == [1, 2] and heads[0] == "Study 0 of the wing lift."
+    beir = tmp_path / "beir"
+    beir.mkdir()
+    rows = [{"_id": "a", "title": "T", "text": "x  y"}, {"_id": "b", "title": "", "text": ""}]
+    (beir / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert read_documents(beir) == ["T x y"]
+    (tmp_path / "docs.txt").write_text("first doc\n\nsecond doc\n")
+    assert read_documents(tmp_path / "docs.txt") == ["first doc", "second doc"]
+    with pytest.raises(EncoderError, match="corpus.jsonl"):
+        read_documents(tmp_path)
+
+
+class _HashEmbedder:
+    """A stand-in for the dense model: bag of hashed words, unit rows (no weights needed)."""
+
+    max_length = 256
+    dim = 32
+
+    def embed(self, texts, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, sum(map(ord, word)) % self.dim] += 1.0
+        out += 0.5  # a shared component: a narrow corpus far from the origin
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_adapt_model_writes_a_loadable_model_dir(base_sae: TopKSAE, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_tiny_docs()) + "\n")
+    enc = CSREncoder(base_sae, CSRSettings(default_k=8), embedder=_HashEmbedder(), device="cpu")
+    out, result = adapt_model(
+        "tiny-base", corpus, tmp_path / "adapted", AdaptConfig(steps=40, lr=3e-3), encoder=enc
+    )
+    assert result.fve_after["k16"] > result.fve_before["k16"]
+    log = json.loads((out / ADAPT_LOG).read_text())
+    assert log["documents"] == 36 and "no queries" in log["method"]
+    assert (out / "README.md").is_file()
+    loaded = load_csr(out, device="cpu", embedder=_HashEmbedder())
+    assert loaded.default_k == 8 and loaded.sae.config == base_sae.config
+    codes = loaded.encode_documents(_tiny_docs(3))
+    assert codes.shape == (3, 256) and 0 < codes.nnz <= 3 * 8
+    assert not torch.equal(loaded.sae.encoder_weight, base_sae.encoder_weight)
+
+
+def _has_dense_model() -> bool:
+    try:
+        find_dense_model_dir()
+    except ModelNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_dense_model(), reason="all-MiniLM-L6-v2 not installed")
+def test_cli_adapts_a_real_model_and_load_encoder_reads_it(tmp_path: Path) -> None:
+    """``lsr models adapt`` end to end: MiniLM embeddings, a small CSR base, a model dir that
+    ``load_encoder`` (what the service calls for a collection's encoder) loads by path."""
+    from app.cli import main
+    from encoders import load_encoder
+
+    torch.manual_seed(0)
+    base = tmp_path / "base"
+    save_csr_model(base, TopKSAE(SAEConfig(384, 512, 32)).eval(), CSRSettings(default_k=16))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_tiny_docs()) + "\n")
+    out = tmp_path / "adapted"
+    argv = ["models", "adapt", "--base", str(base), "--corpus", str(corpus), "--out", str(out)]
+    assert main([*argv, "--steps", "30", "--device", "cpu"]) == 0
+    log = json.loads((out / ADAPT_LOG).read_text())
+    assert log["fve_after"]["k32"] > log["fve_before"]["k32"]
+    enc = load_encoder(str(out), device="cpu")
+    codes = enc.encode_queries(["lift of a wing"])
+    assert codes.shape == (1, 512) and 0 < codes.nnz <= 16
