@@ -132,7 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a BEIR folder (corpus.jsonl), a .jsonl[.gz] or a .txt[.gz] (one document a line)",
     )
     adapt.add_argument("--out", required=True, type=Path, help="new model directory")
-    adapt.add_argument("--steps", type=int, default=800, help="at most this many steps")
+    adapt.add_argument("--steps", type=int, default=1600, help="at most this many steps")
     adapt.add_argument("--lr", type=float, default=2e-3)
     adapt.add_argument("--time-budget-s", type=float, default=0.0, help="stop after (0: none)")
     adapt.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda")
