@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
 from encoders.csr import load_csr  # noqa: E402
 from encoders.training.evaluate import (  # noqa: E402
     embeddings_for,
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "collections": results,
         "summary": summary,
+        "machine": machine_info(MODEL_PACKAGES),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")

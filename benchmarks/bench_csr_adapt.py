@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
 from encoders.csr import CSREncoder, load_csr  # noqa: E402
 from encoders.training.adapt import AdaptConfig, adapt_sae, pseudo_pairs  # noqa: E402
 from encoders.training.evaluate import (  # noqa: E402
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "adapt_config": asdict(config),
         "collections": rows,
         "summary": summary,
+        "machine": machine_info(MODEL_PACKAGES),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")

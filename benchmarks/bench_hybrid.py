@@ -20,6 +20,7 @@ from pathlib import Path
 from app.jobs.evaluation.hybrid import HybridConfig, HybridEvaluation
 from app.jobs.evaluation.report import format_table
 from app.services.fusion import FusionSpec
+from benchmarks.machine import MODEL_PACKAGES, machine_info
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("LSR_SHARED_DIR", ROOT.parents[1] / "shared")) / "data"
@@ -87,6 +88,7 @@ def main() -> None:
 
 def write(report: dict, out: Path, started: float) -> tuple[list[list[str]], list[str]]:
     report["seconds"] = round(time.perf_counter() - started, 1)
+    report.setdefault("machine", machine_info(MODEL_PACKAGES))
     table = summarise(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -18,6 +18,8 @@ from pathlib import Path
 # CPU flags that decide which code paths NumPy, LLVM (Numba) and the Rust build can use.
 FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512fp16")
 PACKAGES = ("numba", "llvmlite", "numpy", "scipy", "pyarrow", "pyseismic-lsr")
+# What the encoder and evaluation benchmarks also depend on.
+MODEL_PACKAGES = (*PACKAGES, "torch", "transformers", "sentence-transformers", "bm25s")
 CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
 
@@ -111,8 +113,9 @@ def llvm_cpu_name() -> str | None:
         return None
 
 
-def machine_info() -> dict:
-    """CPU model and vendor, relevant flags, cores, caches, THP, kernel and package versions."""
+def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict:
+    """CPU model and vendor, relevant flags, cores, caches, THP, kernel and the versions of
+    ``packages``."""
     info = cpuinfo()
     flags = set(info.get("flags", "").split())
     try:
@@ -140,7 +143,7 @@ def machine_info() -> dict:
         "kernel": platform.release(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": versions(),
+        "versions": versions(packages),
         "env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith("NUMBA_")},
     }
 
