@@ -16,8 +16,6 @@ Embedding the 12k test documents takes seconds on a GPU but ~20 minutes on 2 CPU
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
+from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import load_csr  # noqa: E402
 from encoders.training.evaluate import (  # noqa: E402
     embeddings_for,
@@ -99,18 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(results, ks)
     print(format_table({"collections": results, "summary": summary, "ks": ks}))
     cmd = sys.argv[1:] if argv is None else argv
-    out = {
-        "command": " ".join(["python benchmarks/bench_csr.py", *cmd]),
+    write_report(args.out, "bench_csr.py", cmd, {
         "model": str(args.model),
         "device": str(encoder.device),
         "search": args.search,
-        "python": platform.python_version(),
         "collections": results,
         "summary": summary,
-        "machine": machine_info(MODEL_PACKAGES),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    })  # fmt: skip
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import asdict
@@ -27,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
+from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import CSREncoder, load_csr  # noqa: E402
 from encoders.training.adapt import AdaptConfig, adapt_sae, pseudo_pairs  # noqa: E402
 from encoders.training.evaluate import (  # noqa: E402
@@ -105,18 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(summary, indent=1))
     cmd = sys.argv[1:] if argv is None else argv
-    out = {
-        "command": " ".join(["python benchmarks/bench_csr_adapt.py", *cmd]),
+    write_report(args.out, "bench_csr_adapt.py", cmd, {
         "model": str(args.model),
         "device": str(general.device),
-        "python": platform.python_version(),
         "adapt_config": asdict(config),
         "collections": rows,
         "summary": summary,
-        "machine": machine_info(MODEL_PACKAGES),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    })  # fmt: skip
     return 0
 
 

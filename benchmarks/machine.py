@@ -164,3 +164,16 @@ def describe(machine: dict) -> str:
 
 if __name__ == "__main__":
     print(json.dumps(machine_info(), indent=1))
+
+
+def write_report(path: Path, script: str, argv: list[str], fields: dict) -> None:
+    """Write a benchmark's JSON: the command that produced it, ``fields``, the Python
+    version and the machine record (with the model packages' versions)."""
+    report = {
+        "command": " ".join([f"python benchmarks/{script}", *argv]),
+        **fields,
+        "python": platform.python_version(),
+        "machine": machine_info(MODEL_PACKAGES),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
