@@ -15,7 +15,7 @@ mkdir -p /tmp/csrcarry/plain/corpus  # plain text: xz packs it far better than g
 for f in /tmp/csrcarry/corpus/*.txt.gz; do gunzip -c "$f" > "/tmp/csrcarry/plain/corpus/$(basename "$f" .gz)"; done
 cp /tmp/csrcarry/corpus/card.json /tmp/csrcarry/plain/corpus/
 tar cf - -C /tmp/csrcarry/plain corpus | xz -9 -T1 > "$OUT/corpus.tar.xz"
-tar cf - -C "$SHARED/data" --exclude='*/qrels/train.tsv' scifact cranfield cisi cacm med \
+tar cf - -C "$SHARED/data" scifact cranfield cisi cacm med \
   | xz -9 -T1 > "$OUT/evaldata.tar.xz"
 python3 - "$OUT/minilm" <<'PY'
 import shutil, sys
