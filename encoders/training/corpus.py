@@ -16,7 +16,11 @@ Sources (each a file ``DIR/<source>.txt.gz``, one text a line; a source is a sam
 - ``fortunes``: the fortune cookie files (Debian ``fortunes``, ``fortunes-min``; quotations,
   literature, science, law, humour; the offensive set is not installed);
 - ``readmes``: paragraphs of the long descriptions (README text) of every Python package
-  installed on this machine (``*.dist-info/METADATA``).
+  installed on this machine (``*.dist-info/METADATA``);
+- ``--extra DIR``: every ``DIR/<source>.txt`` (one text a line) is one more source, capped at
+  ``--extra-cap`` texts: the scientific, medical and engineering prose that
+  ``encoders/training/science/fetch.sh`` extracts from Debian documentation packages and
+  ontology wheels (``encoders/training/science/SOURCES.md``).
 
 Decontamination: a text that shares any 10-word shingle with a document or a query of scifact,
 cranfield, cisi, cacm or med (``--shared``) is dropped, and duplicates (case-insensitive) are
@@ -163,6 +167,15 @@ def site_package_roots() -> list[Path]:
     return sorted(r for r in roots if r.is_dir())
 
 
+def text_lines(path: Path) -> Iterator[str]:
+    """The texts of a one-text-a-line file, cleaned."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            text = clean(line)
+            if text:
+                yield text
+
+
 def sources(shared: Path) -> dict[str, Iterator[str]]:
     vectors = shared / "data" / "vectors"
     dictd = Path("/usr/share/dictd")
@@ -179,16 +192,31 @@ def sources(shared: Path) -> dict[str, Iterator[str]]:
 
 
 def build_corpus(
-    out: Path, shared: Path, cap_per_source: int | None = None, max_chars: int = 2000, seed: int = 0
+    out: Path,
+    shared: Path,
+    cap_per_source: int | None = None,
+    max_chars: int = 2000,
+    seed: int = 0,
+    extra: Path | None = None,
+    extra_cap: int | None = None,
 ) -> dict:
-    """Write ``out/<source>.txt.gz`` and ``out/card.json``; returns the card."""
+    """Write ``out/<source>.txt.gz`` and ``out/card.json``; returns the card. ``extra``: a
+    folder whose ``*.txt`` files are further sources, each capped at ``extra_cap``."""
     out.mkdir(parents=True, exist_ok=True)
     banned = collection_shingles(shared / "data")
     logger.info("%d shingles of the evaluation collections", len(banned))
     seen: set[str] = set()
     card: dict = {"shingle_words": SHINGLE, "max_chars": max_chars, "seed": seed, "sources": {}}
     rng = np.random.default_rng(seed)
-    for name, texts in sources(shared).items():
+    named = dict(sources(shared))
+    caps = dict.fromkeys(named, cap_per_source)
+    for path in sorted(extra.glob("*.txt")) if extra is not None else ():
+        if path.stem in named:
+            raise ValueError(f"{path}: source {path.stem!r} exists already")
+        named[path.stem] = text_lines(path)
+        caps[path.stem] = min((c for c in (cap_per_source, extra_cap) if c), default=None)
+    for name, texts in named.items():
+        cap = caps[name]
         counts = {"read": 0, "contaminated": 0, "duplicate": 0, "kept": 0}
         kept: list[str] = []
         for text in texts:
@@ -203,10 +231,10 @@ def build_corpus(
                 continue
             seen.add(key)
             kept.append(text)
-        if cap_per_source and len(kept) > cap_per_source:
-            pick = np.sort(rng.choice(len(kept), cap_per_source, replace=False))
+        if cap and len(kept) > cap:
+            pick = np.sort(rng.choice(len(kept), cap, replace=False))
             kept = [kept[i] for i in pick]
-            counts["capped_to"] = cap_per_source
+            counts["capped_to"] = cap
         counts["kept"] = len(kept)
         counts["chars"] = sum(map(len, kept))
         with gzip.open(out / f"{name}.txt.gz", "wt", encoding="utf-8") as fh:
@@ -225,8 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shared", type=Path, default=Path("../shared"))
     p.add_argument("--cap-per-source", type=int, default=None)
     p.add_argument("--max-chars", type=int, default=2000)
+    p.add_argument("--extra", type=Path, default=None, help="folder of further <source>.txt")
+    p.add_argument("--extra-cap", type=int, default=25000, help="texts kept per --extra source")
     args = p.parse_args(argv)
-    card = build_corpus(args.out, args.shared, args.cap_per_source, args.max_chars)
+    card = build_corpus(
+        args.out,
+        args.shared,
+        args.cap_per_source,
+        args.max_chars,
+        extra=args.extra,
+        extra_cap=args.extra_cap,
+    )
     print(json.dumps(card, indent=1))
     return 0
 

