@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fusion",
         choices=("rrf", "linear"),
         default=None,
-        help="hybrid: reciprocal-rank fusion (k=60) or min-max linear (default rrf)",
+        help="hybrid: reciprocal-rank fusion (k=60) or min-max linear (default: the fusion "
+        "selected on SciFact train for a shipped pair, else rrf)",
     )
     p.add_argument(
         "--fusion-weights",

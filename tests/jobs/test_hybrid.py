@@ -11,6 +11,7 @@ from app.cli import main as lsr
 from app.jobs.evaluation.hybrid import (
     HybridConfig,
     HybridEvaluation,
+    default_fusion,
     fuse_runs,
     fusion_grid,
     select_fusion,
@@ -49,6 +50,19 @@ def test_selection_follows_the_judged_queries() -> None:
     assert spec.weights[0] > spec.weights[1]
     assert len(table) == len(fusion_grid(2))
     assert max(row["nDCG@10"] for row in table) == pytest.approx(1.0)
+
+
+def test_default_fusion_is_the_shipped_selection_for_its_pair() -> None:
+    # The pair selected on SciFact train keeps its weights with its fields, in either order.
+    assert default_fusion(("splade-tiny", "bm25")) == FusionSpec("linear", (0.3, 0.7))
+    assert default_fusion(("bm25", "splade-tiny")) == FusionSpec("linear", (0.7, 0.3))
+    # Fields nobody selected a fusion for: RRF, equal weights (no score scale to trust).
+    assert default_fusion(("csr-minilm-indomain", "bm25")) == FusionSpec("rrf")
+    assert default_fusion(("splade-tiny", "bm25", "csr-minilm")) == FusionSpec("rrf")
+    config = HybridConfig(dataset="x", encoders=("bm25", "splade-tiny"))
+    evaluation = HybridEvaluation(config)
+    assert evaluation.select() == FusionSpec("linear", (0.7, 0.3))
+    assert evaluation.meta["fusion_default"] == "selected on SciFact train"
 
 
 def test_config_checks() -> None:

@@ -38,6 +38,24 @@ logger = logging.getLogger(__name__)
 
 RERANK_METHODS = ("dense",)
 
+# Fusions selected once, on SciFact's 809 *train* queries (benchmarks/bench_hybrid.py
+# --select-on scifact:train; benchmarks/results/hybrid_eval.json), for pairs of the offline
+# models: what `lsr eval` fuses those fields with when given neither --fusion nor --select-on.
+# Keys are the fields in the order of the weights.
+SELECTED_FUSIONS: dict[tuple[str, ...], FusionSpec] = {
+    ("splade-tiny", "bm25"): FusionSpec("linear", (0.3, 0.7)),
+}
+
+
+def default_fusion(encoders: tuple[str, ...]) -> FusionSpec:
+    """The shipped selection for these fields (in any order, weights follow the fields), else
+    reciprocal-rank fusion with equal weights (which needs no score scale and no selection)."""
+    for fields, spec in SELECTED_FUSIONS.items():
+        if sorted(fields) == sorted(encoders) and spec.weights is not None:
+            weight = dict(zip(fields, spec.weights, strict=True))
+            return FusionSpec(spec.method, tuple(weight[e] for e in encoders), spec.rrf_k)
+    return FusionSpec("rrf")
+
 
 @dataclass
 class FieldRuns:
@@ -202,7 +220,12 @@ class HybridEvaluation:
         if cfg.fusion is not None:
             return cfg.fusion
         if cfg.select_on is None:
-            return FusionSpec("rrf")
+            spec = default_fusion(cfg.encoders)
+            self.meta["fusion_default"] = (
+                "selected on SciFact train" if tuple(sorted(cfg.encoders)) in
+                {tuple(sorted(f)) for f in SELECTED_FUSIONS} else "rrf, equal weights"
+            )  # fmt: skip
+            return spec
         dataset, split = cfg.select_on
         if Path(dataset).resolve() == Path(cfg.dataset).resolve() and split == cfg.split:
             raise ValueError(
