@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from app.errors import ConflictError
-from app.storage.batch import DocumentBatch
+from app.storage.batch import DocumentBatch, quantised
 from app.storage.checked import DamageError, read_checked_json, write_checked_json
 from app.storage.fanout import FanoutResult, Hit, View, search_view
+from app.storage.fields import FieldLayout, FieldSegment
 from app.storage.filters import MetadataFilter
+from app.storage.lexical import LiveBM25
 from app.storage.maintenance import SealAndMerge, manifest_dict, seg_dir
 from app.storage.plan import SearchPlan
 from app.storage.sealed import SealedSegment
@@ -54,7 +57,12 @@ __all__ = ["Collection", "CollectionConfig", "DamageError", "Hit", "MaintenanceP
 class CollectionConfig:
     """What a collection was created with (``config.json``); ``target_recall`` (a
     Recall@10 in (0, 1], or None) can be changed later. Files written before it existed
-    read as None."""
+    read as None.
+
+    ``fields`` (None: one field, ``encoder``): field name -> :class:`FieldLayout` as a dict
+    (encoder, columns, its own index / query parameters); ``dim`` is then all fields'
+    columns together. ``fusion``: the default fusion of the fields' rankings
+    (``{"method": "rrf"|"linear", "weights": {field: w}, "rrf_k": 60}``)."""
 
     name: str
     encoder: str
@@ -63,9 +71,27 @@ class CollectionConfig:
     query_params: dict[str, Any]
     created_at: float
     target_recall: float | None = None
+    fields: dict[str, dict[str, Any]] | None = None
+    fusion: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.fields is None:  # single-field files stay as they were
+            del out["fields"], out["fusion"]
+        return out
+
+    def layouts(self) -> list[FieldLayout]:
+        """The fields, in their column order (one field ``""`` for a single encoder)."""
+        if self.fields is None:
+            return [
+                FieldLayout(
+                    "", self.encoder, 0, self.dim, dict(self.index_params), dict(self.query_params)
+                )
+            ]
+        return sorted(
+            (FieldLayout.from_dict(name, body) for name, body in self.fields.items()),
+            key=lambda layout: layout.offset,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,9 +109,11 @@ class MaintenancePolicy:
 def read_config(path: Path) -> CollectionConfig:
     body = read_checked_json(path / CONFIG, CONFIG)
     try:
-        return CollectionConfig(**body)
-    except TypeError as exc:
+        config = CollectionConfig(**body)
+        config.layouts()
+    except (TypeError, KeyError, ValueError) as exc:
         raise DamageError(f"{CONFIG} does not describe a collection ({exc})") from None
+    return config
 
 
 class Collection(SealAndMerge):
@@ -111,6 +139,12 @@ class Collection(SealAndMerge):
         # {token: weight} by ``lsr index --vocab build|FILE``); None: no such vocabulary.
         self.vocabulary: list[str] | None = None
         self.token_columns: dict[str, int] = {}
+        self.layouts = config.layouts()
+        # Sealed segments index per field only in a multi-field collection.
+        self.index_fields = self.layouts if config.fields is not None else None
+        self.lexical = {f.name: LiveBM25(f) for f in self.layouts if f.lexical}
+        self._counting = False  # live BM25 statistics follow adds and deletes once open
+        self._field_views: dict[str, tuple[View, View]] = {}
 
     # ----------------------------------------------------------------- open
     @classmethod
@@ -139,6 +173,7 @@ class Collection(SealAndMerge):
                 self.config.dim,
                 self.config.index_params,
                 calibrate=policy.calibrate,
+                fields=self.index_fields,
             )
             self._add_sealed(seg, seg.load_deleted())
             self._persisted[sid] = self._deleted[sid].copy()
@@ -150,12 +185,14 @@ class Collection(SealAndMerge):
         for seq, wal_file in live:
             acked_bytes, _ = read_mark(path / "wal", seq)
             scans.append((seq, scan_wal(wal_file, acked_bytes)))
+        self._load_vocabularies()
         for _, scan in scans:
             for record in scan.records:
                 self._apply(record)
         self._clean_up(wal_seq)
         self._open_wal(scans, wal_seq)
         self._publish()
+        self._recount()
         log.info(
             "%s: opened, %d docs, %d wal records replayed",
             self.config.name,
@@ -198,6 +235,67 @@ class Collection(SealAndMerge):
                 wal_file.unlink()
                 mark_path(self.path / "wal", seq).unlink(missing_ok=True)
 
+    # ------------------------------------------------------ live BM25 fields
+    def _vocab_file(self, field_name: str) -> Path:
+        return self.path / f"lexical-{field_name}.json"
+
+    def _load_vocabularies(self) -> None:
+        for name, lex in self.lexical.items():
+            path = self._vocab_file(name)
+            if path.exists():
+                lex.learn(read_checked_json(path, path.name)["terms"])
+
+    def save_vocabularies(self) -> None:
+        """Write each live BM25 field's vocabulary (at a checkpoint, before the WAL files
+        whose records carried its new terms are removed)."""
+        for name, lex in self.lexical.items():
+            write_checked_json(self._vocab_file(name), {"terms": lex.vocabulary()})
+
+    def _recount(self) -> None:
+        """Recompute the live BM25 statistics from the live stored vectors, then follow
+        every add and delete."""
+        for lex in self.lexical.values():
+            lex.reset_statistics()
+        view = self.view
+        for seg, n_rows, live in zip(view.segments, view.n_rows, view.live, strict=True):
+            if not self.lexical or n_rows == 0:
+                continue
+            csr = seg.csr(n_rows)
+            if live is not None:
+                csr = csr[np.flatnonzero(live[:n_rows])]
+            for lex in self.lexical.values():
+                lex.add_rows(csr)
+        self._counting = True
+
+    def _weigh(self, batch: DocumentBatch) -> DocumentBatch:
+        """Add the live BM25 fields' weights to a batch (under the write lock: they use the
+        statistics of this moment); the new terms ride along to the WAL record."""
+        vectors = batch.vectors
+        vocab = {}
+        for name, docs in (batch.terms or {}).items():
+            lex = self.lexical[name]
+            local, new_terms = lex.weigh(docs)
+            shifted = sp.csr_array(
+                (local.data, local.indices + lex.layout.offset, local.indptr), shape=vectors.shape
+            )
+            vectors = vectors + shifted
+            if new_terms:
+                vocab[name] = new_terms
+        return DocumentBatch(
+            batch.doc_ids, quantised(vectors), batch.metadata, vocab=vocab or None
+        )
+
+    def field_view(self, field_name: str) -> View:
+        """The current view with each segment seen through one field (its index)."""
+        view = self.view
+        cached = self._field_views.get(field_name)
+        if cached is not None and cached[0] is view:
+            return cached[1]
+        segs = tuple(FieldSegment(seg, field_name) for seg in view.segments)
+        out = View(segs, view.n_rows, view.live)
+        self._field_views[field_name] = (view, out)
+        return out
+
     def set_vocabulary(self, tokens: Sequence[str]) -> None:
         """Keep a column -> token list with the collection (written once, before documents)."""
         if len(tokens) > self.config.dim:
@@ -238,7 +336,6 @@ class Collection(SealAndMerge):
         """Add (``upsert=False``: every id must be new) or replace documents; durable on return.
         The WAL record is written from the batch's CSR arrays, which the mutable segment
         then copies whole."""
-        record = WalRecord.of_batch("upsert" if upsert else "add", batch)
         with self._lock:
             self._check_open()
             if not upsert:
@@ -248,7 +345,10 @@ class Collection(SealAndMerge):
                         f"{len(taken)} document id(s) already exist, e.g. {taken[0]!r}; "
                         "use PUT (upsert) to replace them"
                     )
-            self.wal.append(record)
+            if batch.terms:
+                batch = self._weigh(batch)
+            self.wal.append(WalRecord.of_batch("upsert" if upsert else "add", batch))
+            self._learn(batch.vocab)
             self._apply_add(batch)
             self._publish()
         return len(batch)
@@ -265,7 +365,15 @@ class Collection(SealAndMerge):
                 self._publish()
         return found
 
+    def _learn(self, vocab: dict[str, list[list]] | None) -> None:
+        for name, pairs in (vocab or {}).items():
+            lex = self.lexical.get(name)
+            if lex is None:
+                raise DamageError(f"a WAL record has terms of {name!r}, not a BM25 field here")
+            lex.learn(pairs)
+
     def _apply(self, record: WalRecord) -> None:
+        self._learn(record.vocab)
         if record.op == "delete":
             for doc_id in record.ids:
                 loc = self.id_map.pop(doc_id, None)
@@ -284,8 +392,15 @@ class Collection(SealAndMerge):
             self._deleted[mut.seg_id] = grown
         for i, doc_id in enumerate(batch.doc_ids):
             self._map_doc(doc_id, mut.seg_id, first + i)
+        if self._counting:
+            for lex in self.lexical.values():
+                lex.add_rows(batch.vectors)
 
     def _tombstone(self, seg_id: int, row: int) -> None:
+        if self._counting and self.lexical:
+            vec = self._segments[seg_id].vector(row)
+            for lex in self.lexical.values():
+                lex.remove_row(vec.indices, vec.values)
         deleted = self._deleted[seg_id]
         if self._live_cache.get(seg_id, (None,))[0] is deleted:
             deleted = deleted.copy()  # copy on write: published views keep the old mask
@@ -383,11 +498,14 @@ class Collection(SealAndMerge):
                     "calibrated": getattr(seg.index, "calibration", None) is not None,
                 }
             )
-        return {
+        out = {
             "documents": len(self.id_map),
             "segments": segments,
             "wal_bytes": self.wal.size,
         }
+        if self.lexical:
+            out["bm25"] = {name: lex.snapshot() for name, lex in self.lexical.items()}
+        return out
 
     def close(self) -> None:
         with self._lock:
