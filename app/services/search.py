@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,14 @@ import numpy as np
 from app.errors import InvalidInputError, NotFoundError
 from app.services.encoders import EncoderPool
 from app.services.explain import segment_explanations
+from app.services.fieldspec import (
+    DEFAULT_FIELDS,
+    DEFAULT_FUSION,
+    MULTI_FIELD,
+    checked_fusion,
+    field_layouts,
+)
+from app.services.hybrid import FieldSearch
 from app.services.inputs import RequestInputs
 from app.services.models import (
     BatchSearchResult,
@@ -65,6 +74,7 @@ class SearchService:
         self.registry = registry
         self.encoders = encoders
         self.inputs = RequestInputs(settings, encoders)
+        self.fields = FieldSearch(self.inputs)
         self.search_pool = search_pool
         self.write_pool = write_pool
         # Live recall (its thread is started and stopped by the app's lifespan).
@@ -72,7 +82,16 @@ class SearchService:
 
     # ---------------------------------------------------------- collections
     def create_collection(self, req: CollectionSpec) -> CollectionSummary:
-        """A new, empty collection; its encoder must be allowed and runnable here."""
+        """A new, empty collection; its encoders must be allowed and runnable here. With
+        neither ``encoder`` nor ``fields``: the default fields and fusion."""
+        if req.encoder is None and req.fields is None:
+            if req.dim is not None:
+                raise InvalidInputError('"dim" goes with an "encoder" (e.g. "none")')
+            req = replace(req, fields=dict(DEFAULT_FIELDS), fusion=req.fusion or DEFAULT_FUSION)
+        if req.fields is not None:
+            return self._create_fields(req)
+        if req.fusion is not None:
+            raise InvalidInputError('"fusion" is for collections with several "fields"')
         self.encoders.check_allowed(req.encoder)
         self.encoders.check_usable(req.encoder)
         enc = self.encoders.get(req.encoder)
@@ -96,10 +115,39 @@ class SearchService:
         )
         return self._info(self.registry.create(config))
 
+    def _create_fields(self, req: CollectionSpec) -> CollectionSummary:
+        fields, dim = field_layouts(req, self.encoders, self._check_field_params)
+        self._check_params(req.index_params, req.query_params)
+        config = CollectionConfig(
+            name=req.name,
+            encoder=MULTI_FIELD,
+            dim=dim,
+            index_params=dict(req.index_params),
+            query_params=dict(req.query_params),
+            created_at=time.time(),
+            fields=fields,
+            fusion=checked_fusion(req.fusion, list(fields)),
+        )
+        return self._info(self.registry.create(config))
+
+    @classmethod
+    def _check_field_params(
+        cls, index_params: dict[str, Any], query_params: dict[str, Any], where: str
+    ) -> None:
+        try:
+            cls._check_params(index_params, query_params)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{where}.{exc.message}") from exc
+
     def update_collection(self, name: str, req: CollectionUpdate) -> CollectionSummary:
         """Change a collection's recall target (None clears it); its live estimate and
         controller start afresh."""
         coll = self.registry.get(name)
+        if coll.config.fields is not None and req.target_recall is not None:
+            raise InvalidInputError(
+                "target_recall is for single-encoder collections; on a multi-field collection "
+                'give "recall" per request'
+            )
         coll.set_target_recall(checked_recall(req.target_recall, "target_recall"))
         return self._info(coll)
 
@@ -150,9 +198,9 @@ class SearchService:
         """Collections open, and those that cannot serve: their encoder cannot run here."""
         unavailable = {}
         for name in self.registry.names():
-            encoder = self.registry.get(name).config.encoder
-            if encoder in self.encoders.unavailable:
-                unavailable[name] = self.encoders.unavailable[encoder]
+            for layout in self.registry.get(name).layouts:
+                if layout.encoder in self.encoders.unavailable:
+                    unavailable[name] = self.encoders.unavailable[layout.encoder]
         return {
             "collections": len(self.registry.names()),
             "collections_unavailable": unavailable,
@@ -171,6 +219,11 @@ class SearchService:
             "encoder": coll.config.encoder,
             "dim": coll.config.dim,
             "query_params": coll.config.query_params,
+            **(
+                {"fields": coll.config.fields, "fusion": coll.config.fusion}
+                if coll.config.fields is not None
+                else {}
+            ),
             **coll.stats(),
             "recall": {**live.snapshot(), "sampler": self.recall.snapshot()},
         }
@@ -185,7 +238,10 @@ class SearchService:
     ) -> WriteOutcome:
         """Add (``upsert``: add or replace) documents; durable when this returns."""
         coll = self.registry.get(name)
-        batch = self.inputs.document_batch(coll, docs)
+        if coll.config.fields is not None:
+            batch = self.fields.document_batch(coll, docs)
+        else:
+            batch = self.inputs.document_batch(coll, docs)
         coll.write(batch, upsert=upsert)
         if coll.needs_seal():
             self.registry.wake()
@@ -204,8 +260,10 @@ class SearchService:
         return DeleteOutcome(len(found), found, missing)
 
     def get_document(self, name: str, doc_id: str) -> StoredDocument:
-        """A document's stored vector and metadata."""
+        """A document's stored vector and metadata (per field on a multi-field collection)."""
         coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            return self.fields.stored_document(coll, doc_id)
         loc = coll.locate(doc_id)
         if loc is None:
             raise NotFoundError(f"document {doc_id[:200]!r} not found in {name!r}")
@@ -267,9 +325,30 @@ class SearchService:
         )
         return await batcher.encode(req.query)
 
+    async def _encode_fields(
+        self, name: str, req: SearchRequest, where: str
+    ) -> tuple[dict[str, SparseVector], dict[str, float]]:
+        """A text query through each learned field's micro-batcher (field-local columns)."""
+        coll = self.registry.get(name)
+        pre: dict[str, SparseVector] = {}
+        times: dict[str, float] = {}
+        for field_name in self.fields.learned_to_encode(coll, req, where):
+            start = time.perf_counter()
+            encoder = next(f.encoder for f in coll.layouts if f.name == field_name)
+            batcher = self.encoders.loaded_batcher(encoder) or await self.write_pool.run(
+                self.encoders.batcher, encoder
+            )
+            pre[field_name] = await batcher.encode(req.query)
+            times[field_name] = _ms(start)
+        return pre, times
+
     async def search(self, name: str, req: SearchRequest) -> SearchResult:
         """Top-``k`` for one query: a text query is encoded through the micro-batcher (on the
         event loop), then the index is searched on the search pool."""
+        if self.registry.get(name).config.fields is not None:
+            pre, pre_ms = await self._encode_fields(name, req, "search")
+            coll = self.registry.get(name)
+            return await self.search_pool.run(self.fields.search, coll, req, "search", pre, pre_ms)
         start = time.perf_counter()
         vec = await self._encode_text(name, req, "search")
         encode_ms = _ms(start) if vec is not None else 0.0
@@ -287,6 +366,8 @@ class SearchService:
         start = time.perf_counter()
         encoded_before = encode_ms if vec is not None else 0.0
         coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            return self.fields.search(coll, req)
         search_plan(req, "search")  # a bad combination of knobs fails before any work
         if vec is None:
             vec = self.inputs.query_vector(coll, req, "search")
@@ -305,6 +386,12 @@ class SearchService:
                 f"{len(searches)} searches; the limit is {self.settings.max_batch}"
             )
         coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            results = [
+                self.fields.search(coll, s, f"searches[{i}]") for i, s in enumerate(searches)
+            ]
+            took = _ms(start)
+            return BatchSearchResult(results, took, Timings(index=took))
         vecs: list[SparseVector | None] = [None] * len(searches)
         texts = []
         for i, s in enumerate(searches):
@@ -314,6 +401,7 @@ class SearchService:
                     raise InvalidInputError(
                         f"searches[{i}].k: above the limit {self.settings.max_k}"
                     )
+                self.inputs.check_one_field(coll, s, f"searches[{i}]")
                 self.inputs.check_text(s.query, f"searches[{i}].query")
                 self.inputs.encoder_for_text(coll, f"searches[{i}]")
                 texts.append(i)
@@ -338,6 +426,9 @@ class SearchService:
 
     async def explain(self, name: str, req: ExplainRequest) -> Explanation:
         """Which terms matched, per hit (or per given id), as :meth:`search` finds them."""
+        coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            return await self.search_pool.run(self.fields.explain, coll, req)
         vec = await self._encode_text(name, req, "explain")
         return await self.search_pool.run(self.explain_blocking, name, req, vec)
 
@@ -347,6 +438,8 @@ class SearchService:
         """Per hit (or per given id): the matched terms, their weights and contributions."""
         start = time.perf_counter()
         coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            return self.fields.explain(coll, req)
         plan, own = search_plan(req, "explain", coll.config.query_params)
         flt = MetadataFilter.parse(req.filter)
         if qvec is None:

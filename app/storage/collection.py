@@ -281,9 +281,7 @@ class Collection(SealAndMerge):
             vectors = vectors + shifted
             if new_terms:
                 vocab[name] = new_terms
-        return DocumentBatch(
-            batch.doc_ids, quantised(vectors), batch.metadata, vocab=vocab or None
-        )
+        return DocumentBatch(batch.doc_ids, quantised(vectors), batch.metadata, vocab=vocab or None)
 
     def field_view(self, field_name: str) -> View:
         """The current view with each segment seen through one field (its index)."""
@@ -494,10 +492,16 @@ class Collection(SealAndMerge):
                     "kind": kind,
                     "rows": n_rows,
                     "deleted": deleted,
-                    "indexed": seg.index is not None,
+                    "indexed": seg.index is not None or bool(getattr(seg, "indexes", None)),
                     "calibrated": getattr(seg.index, "calibration", None) is not None,
                 }
             )
+            if self.index_fields is not None:
+                indexes = getattr(seg, "indexes", {})
+                segments[-1]["fields_indexed"] = [f.name for f in self.layouts if f.name in indexes]
+                segments[-1]["calibrated"] = any(
+                    getattr(i, "calibration", None) is not None for i in indexes.values()
+                )
         out = {
             "documents": len(self.id_map),
             "segments": segments,

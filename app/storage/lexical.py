@@ -116,8 +116,8 @@ class LiveBM25:
             cols_out.append(cols[order])
             vals_out.append(weights[order])
             indptr.append(indptr[-1] + cols.size)
-        indices = np.concatenate(cols_out).astype(np.int32) if cols_out else np.zeros(0, np.int32)
-        values = np.concatenate(vals_out).astype(np.float32) if vals_out else np.zeros(0, np.float32)
+        indices = np.concatenate([np.zeros(0, np.int64), *cols_out]).astype(np.int32)
+        values = np.concatenate([np.zeros(0), *vals_out]).astype(np.float32)
         out = sp.csr_array(
             (values, indices, np.asarray(indptr, np.int64)), shape=(len(docs), self.layout.width)
         )
