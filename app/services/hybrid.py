@@ -168,12 +168,13 @@ class FieldSearch:
         else:
             fusion = coll.config.fusion or checked_fusion(None, names)
         chosen = list(req.fields) if req.fields is not None else names
-        if len(chosen) > 1:
-            chosen = [n for n in chosen if fusion["weights"].get(n, 0.0) > 0]
-            if not chosen:
-                raise InvalidInputError(
-                    f"{where}: every field searched has fusion weight 0; give a weight > 0"
-                )
+        if len(chosen) == 1:  # one field asked for: its own scores, no fusion
+            return chosen, {**fusion, "raw": True}
+        chosen = [n for n in chosen if fusion["weights"].get(n, 0.0) > 0]
+        if not chosen:
+            raise InvalidInputError(
+                f"{where}: every field searched has fusion weight 0; give a weight > 0"
+            )
         return chosen, fusion
 
     def query_vectors(
@@ -258,11 +259,12 @@ class FieldSearch:
         req: SearchRequest,
         vecs: dict[str, SparseVector],
         names: Sequence[str],
+        fusion: dict,
         where: str,
     ) -> list[FieldRun]:
         """Each field searched on its own index, ``max(k, 100)`` deep when fused."""
         flt = MetadataFilter.parse(req.filter)
-        depth = req.k if len(names) == 1 else max(req.k, FUSION_DEPTH)
+        depth = req.k if fusion.get("raw") else max(req.k, FUSION_DEPTH)
         runs = []
         for name in names:
             layout = layout_of(coll, name)
@@ -279,7 +281,7 @@ class FieldSearch:
     @staticmethod
     def fused(runs: Sequence[FieldRun], fusion: dict, k: int) -> list[tuple[Hit, float]]:
         """The top ``k`` as (hit, score): one field's own scores, or the fused ones."""
-        if len(runs) == 1:
+        if fusion.get("raw"):
             return [(h, h.score) for h in runs[0].hits[:k]]
         spec = fusion_spec(fusion, [r.name for r in runs])
         ranked = fuse([([h.doc_id for h in r.hits], [h.score for h in r.hits]) for r in runs],
@@ -307,7 +309,7 @@ class FieldSearch:
         enc_times = {**enc_times, **(pre_ms or {})}
         took_before = max((pre_ms or {}).values(), default=0.0)
         encode_ms = round(_ms(start) + took_before, 3)
-        runs = self.run_fields(coll, req, vecs, names, where)
+        runs = self.run_fields(coll, req, vecs, names, fusion, where)
         index_start = time.perf_counter()
         top = self.fused(runs, fusion, req.k)
         fused_ms = _ms(index_start)
@@ -348,7 +350,7 @@ class FieldSearch:
         search_plan(req, "explain")
         names, fusion = self.selected(coll, req, "explain")
         vecs, _ = self.query_vectors(coll, req, names, "explain")
-        runs = self.run_fields(coll, req, vecs, names, "explain")
+        runs = self.run_fields(coll, req, vecs, names, fusion, "explain")
         shares = contributions(runs, fusion)
         if req.ids is not None:
             if len(req.ids) > self.settings.max_k:
@@ -432,7 +434,7 @@ def contributions(
     out: dict[str, dict[str, tuple[int, float, float]]] = {}
     for run in runs:
         scores = [h.score for h in run.hits]
-        if len(runs) == 1:
+        if fusion.get("raw"):
             shares = scores
         elif fusion["method"] == "rrf":
             w = float(fusion["weights"].get(run.name, 0.0))
