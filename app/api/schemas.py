@@ -14,6 +14,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     field_validator,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
@@ -255,6 +256,13 @@ class Timings(BaseModel):
     fields: dict[str, dict[str, float]] | None = Field(
         None, description="multi-field collections: per field, encode and index ms, hits"
     )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_fields(self, handler: Any) -> dict[str, Any]:
+        out = handler(self)
+        if out.get("fields") is None:  # single-encoder answers keep their three stages
+            out.pop("fields", None)
+        return out
 
 
 class SearchOut(BaseModel):

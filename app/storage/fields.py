@@ -105,6 +105,52 @@ def field_part(csr: sp.csr_array, layout: FieldLayout) -> sp.csr_array:
     return out
 
 
+def compact_columns(part: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]:
+    """A field's part of a segment over only the columns it uses: ``(csr (rows, n_cols),
+    columns int32 ascending)``, where column ``j`` of the result is ``columns[j]`` of the
+    collection. The index is built on this, so its per-term arrays grow with the terms the
+    segment holds, not with the field's width (a BM25 field may have a million columns)."""
+    columns = np.unique(np.asarray(part.indices, np.int32))
+    local = np.searchsorted(columns, part.indices).astype(np.int32)
+    out = sp.csr_array(
+        (np.asarray(part.data, np.float32), local, np.asarray(part.indptr, np.int64)),
+        shape=(part.shape[0], max(int(columns.size), 1)),
+    )
+    out.indices = out.indices.astype(np.int32, copy=False)
+    return out, columns
+
+
+class ColumnMappedIndex:
+    """A field index built on :func:`compact_columns`: queries come in the collection's
+    columns and are mapped to the index's (terms the segment does not hold are dropped);
+    everything else is the index's own."""
+
+    def __init__(self, index: Any, columns: np.ndarray) -> None:
+        self._index = index
+        self.columns = columns
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
+
+    def _mapped(self, indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.searchsorted(self.columns, indices)
+        pos = np.minimum(pos, max(self.columns.size - 1, 0))
+        keep = self.columns[pos] == indices if self.columns.size else np.zeros(0, bool)
+        return pos[keep].astype(np.int32), np.asarray(values, np.float32)[keep]
+
+    def search_vector(self, indices: np.ndarray, values: np.ndarray, **kwargs: Any) -> Any:
+        local, vals = self._mapped(indices, values)
+        if local.size == 0:  # no term of the query is in this segment: nothing can score
+            k = int(kwargs.get("k", 10))
+            empty = (np.full(k, -1, np.int64), np.zeros(k, np.float32))
+            return (*empty, True) if kwargs.get("certify") else empty
+        return self._index.search_vector(local, vals, **kwargs)
+
+    def explain(self, indices: np.ndarray, values: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        local, vals = self._mapped(indices, values)
+        return self._index.explain(local, vals, *args, **kwargs)
+
+
 def split_columns(
     indices: np.ndarray, values: np.ndarray, layout: FieldLayout
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ from app.storage.checked import (
     write_checked_bytes,
     write_checked_json,
 )
-from app.storage.fields import FieldLayout, field_part
+from app.storage.fields import ColumnMappedIndex, FieldLayout, compact_columns, field_part
 from app.storage.files import fsync_tree
 from app.storage.filters import FieldIndex, MetadataFilter
 from app.storage.segment import Segment, parse_metadata
@@ -108,9 +108,7 @@ class SealedSegment(Segment):
         self.indexes: dict[str, Any] = {}
         for layout in fields or ():
             if layout.name in manifest.get("indexes", []):
-                self.indexes[layout.name] = self._load_index(
-                    layout.index_params, f"index-{layout.name}", layout
-                )
+                self.indexes[layout.name] = self._load_field_index(layout)
         self.field_index = FieldIndex(self.n_rows, self.metadata_at)
 
     def _load_index(
@@ -129,11 +127,21 @@ class SealedSegment(Segment):
             if index_params is None:
                 raise DamageError(f"{self.name}/{folder} is unreadable ({exc})") from None
             log.warning("%s: %s unreadable (%s); rebuilding it", self.name, folder, exc)
-            vectors = self._csr if layout is None else field_part(self._csr, layout)
+            vectors = self._csr if layout is None else self._field_vectors(layout)[0]
             index = build_index(vectors, index_params, self.calibrate, self.name)
             shutil.rmtree(self.path / folder, ignore_errors=True)
             index.save(self.path / folder)
             return SeismicIndex.load(self.path / folder)
+
+    def _field_vectors(self, layout: FieldLayout) -> tuple[sp.csr_array, np.ndarray]:
+        return compact_columns(field_part(self._csr, layout))
+
+    def _load_field_index(self, layout: FieldLayout) -> ColumnMappedIndex:
+        """A field's index (built on the field's columns present here, compacted), taking
+        queries in the collection's columns; the column map is derived from the verified
+        vectors."""
+        index = self._load_index(layout.index_params, f"index-{layout.name}", layout)
+        return ColumnMappedIndex(index, self._field_vectors(layout)[1])
 
     def csr(self, n_rows: int | None = None) -> sp.csr_array:
         return self._csr
@@ -196,7 +204,7 @@ class SealedSegment(Segment):
             build_index(vectors, index_params, calibrate, path.name).save(tmp / "index")
         indexes = []
         for layout in (fields or ()) if big else ():
-            part = field_part(vectors, layout)
+            part, _ = compact_columns(field_part(vectors, layout))
             if part.nnz:
                 name = f"{path.name}/{layout.name}"
                 build_index(part, layout.index_params, calibrate, name).save(
