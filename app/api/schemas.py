@@ -92,7 +92,7 @@ class FieldIn(Strict):
         min_length=1, max_length=256, description='an encoder name, or "bm25" (live BM25)'
     )
     dim: int | None = Field(
-        None, ge=1, le=2**24, description="bm25: how many distinct terms it can hold"
+        None, ge=1, le=2**22, description="bm25: how many distinct terms it can hold"
     )
     index_params: dict[str, Any] = Field(
         default_factory=dict, description="this field's SeismicIndex.build params"

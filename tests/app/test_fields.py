@@ -290,3 +290,32 @@ def test_default_collection_is_splade_and_bm25_fused_linear(
     r = client.post("/v1/collections", json={"name": "s", "encoder": "splade-tiny"})
     assert r.status_code == 201 and r.json()["encoder"] == "splade-tiny"
     assert r.json()["fields"] is None and r.json()["dim"] == 30522
+
+
+def test_a_job_writes_every_field(data_dir: Path, shared_data: Path, splade_available: str) -> None:
+    """A background job over Cranfield's texts fills both fields (and BM25's statistics);
+    a corpus of vectors is refused on a multi-field collection."""
+    from tests.app.conftest import wait_for_job
+
+    own = data_dir / "import"
+    own.mkdir(parents=True)
+    (own / "vectors.jsonl").write_text(
+        '{"id": "a", "vector": {"indices": [1], "values": [1.0]}}\n'
+    )
+    settings = make_settings(data_dir, import_roots=f"{shared_data},{own}")
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/v1/collections", json=HYBRID).status_code == 201
+        r = c.post("/v1/collections/h/jobs", json={"source": str(own / "vectors.jsonl")})
+        assert r.status_code == 422 and "corpus of texts" in r.text, r.text
+        source = str(shared_data / "cranfield")
+        r = c.post(
+            "/v1/collections/h/jobs", json={"source": source, "batch_size": 50, "limit": 150}
+        )
+        assert r.status_code in (200, 201, 202), r.text
+        job = wait_for_job(c, r.json()["id"])
+        assert job["state"] == "done" and job["done"] == 150, job
+        stats = c.get("/v1/collections/h/stats").json()
+        assert stats["documents"] == 150 and stats["bm25"]["bm25"]["documents"] == 150
+        for name in ("splade", "bm25"):
+            hits = _search(c, query="boundary layer in supersonic flow", fields=[name])["hits"]
+            assert len(hits) == 5, name
