@@ -299,9 +299,7 @@ def test_a_job_writes_every_field(data_dir: Path, shared_data: Path, splade_avai
 
     own = data_dir / "import"
     own.mkdir(parents=True)
-    (own / "vectors.jsonl").write_text(
-        '{"id": "a", "vector": {"indices": [1], "values": [1.0]}}\n'
-    )
+    (own / "vectors.jsonl").write_text('{"id": "a", "vector": {"indices": [1], "values": [1.0]}}\n')
     settings = make_settings(data_dir, import_roots=f"{shared_data},{own}")
     with TestClient(create_app(settings)) as c:
         assert c.post("/v1/collections", json=HYBRID).status_code == 201
@@ -319,3 +317,25 @@ def test_a_job_writes_every_field(data_dir: Path, shared_data: Path, splade_avai
         for name in ("splade", "bm25"):
             hits = _search(c, query="boundary layer in supersonic flow", fields=[name])["hits"]
             assert len(hits) == 5, name
+
+
+def test_warm_up_readies_every_field(data_dir: Path, splade_available: str, caplog) -> None:
+    """At start-up each field's encoder is loaded and each field index searched once."""
+    import logging
+
+    from tests.app.conftest import wait_ready
+
+    with TestClient(create_app(make_settings(data_dir, flat_segment_rows=2))) as c:
+        assert c.post("/v1/collections", json=HYBRID).status_code == 201
+        assert c.post("/v1/collections/h/documents", json={"documents": _docs()}).status_code == 201
+        assert c.post("/v1/collections/h/seal").json()["sealed"]
+    with caplog.at_level(logging.INFO, logger="app.warmup"):
+        with TestClient(create_app(make_settings(data_dir, warmup=True))) as c:
+            ready = wait_ready(c)
+            assert ready["collections"] == 1 and not ready["collections_unavailable"]
+            state = c.app.state.lsr
+            assert "splade-tiny" in state.encoders.loaded()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("encoder of h ready" in m for m in messages), messages
+    assert any("search kernel of h ready" in m for m in messages), messages
+    assert not any("failed" in m or "unavailable" in m for m in messages), messages
