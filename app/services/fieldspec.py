@@ -66,9 +66,6 @@ def field_layouts(
             b = 0.4 if field.b is None else field.b
             if not (math.isfinite(k1) and k1 >= 0 and math.isfinite(b) and 0 <= b <= 1):
                 raise InvalidInputError(f"{where}: BM25 needs k1 >= 0 and 0 <= b <= 1")
-            # Block summaries keep all their mass: the stored weights carry no idf (it is on
-            # the query side), so a summary pruned by mass could drop a rare term's entry.
-            index_params = {"summary_energy": 1.0, **index_params}
         else:
             if field.encoder == NO_ENCODER:
                 raise InvalidInputError(f"{where}: a field needs an encoder (texts are encoded)")
