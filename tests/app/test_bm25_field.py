@@ -133,7 +133,7 @@ def test_after_deletes_it_ranks_as_a_refit_with_the_write_time_avgdl(
             order = np.lexsort((np.array(kept_ids), -plain[:, j]))[:K]
             expected = {kept_ids[o] for o in order if plain[o, j] > 0}
             overlaps.append(len({h["id"] for h in hits} & expected) / max(len(expected), 1))
-        # measured 0.96 here (the README quotes it): the avgdl error is the whole difference
+        # measured 0.98 here (the README quotes it): the avgdl error is the whole difference
         assert np.mean(overlaps) >= 0.9, np.mean(overlaps)
 
 
