@@ -321,6 +321,7 @@ class SegmentExplanation(BaseModel):
     rows: int
     setting: dict[str, Any]
     index: dict[str, Any] | None = None
+    field: str | None = Field(None, description="multi-field collections: the field searched")
 
 
 class ExplainOut(BaseModel):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from app.errors import InvalidInputError, NotFoundError
+from app.services.explain import segment_explanations
 from app.services.fieldspec import FUSION_DEPTH, checked_fusion, fusion_spec
 from app.services.fusion import fuse, min_max
 from app.services.inputs import RequestInputs, check_metadata
@@ -396,7 +397,17 @@ class FieldSearch:
             for name, vec in vecs.items()
         }
         flat = [t for terms in query_terms.values() for t in terms]
-        return Explanation(out, flat, _ms(start), [], fields=query_terms)
+        flt = MetadataFilter.parse(req.filter)
+        depth = req.k if fusion.get("raw") else max(req.k, FUSION_DEPTH)
+        segments = []
+        for run in runs:
+            if vecs[run.name].indices.size == 0:
+                continue
+            plan, _ = search_plan(req, "explain", layout_of(coll, run.name).query_params)
+            view = coll.field_view(run.name)
+            for part in segment_explanations(view, coll, vecs[run.name], depth, plan, flt):
+                segments.append(replace(part, field=run.name))
+        return Explanation(out, flat, _ms(start), segments, fields=query_terms)
 
     def _terms(
         self, coll: Collection, layout: FieldLayout, qvec: SparseVector, dvec: SparseVector

@@ -254,6 +254,7 @@ class SegmentExplanation:
     rows: int
     setting: dict[str, Any]
     index: dict[str, Any] | None = None
+    field: str | None = None
 
 
 @dataclass(frozen=True)

@@ -476,6 +476,7 @@ class Collection(SealAndMerge):
 
     def segment_kind(self, seg: Segment) -> str:
         """``"mutable"``, ``"sealing"`` (frozen, being sealed) or ``"sealed"``."""
+        seg = getattr(seg, "base", seg)  # a segment seen through one field
         if seg is self.mutable:
             return "mutable"
         return "sealing" if seg in self._frozen else "sealed"

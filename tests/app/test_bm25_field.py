@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.storage.repair import inspect
 from encoders.bm25 import BM25Encoder, BM25Settings, analyse
 from tests.app.conftest import make_settings
 
@@ -212,7 +213,7 @@ def test_damaged_vocabulary_quarantines_the_collection(data_dir: Path) -> None:
     with TestClient(create_app(settings)) as c:
         assert c.post("/v1/collections", json=FIELDS).status_code == 201
         docs = [{"id": "a", "text": "shock wave on a wing"}]
-        c.post("/v1/collections/b/documents", json=docs and {"documents": docs})
+        c.post("/v1/collections/b/documents", json={"documents": docs})
         assert c.post("/v1/collections/b/seal").json()["sealed"]
     vocab = data_dir / "collections" / "b" / "lexical-bm25.json"
     raw = vocab.read_bytes()
@@ -221,6 +222,9 @@ def test_damaged_vocabulary_quarantines_the_collection(data_dir: Path) -> None:
         r = c.post("/v1/collections/b/search", json={"query": "wing", "k": 3})
         assert r.status_code == 503 and "lexical-bm25.json" in r.json()["error"]["message"]
     assert vocab.read_bytes() == raw.replace(b"shock", b"shack")  # left as it was
+    plan = inspect(data_dir / "collections" / "b")  # lsr repair says it cannot rebuild it
+    assert not plan.repairable and plan.findings[0].file == "lexical-bm25.json"
+    assert "restore lexical-bm25.json" in plan.report()
 
 
 def test_a_full_vocabulary_drops_new_terms_and_says_so(data_dir: Path) -> None:
