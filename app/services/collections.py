@@ -27,6 +27,7 @@ from app.services.models import (
 from app.services.params import checked_query_params, checked_recall
 from app.services.recall import CollectionRecall
 from app.storage.collection import Collection, CollectionConfig
+from app.storage.fields import LEXICAL_ENCODER
 
 
 class CollectionAdmin:
@@ -44,6 +45,11 @@ class CollectionAdmin:
             return self._create_fields(req)
         if req.fusion is not None:
             raise InvalidInputError('"fusion" is for collections with several "fields"')
+        if req.encoder == LEXICAL_ENCODER:  # unfitted, it cannot encode: the live field can
+            raise InvalidInputError(
+                "BM25 needs corpus statistics that a collection keeps live as a field: create "
+                'it with "fields": {"bm25": {"encoder": "bm25"}} (and other fields beside it)'
+            )
         self.encoders.check_allowed(req.encoder)
         self.encoders.check_usable(req.encoder)
         enc = self.encoders.get(req.encoder)

@@ -229,6 +229,8 @@ BAD_CREATES = [
     ({"fields": {"x": {"encoder": "bm25", "index_params": {"bogus": 1}}}}, "fields.x.index_params"),
     ({"fields": {"x": {"encoder": "bm25"}}, "target_recall": 0.9}, "target_recall"),
     ({"encoder": "none", "dim": 4, "fusion": {"method": "rrf"}}, "several"),
+    ({"encoder": "bm25"}, "keeps live as a field"),
+    ({"fields": {"x": {"encoder": "bm25", "dim": 2**22 + 1}}}, "dim"),
 ]
 
 
@@ -258,6 +260,14 @@ def test_bad_requests_leave_the_collection_as_it_was(hybrid: TestClient) -> None
     after = hybrid.get("/v1/collections/h/stats").json()
     assert after["documents"] == before["documents"]
     assert after["bm25"] == before["bm25"] and after["wal_bytes"] == before["wal_bytes"]
+
+
+def test_a_recall_target_is_for_single_encoder_collections(hybrid: TestClient) -> None:
+    r = hybrid.patch("/v1/collections/h", json={"target_recall": 0.9})
+    assert r.status_code == 422 and "per request" in r.text, r.text
+    assert hybrid.get("/v1/collections/h").json()["target_recall"] is None
+    body = _search(hybrid, query="weather", recall=0.9)  # per request: each field's own
+    assert body["hits"] and set(body["timings_ms"]["fields"]) == {"splade", "bm25"}
 
 
 def test_fields_and_fusion_on_a_single_encoder_collection_are_a_422(
