@@ -141,7 +141,9 @@ class SealedSegment(Segment):
         queries in the collection's columns; the column map is derived from the verified
         vectors."""
         index = self._load_index(layout.index_params, f"index-{layout.name}", layout)
-        return ColumnMappedIndex(index, self._field_vectors(layout)[1])
+        cols = np.asarray(self._csr.indices)
+        held = cols[(cols >= layout.indexed_from) & (cols < layout.end)]
+        return ColumnMappedIndex(index, np.unique(held).astype(np.int32))
 
     def csr(self, n_rows: int | None = None) -> sp.csr_array:
         return self._csr
