@@ -5,6 +5,11 @@ Writers hold ``_lock``: append to the WAL (fsync), apply to memory, publish a ne
 segment folders outside the lock and swap them in with a checkpoint: tombstone files, then
 ``manifest.json`` (atomic rename), then old WAL files and folders are removed.
 
+A collection may hold several sparse fields (:mod:`app.storage.fields`): their vectors sit
+side by side in each stored row, so everything here (WAL, segments, tombstones) is shared and
+a write or delete covers every field at once; sealed segments index each field apart, and live
+BM25 fields keep their vocabulary and statistics (:mod:`app.storage.fieldstate`).
+
 Opening verifies everything before it changes anything: ``config.json`` and ``manifest.json``
 (checksummed), every sealed segment (:mod:`app.storage.sealed`) and every WAL record. Damage
 raises :class:`DamageError` with the files untouched; only then are leftovers cleaned up.

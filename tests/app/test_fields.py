@@ -372,3 +372,33 @@ def test_explain_shows_what_each_fields_index_did(data_dir: Path, splade_availab
                 assert parts[(field, "mutable")]["setting"] == {"mode": "exact", "index": False}
             if query == "zeppelin":  # no document of the sealed segment holds the term
                 assert set(parts[("bm25", "sealed")]["index"]["doc_ids"]) <= {None}
+
+
+def test_each_field_has_its_own_index_and_query_params(
+    data_dir: Path, splade_available: str
+) -> None:
+    """A field's index_params build its index; its query_params are its searches' default
+    (the collection's own apply to the fields that set none); a request's knob overrides."""
+    body = {
+        "name": "p",
+        "query_params": {"heap_factor": 0.9},
+        "fields": {
+            "splade": {"encoder": "splade-tiny", "query_params": {"query_cut": 3}},
+            "bm25": {"encoder": "bm25", "index_params": {"n_postings": 7}},
+        },
+    }
+    with TestClient(create_app(make_settings(data_dir, flat_segment_rows=2))) as c:
+        assert c.post("/v1/collections", json=body).status_code == 201
+        assert c.post("/v1/collections/p/documents", json={"documents": _docs()}).status_code == 201
+        assert c.post("/v1/collections/p/seal").json()["sealed"]
+        sealed = c.app.state.lsr.registry.get("p").sealed_segments()[0]
+        assert sealed.indexes["bm25"].params.n_postings == 7
+        assert sealed.indexes["splade"].params.n_postings == 3500  # the index's default
+        for extra, cut in (({}, 3), ({"query_cut": 5}, 5)):
+            r = c.post("/v1/collections/p/explain", json={"query": "weather", "k": 2, **extra})
+            settings = {s["field"]: s["setting"] for s in r.json()["segments"] if s["index"]}
+            assert settings["splade"]["query_cut"] == cut
+            assert settings["splade"]["heap_factor"] == pytest.approx(0.9)
+            assert settings["bm25"]["heap_factor"] == pytest.approx(0.9)
+            if not extra:
+                assert settings["bm25"]["query_cut"] == 10  # the index's default
