@@ -51,25 +51,34 @@ def warm_kernels() -> None:
 def warm_encoder(state: Any, name: str) -> None:
     """Load the collection's encoder and run a few query shapes through it."""
     coll = state.registry.get(name)
-    enc = state.encoders.get(coll.config.encoder)
-    if enc is not None:
-        # A few batch shapes: TorchScript (the CPU query body) settles after ~2 calls.
-        for texts in (["warm up"], ["warm up", "a longer warm up query"], ["warm up"] * 4):
-            enc.encode_queries(texts)
-        state.encoders.batcher(coll.config.encoder)
-        state.encoders.token_map(coll.config.encoder)
+    for layout in coll.layouts:  # one, or each field of a multi-field collection
+        if layout.lexical:  # a live BM25 field: the analyser (stemmer) only
+            from encoders.bm25 import BM25Settings, analyse
+
+            analyse(["warm up"], BM25Settings())
+            continue
+        enc = state.encoders.get(layout.encoder)
+        if enc is not None:
+            # A few batch shapes: TorchScript (the CPU query body) settles after ~2 calls.
+            for texts in (["warm up"], ["warm up", "a longer warm up query"], ["warm up"] * 4):
+                enc.encode_queries(texts)
+            state.encoders.batcher(layout.encoder)
+            state.encoders.token_map(layout.encoder)
 
 
 def warm_segments(state: Any, name: str) -> None:
     """One search on each indexed segment: the kernel a request runs (one signature: the
     index passes "no mask" as an empty mask), and the segment's pages."""
     for seg in state.registry.get(name).view.segments:
-        if seg.index is None or not seg.n_rows:
+        indexes = [seg.index] if seg.index is not None else []
+        indexes += list(getattr(seg, "indexes", {}).values())  # one per field
+        if not indexes or not seg.n_rows:
             continue
         row = next((r for r in range(min(seg.n_rows, 100)) if seg.vector(r).indices.size), None)
         if row is not None:  # writable copies: a request's arrays (Numba types read-only
             vec = seg.vector(row)  # arrays apart, and would compile a second signature)
-            seg.index.search_vector(np.array(vec.indices), np.array(vec.values), k=10)
+            for index in indexes:  # a field index drops the other fields' columns itself
+                index.search_vector(np.array(vec.indices), np.array(vec.values), k=10)
 
 
 def _warm_each(state: Any, names: list[str], what: str, warm: Any) -> None:
@@ -100,6 +109,9 @@ def first_index(state: Any, names: list[str]) -> Path | None:
         for seg in state.registry.get(name).view.segments:
             if seg.index is not None and seg.n_rows and getattr(seg, "path", None):
                 return Path(seg.path) / "index"
+            for field_name in getattr(seg, "indexes", {}):
+                if seg.n_rows and getattr(seg, "path", None):
+                    return Path(seg.path) / f"index-{field_name}"
     return None
 
 

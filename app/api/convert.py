@@ -35,8 +35,15 @@ def vector(raw: schemas.VectorIn | None) -> models.VectorInput | None:
     return raw
 
 
+def fusion(raw: schemas.FusionIn | None) -> models.FusionRequest | None:
+    return None if raw is None else _plain(models.FusionRequest, raw)
+
+
 def collection_spec(req: schemas.CollectionCreate) -> models.CollectionSpec:
-    return _plain(models.CollectionSpec, req)
+    fields = None
+    if req.fields is not None:
+        fields = {name: _plain(models.FieldSpec, f) for name, f in req.fields.items()}
+    return _plain(models.CollectionSpec, req, fields=fields, fusion=fusion(req.fusion))
 
 
 def collection_update(req: schemas.CollectionPatch) -> models.CollectionUpdate:
@@ -48,7 +55,7 @@ def documents(req: schemas.DocumentsIn) -> list[models.DocumentInput]:
 
 
 def search_request(req: schemas.SearchIn) -> models.SearchRequest:
-    return _plain(models.SearchRequest, req, vector=vector(req.vector))
+    return _plain(models.SearchRequest, req, vector=vector(req.vector), fusion=fusion(req.fusion))
 
 
 def search_requests(req: schemas.BatchSearchIn) -> list[models.SearchRequest]:
@@ -56,7 +63,7 @@ def search_requests(req: schemas.BatchSearchIn) -> list[models.SearchRequest]:
 
 
 def explain_request(req: schemas.ExplainIn) -> models.ExplainRequest:
-    return _plain(models.ExplainRequest, req, vector=vector(req.vector))
+    return _plain(models.ExplainRequest, req, vector=vector(req.vector), fusion=fusion(req.fusion))
 
 
 def job_request(req: schemas.JobIn) -> models.JobRequest:
@@ -85,7 +92,13 @@ def delete_result(outcome: models.DeleteOutcome) -> schemas.DeleteResult:
 
 def document_out(doc: models.StoredDocument) -> schemas.DocumentOut:
     weights = schemas.IndicesValues(indices=doc.vector.indices, values=doc.vector.values)
-    return schemas.DocumentOut(id=doc.id, metadata=doc.metadata, vector=weights)
+    fields = None
+    if doc.fields is not None:
+        fields = {
+            name: schemas.IndicesValues(indices=w.indices, values=w.values)
+            for name, w in doc.fields.items()
+        }
+    return schemas.DocumentOut(id=doc.id, metadata=doc.metadata, vector=weights, fields=fields)
 
 
 def _hit(hit: models.SearchHit) -> schemas.Hit:
@@ -120,14 +133,35 @@ def _term(term: models.TermContribution) -> schemas.TermContribution:
 def explain_out(result: models.Explanation) -> schemas.ExplainOut:
     hits = [
         schemas.ExplainedHit(
-            id=h.id, score=h.score, metadata=h.metadata, terms=[_term(t) for t in h.terms]
+            id=h.id,
+            score=h.score,
+            metadata=h.metadata,
+            terms=[_term(t) for t in h.terms],
+            fields=None
+            if h.fields is None
+            else {
+                name: schemas.FieldContribution(
+                    rank=f.rank,
+                    score=f.score,
+                    contribution=f.contribution,
+                    terms=[_term(t) for t in f.terms],
+                )
+                for name, f in h.fields.items()
+            },
         )
         for h in result.hits
     ]
     query_terms = [_term(t) for t in result.query_terms]
     segments = [schemas.SegmentExplanation(**_values(s)) for s in result.segments]
+    fields = None
+    if result.fields is not None:
+        fields = {name: [_term(t) for t in terms] for name, terms in result.fields.items()}
     return schemas.ExplainOut(
-        hits=hits, query_terms=query_terms, took_ms=result.took_ms, segments=segments
+        hits=hits,
+        query_terms=query_terms,
+        took_ms=result.took_ms,
+        segments=segments,
+        fields=fields,
     )
 
 

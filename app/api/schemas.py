@@ -14,6 +14,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     field_validator,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
@@ -84,14 +85,53 @@ class IndicesValues(Strict):
 VectorIn = IndicesValues | dict[str, Weight]
 
 
+class FieldIn(Strict):
+    """One sparse field of a collection."""
+
+    encoder: str = Field(
+        min_length=1, max_length=256, description='an encoder name, or "bm25" (live BM25)'
+    )
+    dim: int | None = Field(
+        None, ge=1, le=2**22, description="bm25: how many distinct terms it can hold"
+    )
+    index_params: dict[str, Any] = Field(
+        default_factory=dict, description="this field's SeismicIndex.build params"
+    )
+    query_params: dict[str, Any] = Field(
+        default_factory=dict, description="this field's default query_cut, heap_factor"
+    )
+    k1: float | None = Field(None, ge=0, le=100, description="bm25 only (default 0.9)")
+    b: float | None = Field(None, ge=0, le=1, description="bm25 only (default 0.4)")
+
+
+FusionWeight = Annotated[StrictInt | StrictFloat, Field(ge=0, le=1e6, allow_inf_nan=False)]
+
+
+class FusionIn(Strict):
+    """How the fields' rankings are fused."""
+
+    method: Literal["rrf", "linear"] = Field(
+        "rrf", description="rrf: sum w / (rrf_k + rank); linear: sum w * minmax(score)"
+    )
+    weights: dict[str, FusionWeight] | None = Field(
+        None, description="by field name; fields not named weigh 0 (none given: all 1)"
+    )
+    rrf_k: int | None = Field(None, ge=0, le=1_000_000, description="default 60")
+
+
 class CollectionCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="letters, digits, _ and -; 1-64 chars")
-    encoder: str = Field(
-        "splade-tiny",
+    encoder: str | None = Field(
+        None,
         min_length=1,
         max_length=256,
-        description='an encoder name, or "none" for vectors only',
+        description='an encoder name, or "none" for vectors only; with neither encoder nor '
+        "fields: splade-tiny + bm25 fields, fused linear 0.3 / 0.7",
     )
+    fields: dict[str, FieldIn] | None = Field(
+        None, description="several sparse fields by name, each with its own encoder"
+    )
+    fusion: FusionIn | None = Field(None, description="the fields' default fusion")
     dim: int | None = Field(None, ge=1, le=2**31 - 1, description='required with encoder "none"')
     index_params: dict[str, Any] = Field(
         default_factory=dict, description="SeismicIndex.build params"
@@ -121,6 +161,8 @@ class CollectionInfo(BaseModel):
     created_at: float
     documents: int
     target_recall: float | None = None
+    fields: dict[str, dict[str, Any]] | None = None
+    fusion: dict[str, Any] | None = None
 
 
 class DamagedCollection(BaseModel):
@@ -165,6 +207,9 @@ class DocumentOut(BaseModel):
     id: str
     metadata: dict[str, Any] | None
     vector: IndicesValues
+    fields: dict[str, IndicesValues] | None = Field(
+        None, description="multi-field collections: each field's vector in its own columns"
+    )
 
 
 class SearchIn(Strict):
@@ -188,6 +233,12 @@ class SearchIn(Strict):
     certify: StrictBool = Field(
         False, description="ask the index to prove an approximate answer exact (certified)"
     )
+    fields: list[str] | None = Field(
+        None, min_length=1, description="multi-field collections: search only these fields"
+    )
+    fusion: FusionIn | None = Field(
+        None, description="multi-field collections: this request's fusion"
+    )
 
 
 class Hit(BaseModel):
@@ -202,6 +253,16 @@ class Timings(BaseModel):
     encode: float = Field(description="query text through the encoder (or vector checked)")
     index: float = Field(description="every segment searched and the top-k merged")
     fetch: float = Field(description="ids and metadata of the hits")
+    fields: dict[str, dict[str, float]] | None = Field(
+        None, description="multi-field collections: per field, encode and index ms, hits"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_fields(self, handler: Any) -> dict[str, Any]:
+        out = handler(self)
+        if out.get("fields") is None:  # single-encoder answers keep their three stages
+            out.pop("fields", None)
+        return out
 
 
 class SearchOut(BaseModel):
@@ -236,8 +297,18 @@ class TermContribution(BaseModel):
     contribution: float
 
 
+class FieldContribution(BaseModel):
+    rank: int | None
+    score: float | None
+    contribution: float
+    terms: list[TermContribution]
+
+
 class ExplainedHit(Hit):
     terms: list[TermContribution]
+    fields: dict[str, FieldContribution] | None = Field(
+        None, description="per field: rank (1 = first), score, share of the fused score, terms"
+    )
 
 
 class SegmentExplanation(BaseModel):
@@ -250,6 +321,7 @@ class SegmentExplanation(BaseModel):
     rows: int
     setting: dict[str, Any]
     index: dict[str, Any] | None = None
+    field: str | None = Field(None, description="multi-field collections: the field searched")
 
 
 class ExplainOut(BaseModel):
@@ -257,6 +329,7 @@ class ExplainOut(BaseModel):
     query_terms: list[TermContribution]
     took_ms: float
     segments: list[SegmentExplanation] = Field(default_factory=list)
+    fields: dict[str, list[TermContribution]] | None = None
 
 
 class JobIn(Strict):

@@ -119,8 +119,18 @@ class RequestInputs:
         if k > self.settings.max_k:
             raise InvalidInputError(f"{where}.k: {k} is above the limit {self.settings.max_k}")
 
+    @staticmethod
+    def check_one_field(coll: Collection, req: SearchRequest, where: str) -> None:
+        """``fields`` and ``fusion`` are for collections with several fields."""
+        if req.fields is not None or req.fusion is not None:
+            raise InvalidInputError(
+                f"{where}: collection {coll.config.name!r} has one encoder; 'fields' and "
+                "'fusion' are for collections created with several fields"
+            )
+
     def query_vector(self, coll: Collection, req: SearchRequest, where: str) -> SparseVector:
         """The query's vector: the given one (non-empty), else its text through the encoder."""
+        self.check_one_field(coll, req, where)
         self.check_k(req.k, where)
         if (req.query is None) == (req.vector is None):
             raise InvalidInputError(f"{where}: give exactly one of 'query' (text) or 'vector'")
@@ -135,6 +145,7 @@ class RequestInputs:
 
     def check_text_query(self, coll: Collection, req: SearchRequest, where: str) -> None:
         """Cheap checks of a text query before it is queued for the encoder."""
+        self.check_one_field(coll, req, where)
         self.check_k(req.k, where)
         if req.vector is not None:
             raise InvalidInputError(f"{where}: give exactly one of 'query' (text) or 'vector'")

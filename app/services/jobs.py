@@ -71,6 +71,11 @@ class JobManager:
             corpus = open_corpus(source.path)
         except CorpusError as exc:
             raise InvalidInputError(source.redact(str(exc))) from exc
+        if coll.config.fields is not None and corpus.has_vectors:
+            raise InvalidInputError(
+                f"collection {name!r} has several fields, each encoding the texts: give a "
+                "corpus of texts, not of vectors"
+            )
         if coll.config.encoder == NO_ENCODER and not corpus.has_vectors:
             raise InvalidInputError(
                 f"collection {name!r} has no encoder: give a file of vectors (JSONL lines with "
@@ -156,11 +161,20 @@ class JobManager:
         # the last duplicate id of a batch wins, as it would in consecutive upserts
         unique = list({d.doc_id: d for d in batch}.values())
         ids = [d.doc_id for d in unique]
+        limit = self.settings.max_text_length
+        if coll.config.fields is not None:  # every field encodes the texts
+            texts = [d.text[:limit] for d in unique]
+            coll.write(
+                self.service.fields.encode_texts(coll, ids, texts), upsert=job.request.upsert
+            )
+            job.done += len(batch)
+            if coll.needs_seal():
+                self.service.registry.wake()
+            return
         if vocab is not None:
             matrix = vectors_to_csr(ids, [d.vector for d in unique], vocab, coll.config.dim)
         else:
             enc = self.service.encoders.get(coll.config.encoder)
-            limit = self.settings.max_text_length
             matrix = enc.encode_documents([d.text[:limit] for d in unique])
         coll.write(DocumentBatch.of(ids, matrix), upsert=job.request.upsert)
         job.done += len(batch)

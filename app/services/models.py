@@ -26,17 +26,46 @@ VectorInput = IndexedWeights | dict[str, float]
 
 
 @dataclass(frozen=True, kw_only=True)
-class CollectionSpec:
-    """A collection to create: its encoder (``"none"`` for vectors only, then ``dim`` is
-    needed), its default build and query parameters, and optionally a Recall@10 target that
-    the live controller keeps its searches at (instead of the default query parameters)."""
+class FieldSpec:
+    """One sparse field of a collection: its encoder (a learned one, or ``"bm25"``: a live
+    BM25 field), its own build and query parameters (over the collection's), and for BM25
+    ``dim`` (how many distinct terms it can hold), ``k1`` and ``b``."""
 
-    name: str
     encoder: str
     dim: int | None = None
     index_params: dict[str, Any] = field(default_factory=dict)
     query_params: dict[str, Any] = field(default_factory=dict)
+    k1: float | None = None
+    b: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FusionRequest:
+    """How to fuse the fields' rankings: ``method`` rrf | linear, ``weights`` by field name
+    (missing fields weigh 0 when some are given; None: all 1), RRF's ``rrf_k``."""
+
+    method: str = "rrf"
+    weights: dict[str, float] | None = None
+    rrf_k: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectionSpec:
+    """A collection to create: its encoder (``"none"`` for vectors only, then ``dim`` is
+    needed), its default build and query parameters, and optionally a Recall@10 target that
+    the live controller keeps its searches at (instead of the default query parameters).
+
+    Or several sparse ``fields`` (name -> :class:`FieldSpec`) and their default ``fusion``;
+    with neither ``encoder`` nor ``fields``, the service's default configuration."""
+
+    name: str
+    encoder: str | None = None
+    dim: int | None = None
+    index_params: dict[str, Any] = field(default_factory=dict)
+    query_params: dict[str, Any] = field(default_factory=dict)
     target_recall: float | None = None
+    fields: dict[str, FieldSpec] | None = None
+    fusion: FusionRequest | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +134,7 @@ class StoredDocument:
     id: str
     metadata: dict[str, Any] | None
     vector: IndexedWeights
+    fields: dict[str, IndexedWeights] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +159,8 @@ class SearchRequest:
     recall: float | None = None
     mode: str = "approx"
     certify: bool = False
+    fields: list[str] | None = None
+    fusion: FusionRequest | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +188,7 @@ class Timings:
     encode: float = 0.0
     index: float = 0.0
     fetch: float = 0.0
+    fields: dict[str, dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,8 +224,21 @@ class TermContribution:
 
 @dataclass(frozen=True, kw_only=True)
 class ExplainedHit(SearchHit):
-    """A hit with the terms it shares with the query, largest contribution first."""
+    """A hit with the terms it shares with the query, largest contribution first; on a
+    multi-field collection ``fields`` says, per field searched, its rank (1 = first, None:
+    not in that field's list), its score there, its share of the fused score and its terms."""
 
+    terms: list[TermContribution]
+    fields: dict[str, FieldContribution] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldContribution:
+    """One field's part in a fused hit."""
+
+    rank: int | None
+    score: float | None
+    contribution: float
     terms: list[TermContribution]
 
 
@@ -208,6 +254,7 @@ class SegmentExplanation:
     rows: int
     setting: dict[str, Any]
     index: dict[str, Any] | None = None
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +266,7 @@ class Explanation:
     query_terms: list[TermContribution]
     took_ms: float
     segments: list[SegmentExplanation] = field(default_factory=list)
+    fields: dict[str, list[TermContribution]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from app.errors import InvalidInputError, NotFoundError
+from app.services.collections import CollectionAdmin
 from app.services.encoders import EncoderPool
 from app.services.explain import segment_explanations
+from app.services.hybrid import FieldSearch
 from app.services.inputs import RequestInputs
 from app.services.models import (
     BatchSearchResult,
-    CollectionListing,
-    CollectionSpec,
-    CollectionSummary,
-    CollectionUpdate,
-    DamagedCollection,
     DeleteOutcome,
     DocumentInput,
     ExplainedHit,
@@ -35,19 +31,19 @@ from app.services.models import (
     Timings,
     WriteOutcome,
 )
-from app.services.params import checked_query_params, checked_recall, search_plan
+from app.services.params import search_plan
 from app.services.pool import WorkerPool
-from app.services.recall import CollectionRecall, RecallOptions
+from app.services.recall import RecallOptions
 from app.services.registry import CollectionRegistry
 from app.services.sampler import RecallMonitor
 from app.settings import Settings
-from app.storage.collection import Collection, CollectionConfig
+from app.storage.collection import Collection
 from app.storage.fanout import Hit
 from app.storage.filters import MetadataFilter
 from app.storage.vectors import SparseVector, rows_from_csr
 
 
-class SearchService:
+class SearchService(CollectionAdmin):
     """Everything the routes need: blocking methods (routes run them on ``write_pool``) and
     the two searches that start on the event loop (their Numba work runs on ``search_pool``)."""
 
@@ -65,119 +61,11 @@ class SearchService:
         self.registry = registry
         self.encoders = encoders
         self.inputs = RequestInputs(settings, encoders)
+        self.fields = FieldSearch(self.inputs)
         self.search_pool = search_pool
         self.write_pool = write_pool
         # Live recall (its thread is started and stopped by the app's lifespan).
         self.recall = recall or RecallMonitor(RecallOptions.from_settings(settings))
-
-    # ---------------------------------------------------------- collections
-    def create_collection(self, req: CollectionSpec) -> CollectionSummary:
-        """A new, empty collection; its encoder must be allowed and runnable here."""
-        self.encoders.check_allowed(req.encoder)
-        self.encoders.check_usable(req.encoder)
-        enc = self.encoders.get(req.encoder)
-        if enc is None:
-            if req.dim is None:
-                raise InvalidInputError('a collection with encoder "none" needs "dim"')
-            dim = req.dim
-        else:
-            if req.dim is not None and req.dim != enc.dim:
-                raise InvalidInputError(f"dim {req.dim} does not match encoder dim {enc.dim}")
-            dim = int(enc.dim)
-        self._check_params(req.index_params, req.query_params)
-        config = CollectionConfig(
-            name=req.name,
-            encoder=req.encoder,
-            dim=dim,
-            index_params=dict(req.index_params),
-            query_params=dict(req.query_params),
-            created_at=time.time(),
-            target_recall=checked_recall(req.target_recall, "target_recall"),
-        )
-        return self._info(self.registry.create(config))
-
-    def update_collection(self, name: str, req: CollectionUpdate) -> CollectionSummary:
-        """Change a collection's recall target (None clears it); its live estimate and
-        controller start afresh."""
-        coll = self.registry.get(name)
-        coll.set_target_recall(checked_recall(req.target_recall, "target_recall"))
-        return self._info(coll)
-
-    @staticmethod
-    def _check_params(index_params: dict[str, Any], query_params: dict[str, Any]) -> None:
-        from index import BuildParams
-
-        try:
-            BuildParams(**index_params)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"index_params: {exc}") from exc
-        checked_query_params(query_params)
-
-    @staticmethod
-    def _info(coll: Collection) -> CollectionSummary:
-        return CollectionSummary(coll.config, len(coll.id_map))
-
-    def describe(self, name: str) -> CollectionSummary:
-        return self._info(self.registry.get(name))
-
-    def list_collections(self) -> CollectionListing:
-        """Every open collection (by name), and the quarantined ones with their damage."""
-        out = []
-        for name in self.registry.names():
-            try:
-                out.append(self._info(self.registry.get(name)))
-            except NotFoundError:
-                continue
-        damaged = [DamagedCollection(n, d) for n, d in sorted(self.registry.damaged.items())]
-        return CollectionListing(out, damaged)
-
-    def seal(self, name: str) -> dict[str, Any]:
-        """Seal the mutable segment now (normally done in the background)."""
-        coll = self.registry.get(name)
-        return {"sealed": coll.seal(), **coll.stats()}
-
-    def merge(self, name: str) -> dict[str, Any]:
-        """Merge every sealed segment into one, dropping tombstoned rows."""
-        coll = self.registry.get(name)
-        segments = coll.sealed_segments()
-        return {"merged": coll.merge(segments) if segments else False, **coll.stats()}
-
-    def drop_collection(self, name: str) -> None:
-        self.registry.drop(name)
-        self.recall.forget(name)
-
-    def health(self) -> dict[str, Any]:
-        """Collections open, and those that cannot serve: their encoder cannot run here."""
-        unavailable = {}
-        for name in self.registry.names():
-            encoder = self.registry.get(name).config.encoder
-            if encoder in self.encoders.unavailable:
-                unavailable[name] = self.encoders.unavailable[encoder]
-        return {
-            "collections": len(self.registry.names()),
-            "collections_unavailable": unavailable,
-            "collections_damaged": dict(self.registry.damaged),
-        }
-
-    def stats(self, name: str) -> dict[str, Any]:
-        """Documents, segments (rows, tombstones, indexed and calibrated or not), WAL size,
-        and live recall: the estimate, its interval, the target and the setting searches
-        run (with its moves), and the sampler's counters."""
-        coll = self.registry.get(name)
-        live = self._recall_state(coll)
-        live.own_plan(coll.view, coll.config.query_params)  # starts the controller when due
-        return {
-            "name": name,
-            "encoder": coll.config.encoder,
-            "dim": coll.config.dim,
-            "query_params": coll.config.query_params,
-            **coll.stats(),
-            "recall": {**live.snapshot(), "sampler": self.recall.snapshot()},
-        }
-
-    def _recall_state(self, coll: Collection) -> CollectionRecall:
-        config = coll.config
-        return self.recall.state(config.name, config.created_at, config.target_recall)
 
     # -------------------------------------------------------------- writes
     def write_documents(
@@ -185,7 +73,10 @@ class SearchService:
     ) -> WriteOutcome:
         """Add (``upsert``: add or replace) documents; durable when this returns."""
         coll = self.registry.get(name)
-        batch = self.inputs.document_batch(coll, docs)
+        if coll.config.fields is not None:
+            batch = self.fields.document_batch(coll, docs)
+        else:
+            batch = self.inputs.document_batch(coll, docs)
         coll.write(batch, upsert=upsert)
         if coll.needs_seal():
             self.registry.wake()
@@ -204,8 +95,10 @@ class SearchService:
         return DeleteOutcome(len(found), found, missing)
 
     def get_document(self, name: str, doc_id: str) -> StoredDocument:
-        """A document's stored vector and metadata."""
+        """A document's stored vector and metadata (per field on a multi-field collection)."""
         coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            return self.fields.stored_document(coll, doc_id)
         loc = coll.locate(doc_id)
         if loc is None:
             raise NotFoundError(f"document {doc_id[:200]!r} not found in {name!r}")
@@ -267,9 +160,43 @@ class SearchService:
         )
         return await batcher.encode(req.query)
 
+    async def _encode_fields(
+        self, name: str, req: SearchRequest, where: str
+    ) -> tuple[dict[str, SparseVector], dict[str, float]]:
+        """A text query through each learned field's micro-batcher (field-local columns)."""
+        coll = self.registry.get(name)
+        pre: dict[str, SparseVector] = {}
+        times: dict[str, float] = {}
+        for field_name in self.fields.learned_to_encode(coll, req, where):
+            start = time.perf_counter()
+            encoder = next(f.encoder for f in coll.layouts if f.name == field_name)
+            batcher = self.encoders.loaded_batcher(encoder) or await self.write_pool.run(
+                self.encoders.batcher, encoder
+            )
+            pre[field_name] = await batcher.encode(req.query)
+            times[field_name] = _ms(start)
+        return pre, times
+
+    def _field_search(
+        self,
+        coll: Collection,
+        req: SearchRequest,
+        where: str = "search",
+        pre: dict[str, SparseVector] | None = None,
+        pre_ms: dict[str, float] | None = None,
+    ) -> SearchResult:
+        """A multi-field search, counted in the collection's searches (and certified)."""
+        result = self.fields.search(coll, req, where, pre, pre_ms)
+        self._recall_state(coll).count_answers(1, int(result.certified))
+        return result
+
     async def search(self, name: str, req: SearchRequest) -> SearchResult:
         """Top-``k`` for one query: a text query is encoded through the micro-batcher (on the
         event loop), then the index is searched on the search pool."""
+        if self.registry.get(name).config.fields is not None:
+            pre, pre_ms = await self._encode_fields(name, req, "search")
+            coll = self.registry.get(name)
+            return await self.search_pool.run(self._field_search, coll, req, "search", pre, pre_ms)
         start = time.perf_counter()
         vec = await self._encode_text(name, req, "search")
         encode_ms = _ms(start) if vec is not None else 0.0
@@ -287,6 +214,8 @@ class SearchService:
         start = time.perf_counter()
         encoded_before = encode_ms if vec is not None else 0.0
         coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            return self._field_search(coll, req)
         search_plan(req, "search")  # a bad combination of knobs fails before any work
         if vec is None:
             vec = self.inputs.query_vector(coll, req, "search")
@@ -305,6 +234,12 @@ class SearchService:
                 f"{len(searches)} searches; the limit is {self.settings.max_batch}"
             )
         coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            results = [
+                self._field_search(coll, s, f"searches[{i}]") for i, s in enumerate(searches)
+            ]
+            took = _ms(start)
+            return BatchSearchResult(results, took, Timings(index=took))
         vecs: list[SparseVector | None] = [None] * len(searches)
         texts = []
         for i, s in enumerate(searches):
@@ -314,6 +249,7 @@ class SearchService:
                     raise InvalidInputError(
                         f"searches[{i}].k: above the limit {self.settings.max_k}"
                     )
+                self.inputs.check_one_field(coll, s, f"searches[{i}]")
                 self.inputs.check_text(s.query, f"searches[{i}].query")
                 self.inputs.encoder_for_text(coll, f"searches[{i}]")
                 texts.append(i)
@@ -338,6 +274,9 @@ class SearchService:
 
     async def explain(self, name: str, req: ExplainRequest) -> Explanation:
         """Which terms matched, per hit (or per given id), as :meth:`search` finds them."""
+        coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            return await self.search_pool.run(self.fields.explain, coll, req)
         vec = await self._encode_text(name, req, "explain")
         return await self.search_pool.run(self.explain_blocking, name, req, vec)
 
@@ -347,6 +286,8 @@ class SearchService:
         """Per hit (or per given id): the matched terms, their weights and contributions."""
         start = time.perf_counter()
         coll = self.registry.get(name)
+        if coll.config.fields is not None:
+            return self.fields.explain(coll, req)
         plan, own = search_plan(req, "explain", coll.config.query_params)
         flt = MetadataFilter.parse(req.filter)
         if qvec is None:

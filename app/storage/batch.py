@@ -41,11 +41,19 @@ def metadata_line(metadata: Any) -> str:
 
 @dataclass(frozen=True)
 class DocumentBatch:
-    """``doc_ids[i]`` has vector row i of ``vectors`` (n, dim) and ``metadata[i]``."""
+    """``doc_ids[i]`` has vector row i of ``vectors`` (n, dim) and ``metadata[i]``.
+
+    ``terms``: for a collection with live BM25 fields, each such field's analysed texts
+    (one term list per document), not yet weighed: the collection weighs them under its
+    write lock, with its statistics of that moment (:mod:`app.storage.lexical`), and adds
+    them to ``vectors``; ``vocab`` then holds the new terms that the write introduces per
+    field (``[column, term]`` pairs), logged in the same WAL record."""
 
     doc_ids: list[str]
     vectors: sp.csr_array
     metadata: list[Any]
+    terms: dict[str, list[list[str]]] | None = None
+    vocab: dict[str, list[list]] | None = None
 
     def __post_init__(self) -> None:
         if not (len(self.doc_ids) == self.vectors.shape[0] == len(self.metadata)):

@@ -5,6 +5,11 @@ Writers hold ``_lock``: append to the WAL (fsync), apply to memory, publish a ne
 segment folders outside the lock and swap them in with a checkpoint: tombstone files, then
 ``manifest.json`` (atomic rename), then old WAL files and folders are removed.
 
+A collection may hold several sparse fields (:mod:`app.storage.fields`): their vectors sit
+side by side in each stored row, so everything here (WAL, segments, tombstones) is shared and
+a write or delete covers every field at once; sealed segments index each field apart, and live
+BM25 fields keep their vocabulary and statistics (:mod:`app.storage.fieldstate`).
+
 Opening verifies everything before it changes anything: ``config.json`` and ``manifest.json``
 (checksummed), every sealed segment (:mod:`app.storage.sealed`) and every WAL record. Damage
 raises :class:`DamageError` with the files untouched; only then are leftovers cleaned up.
@@ -26,7 +31,10 @@ from app.errors import ConflictError
 from app.storage.batch import DocumentBatch
 from app.storage.checked import DamageError, read_checked_json, write_checked_json
 from app.storage.fanout import FanoutResult, Hit, View, search_view
+from app.storage.fields import FieldLayout
+from app.storage.fieldstate import FieldState
 from app.storage.filters import MetadataFilter
+from app.storage.lexical import LiveBM25
 from app.storage.maintenance import SealAndMerge, manifest_dict, seg_dir
 from app.storage.plan import SearchPlan
 from app.storage.sealed import SealedSegment
@@ -54,7 +62,12 @@ __all__ = ["Collection", "CollectionConfig", "DamageError", "Hit", "MaintenanceP
 class CollectionConfig:
     """What a collection was created with (``config.json``); ``target_recall`` (a
     Recall@10 in (0, 1], or None) can be changed later. Files written before it existed
-    read as None."""
+    read as None.
+
+    ``fields`` (None: one field, ``encoder``): field name -> :class:`FieldLayout` as a dict
+    (encoder, columns, its own index / query parameters); ``dim`` is then all fields'
+    columns together. ``fusion``: the default fusion of the fields' rankings
+    (``{"method": "rrf"|"linear", "weights": {field: w}, "rrf_k": 60}``)."""
 
     name: str
     encoder: str
@@ -63,9 +76,27 @@ class CollectionConfig:
     query_params: dict[str, Any]
     created_at: float
     target_recall: float | None = None
+    fields: dict[str, dict[str, Any]] | None = None
+    fusion: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.fields is None:  # single-field files stay as they were
+            del out["fields"], out["fusion"]
+        return out
+
+    def layouts(self) -> list[FieldLayout]:
+        """The fields, in their column order (one field ``""`` for a single encoder)."""
+        if self.fields is None:
+            return [
+                FieldLayout(
+                    "", self.encoder, 0, self.dim, dict(self.index_params), dict(self.query_params)
+                )
+            ]
+        return sorted(
+            (FieldLayout.from_dict(name, body) for name, body in self.fields.items()),
+            key=lambda layout: layout.offset,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,12 +114,14 @@ class MaintenancePolicy:
 def read_config(path: Path) -> CollectionConfig:
     body = read_checked_json(path / CONFIG, CONFIG)
     try:
-        return CollectionConfig(**body)
-    except TypeError as exc:
+        config = CollectionConfig(**body)
+        config.layouts()
+    except (TypeError, KeyError, ValueError) as exc:
         raise DamageError(f"{CONFIG} does not describe a collection ({exc})") from None
+    return config
 
 
-class Collection(SealAndMerge):
+class Collection(SealAndMerge, FieldState):
     """One named collection under ``path``; open with :meth:`open`, create with :meth:`create`."""
 
     def __init__(self, path: Path, config: CollectionConfig, policy: MaintenancePolicy) -> None:
@@ -111,6 +144,12 @@ class Collection(SealAndMerge):
         # {token: weight} by ``lsr index --vocab build|FILE``); None: no such vocabulary.
         self.vocabulary: list[str] | None = None
         self.token_columns: dict[str, int] = {}
+        self.layouts = config.layouts()
+        # Sealed segments index per field only in a multi-field collection.
+        self.index_fields = self.layouts if config.fields is not None else None
+        self.lexical = {f.name: LiveBM25(f) for f in self.layouts if f.lexical}
+        self._counting = False  # live BM25 statistics follow adds and deletes once open
+        self._field_views: dict[str, tuple[View, View]] = {}
 
     # ----------------------------------------------------------------- open
     @classmethod
@@ -139,6 +178,7 @@ class Collection(SealAndMerge):
                 self.config.dim,
                 self.config.index_params,
                 calibrate=policy.calibrate,
+                fields=self.index_fields,
             )
             self._add_sealed(seg, seg.load_deleted())
             self._persisted[sid] = self._deleted[sid].copy()
@@ -150,12 +190,14 @@ class Collection(SealAndMerge):
         for seq, wal_file in live:
             acked_bytes, _ = read_mark(path / "wal", seq)
             scans.append((seq, scan_wal(wal_file, acked_bytes)))
+        self._load_vocabularies()
         for _, scan in scans:
             for record in scan.records:
                 self._apply(record)
         self._clean_up(wal_seq)
         self._open_wal(scans, wal_seq)
         self._publish()
+        self._recount()
         log.info(
             "%s: opened, %d docs, %d wal records replayed",
             self.config.name,
@@ -238,7 +280,6 @@ class Collection(SealAndMerge):
         """Add (``upsert=False``: every id must be new) or replace documents; durable on return.
         The WAL record is written from the batch's CSR arrays, which the mutable segment
         then copies whole."""
-        record = WalRecord.of_batch("upsert" if upsert else "add", batch)
         with self._lock:
             self._check_open()
             if not upsert:
@@ -248,7 +289,10 @@ class Collection(SealAndMerge):
                         f"{len(taken)} document id(s) already exist, e.g. {taken[0]!r}; "
                         "use PUT (upsert) to replace them"
                     )
-            self.wal.append(record)
+            if batch.terms:
+                batch = self._weigh(batch)
+            self.wal.append(WalRecord.of_batch("upsert" if upsert else "add", batch))
+            self._learn(batch.vocab)
             self._apply_add(batch)
             self._publish()
         return len(batch)
@@ -266,6 +310,7 @@ class Collection(SealAndMerge):
         return found
 
     def _apply(self, record: WalRecord) -> None:
+        self._learn(record.vocab)
         if record.op == "delete":
             for doc_id in record.ids:
                 loc = self.id_map.pop(doc_id, None)
@@ -284,8 +329,15 @@ class Collection(SealAndMerge):
             self._deleted[mut.seg_id] = grown
         for i, doc_id in enumerate(batch.doc_ids):
             self._map_doc(doc_id, mut.seg_id, first + i)
+        if self._counting:
+            for lex in self.lexical.values():
+                lex.add_rows(batch.vectors)
 
     def _tombstone(self, seg_id: int, row: int) -> None:
+        if self._counting and self.lexical:
+            vec = self._segments[seg_id].vector(row)
+            for lex in self.lexical.values():
+                lex.remove_row(vec.indices, vec.values)
         deleted = self._deleted[seg_id]
         if self._live_cache.get(seg_id, (None,))[0] is deleted:
             deleted = deleted.copy()  # copy on write: published views keep the old mask
@@ -363,6 +415,7 @@ class Collection(SealAndMerge):
 
     def segment_kind(self, seg: Segment) -> str:
         """``"mutable"``, ``"sealing"`` (frozen, being sealed) or ``"sealed"``."""
+        seg = getattr(seg, "base", seg)  # a segment seen through one field
         if seg is self.mutable:
             return "mutable"
         return "sealing" if seg in self._frozen else "sealed"
@@ -379,15 +432,24 @@ class Collection(SealAndMerge):
                     "kind": kind,
                     "rows": n_rows,
                     "deleted": deleted,
-                    "indexed": seg.index is not None,
+                    "indexed": seg.index is not None or bool(getattr(seg, "indexes", None)),
                     "calibrated": getattr(seg.index, "calibration", None) is not None,
                 }
             )
-        return {
+            if self.index_fields is not None:
+                indexes = getattr(seg, "indexes", {})
+                segments[-1]["fields_indexed"] = [f.name for f in self.layouts if f.name in indexes]
+                segments[-1]["calibrated"] = any(
+                    getattr(i, "calibration", None) is not None for i in indexes.values()
+                )
+        out = {
             "documents": len(self.id_map),
             "segments": segments,
             "wal_bytes": self.wal.size,
         }
+        if self.lexical:
+            out["bm25"] = {name: lex.snapshot() for name, lex in self.lexical.items()}
+        return out
 
     def close(self) -> None:
         with self._lock:

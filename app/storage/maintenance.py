@@ -61,6 +61,7 @@ class SealAndMerge:
                 index_params=self.config.index_params,
                 flat_rows=self.policy.flat_rows,
                 calibrate=self.policy.calibrate,
+                fields=self.index_fields,
             )
             with self._lock:
                 sealed = SealedSegment(
@@ -69,6 +70,7 @@ class SealAndMerge:
                     self.config.dim,
                     self.config.index_params,
                     calibrate=self.policy.calibrate,
+                    fields=self.index_fields,
                 )
                 self._frozen.remove(frozen)
                 self._sealed.append(sealed)
@@ -120,6 +122,7 @@ class SealAndMerge:
                     index_params=self.config.index_params,
                     flat_rows=self.policy.flat_rows,
                     calibrate=self.policy.calibrate,
+                    fields=self.index_fields,
                 )
             with self._lock:
                 for seg in chosen:
@@ -131,6 +134,7 @@ class SealAndMerge:
                         self.config.dim,
                         self.config.index_params,
                         calibrate=self.policy.calibrate,
+                        fields=self.index_fields,
                     )
                     self._sealed.append(merged)
                     self._segments[new_id] = merged
@@ -158,6 +162,7 @@ class SealAndMerge:
         """Persist changed tombstones, then the manifest; then drop the WAL files it covers:
         those older than the oldest segment still unsealed (a failed seal keeps its WAL)."""
         wal_seq = min(s.wal_seq_start for s in [*self._frozen, self.mutable])
+        self.save_vocabularies()  # before the WAL files that carried new terms are dropped
         for seg in self._sealed:
             deleted = self._deleted[seg.seg_id]
             old = self._persisted.get(seg.seg_id)

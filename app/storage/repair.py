@@ -12,7 +12,9 @@ an operator asks; the service only ever quarantines.
 - a damaged segment: dropped (its documents are lost; their ids listed when readable);
 - damaged tombstones: reset (deleted documents of that segment come back);
 - a damaged collection manifest: rebuilt from the segment folders and WAL files present;
-- a damaged ``config.json``: not repairable (it says what the collection is); restore it.
+- a damaged ``config.json``: not repairable (it says what the collection is); restore it;
+- a damaged BM25 vocabulary (``lexical-<field>.json``): not repairable either (which stemmed
+  term each column holds cannot be derived from the stored weights); restore it.
 """
 
 from __future__ import annotations
@@ -193,6 +195,22 @@ def inspect(path: Path) -> RepairPlan:
         )
         plan.repairable = False
         return plan
+    for layout in config.layouts():
+        vocab = path / f"lexical-{layout.name}.json"
+        if layout.lexical and vocab.exists():
+            try:
+                read_checked_json(vocab, vocab.name)
+            except DamageError as exc:
+                plan.findings.append(
+                    Finding(
+                        vocab.name,
+                        str(exc),
+                        f"none: restore {vocab.name} from a backup (the BM25 field's term of "
+                        "each column cannot be derived from the stored weights)",
+                    )
+                )
+                plan.repairable = False
+                return plan
     try:
         manifest = read_checked_json(path / MANIFEST, MANIFEST)
     except DamageError as exc:

@@ -4,7 +4,9 @@ A segment folder holds one Arrow IPC file per array (``indptr`` int64, ``indices
 ``values`` float32, ``doc_ids`` and ``metadata`` strings: JSON text, ``null`` when none),
 ``manifest.json`` (format, version, counts and each file's size and CRC-32, itself
 checksummed), ``deleted.bin`` (tombstones, rewritten at checkpoints, CRC-checked) and, when it
-has enough rows, a Seismic index in ``index/`` (with its own manifest). Opening verifies every
+has enough rows, a Seismic index in ``index/`` (with its own manifest); a segment of a
+multi-field collection has one index per field instead, ``index-<field>/``, each built from
+that field's columns only (:mod:`app.storage.fields`). Opening verifies every
 checksum and the CSR structure (offsets, column range, positive finite weights) before
 anything is served: a damaged segment raises :class:`DamageError` and is never searched. The
 index is derived data: one that is damaged is rebuilt from the verified vectors.
@@ -33,6 +35,7 @@ from app.storage.checked import (
     write_checked_bytes,
     write_checked_json,
 )
+from app.storage.fields import ColumnMappedIndex, FieldLayout, compact_columns, field_part
 from app.storage.files import fsync_tree
 from app.storage.filters import FieldIndex, MetadataFilter
 from app.storage.segment import Segment, parse_metadata
@@ -73,6 +76,7 @@ class SealedSegment(Segment):
         index_params: dict[str, Any] | None = None,
         *,
         calibrate: bool = False,
+        fields: Sequence[FieldLayout] | None = None,
     ) -> None:
         self.seg_id, self.path, self.dim = seg_id, path, dim
         self.calibrate = calibrate
@@ -100,22 +104,46 @@ class SealedSegment(Segment):
         self.doc_ids: list[str] = arrays["doc_ids"].to_pylist()
         self._metadata = arrays["metadata"]
         self.index = self._load_index(index_params) if manifest.get("indexed") else None
+        # Per field (multi-field collections): its index, or None (scored exactly).
+        self.indexes: dict[str, Any] = {}
+        for layout in fields or ():
+            if layout.name in manifest.get("indexes", []):
+                self.indexes[layout.name] = self._load_field_index(layout)
         self.field_index = FieldIndex(self.n_rows, self.metadata_at)
 
-    def _load_index(self, index_params: dict[str, Any] | None) -> Any:
-        """Memory-map the index; one that is damaged or of an older format is rebuilt from the
+    def _load_index(
+        self,
+        index_params: dict[str, Any] | None,
+        folder: str = "index",
+        layout: FieldLayout | None = None,
+    ) -> Any:
+        """Memory-map an index; one that is damaged or of an older format is rebuilt from the
         segment's verified vectors (the source of truth) when the build params are known."""
         from index import SeismicIndex
 
         try:
-            return SeismicIndex.load(self.path / "index")
+            return SeismicIndex.load(self.path / folder)
         except (ValueError, OSError, KeyError) as exc:
             if index_params is None:
-                raise DamageError(f"{self.name}/index is unreadable ({exc})") from None
-            log.warning("%s: index unreadable (%s); rebuilding it", self.name, exc)
-            index = build_index(self._csr, index_params, self.calibrate, self.name)
-            index.save(self.path / "index")
-            return SeismicIndex.load(self.path / "index")
+                raise DamageError(f"{self.name}/{folder} is unreadable ({exc})") from None
+            log.warning("%s: %s unreadable (%s); rebuilding it", self.name, folder, exc)
+            vectors = self._csr if layout is None else self._field_vectors(layout)[0]
+            index = build_index(vectors, index_params, self.calibrate, self.name)
+            shutil.rmtree(self.path / folder, ignore_errors=True)
+            index.save(self.path / folder)
+            return SeismicIndex.load(self.path / folder)
+
+    def _field_vectors(self, layout: FieldLayout) -> tuple[sp.csr_array, np.ndarray]:
+        return compact_columns(field_part(self._csr, layout))
+
+    def _load_field_index(self, layout: FieldLayout) -> ColumnMappedIndex:
+        """A field's index (built on the field's columns present here, compacted), taking
+        queries in the collection's columns; the column map is derived from the verified
+        vectors."""
+        index = self._load_index(layout.index_params, f"index-{layout.name}", layout)
+        cols = np.asarray(self._csr.indices)
+        held = cols[(cols >= layout.indexed_from) & (cols < layout.end)]
+        return ColumnMappedIndex(index, np.unique(held).astype(np.int32))
 
     def csr(self, n_rows: int | None = None) -> sp.csr_array:
         return self._csr
@@ -152,9 +180,12 @@ class SealedSegment(Segment):
         index_params: dict[str, Any],
         flat_rows: int,
         calibrate: bool = False,
+        fields: Sequence[FieldLayout] | None = None,
     ) -> None:
         """Write a complete segment folder at ``path`` (via a temporary folder and a rename);
-        with ``calibrate`` its index carries its measured recall/cost front."""
+        with ``calibrate`` its index carries its measured recall/cost front. With ``fields``
+        (a multi-field collection), one index per field with rows in it, from that field's
+        columns and with its own build parameters, instead of one index."""
         tmp = path.with_name(f".{path.name}.tmp")
         for stale in (tmp, path):  # left by an earlier failed attempt; not in the manifest
             if stale.exists():
@@ -169,9 +200,19 @@ class SealedSegment(Segment):
         }
         files = {name: write_array(tmp / f"{name}.arrow", array) for name, array in columns.items()}
         save_tombstones(tmp, deleted)
-        indexed = vectors.shape[0] >= max(flat_rows, 1) and vectors.nnz > 0
+        big = vectors.shape[0] >= max(flat_rows, 1)
+        indexed = big and vectors.nnz > 0 and not fields
         if indexed:
             build_index(vectors, index_params, calibrate, path.name).save(tmp / "index")
+        indexes = []
+        for layout in (fields or ()) if big else ():
+            part, _ = compact_columns(field_part(vectors, layout))
+            if part.nnz:
+                name = f"{path.name}/{layout.name}"
+                build_index(part, layout.index_params, calibrate, name).save(
+                    tmp / f"index-{layout.name}"
+                )
+                indexes.append(layout.name)
         rows = int(vectors.shape[0])
         write_checked_json(
             tmp / MANIFEST,
@@ -182,6 +223,7 @@ class SealedSegment(Segment):
                 "nnz": int(vectors.nnz),
                 "dim": int(vectors.shape[1]),
                 "indexed": indexed,
+                "indexes": indexes,
                 "files": files,
             },
         )

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from app.storage.batch import DocumentBatch, metadata_line
 from app.storage.filters import MetadataFilter, scan_mask
 from app.storage.plan import SearchPlan
-from app.storage.vectors import SparseVector, dense_queries, top_k_column
+from app.storage.vectors import SparseVector, score_rows, top_k_column
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,7 @@ def search_segment(
         if allowed is not None and n_allowed < n_rows:
             rows_sel = np.flatnonzero(allowed[:n_rows])
             csr = csr[rows_sel]
-        dense = dense_queries([queries[j] for j in todo], segment.dim)
-        scores = np.asarray(csr @ dense)
+        scores = score_rows(csr, [queries[j] for j in todo], segment.dim)
         for col, j in enumerate(todo):
             rows, vals = top_k_column(scores[:, col], k)
             if rows_sel is not None:

@@ -154,6 +154,24 @@ def dense_queries(queries: Sequence[SparseVector], dim: int) -> np.ndarray:
     return out
 
 
+# Wider than this, a (dim, n_queries) dense query block is not worth filling.
+DENSE_QUERY_DIM = 1 << 18
+
+
+def score_rows(csr: sp.csr_array, queries: Sequence[SparseVector], dim: int) -> np.ndarray:
+    """``(rows, n_queries)`` float32 inner products of every row of ``csr`` with each query:
+    through a dense query block, or a sparse one when ``dim`` is wide (a multi-field
+    collection's columns: a dense block would be megabytes per query)."""
+    if dim <= DENSE_QUERY_DIM:
+        return np.asarray(csr @ dense_queries(queries, dim))
+    lengths, indices, values = pack(queries)
+    indptr = np.zeros(len(queries) + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    block = sp.csc_array((values, indices, indptr), shape=(dim, len(queries)))
+    out = csr @ block
+    return np.asarray(out.toarray() if sp.issparse(out) else out, np.float32)
+
+
 def top_k_column(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best ``k`` positive entries of ``scores`` (n,), best first; ties go to the lower row."""
     positive = np.flatnonzero(scores > 0)

@@ -46,7 +46,9 @@ HEADER_START = b'{"op":'
 class WalRecord:
     """One logged operation: ``op`` is ``add``, ``upsert`` or ``delete``.
 
-    For adds, ``lengths[i]`` non-zeros of ``indices``/``values`` belong to ``ids[i]``.
+    For adds, ``lengths[i]`` non-zeros of ``indices``/``values`` belong to ``ids[i]``;
+    ``vocab`` holds the new terms of live BM25 fields that the write introduced (field ->
+    ``[column, term]`` pairs), so that the documents and their terms are logged together.
     """
 
     op: str
@@ -55,13 +57,20 @@ class WalRecord:
     metadata: list[Any] = field(default_factory=list)
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    vocab: dict[str, list[list]] | None = None
 
     @classmethod
     def of_batch(cls, op: str, batch: DocumentBatch) -> WalRecord:
         """The record of a write, straight from the batch's CSR arrays."""
         vectors = batch.vectors
         return cls(
-            op, batch.doc_ids, batch.lengths.tolist(), batch.metadata, vectors.indices, vectors.data
+            op,
+            batch.doc_ids,
+            batch.lengths.tolist(),
+            batch.metadata,
+            vectors.indices,
+            vectors.data,
+            batch.vocab or None,
         )
 
     def batch(self, dim: int) -> DocumentBatch:
@@ -70,14 +79,13 @@ class WalRecord:
         np.cumsum(self.lengths, out=indptr[1:])
         vectors = sp.csr_array((self.values, self.indices, indptr), shape=(len(self.ids), dim))
         vectors.indices = vectors.indices.astype(np.int32, copy=False)
-        return DocumentBatch(self.ids, vectors, self.metadata)
+        return DocumentBatch(self.ids, vectors, self.metadata, vocab=self.vocab)
 
     def encode(self) -> bytes:
-        header = json.dumps(
-            {"op": self.op, "ids": self.ids, "lengths": self.lengths, "metadata": self.metadata},
-            separators=(",", ":"),
-            allow_nan=False,
-        ).encode()
+        body = {"op": self.op, "ids": self.ids, "lengths": self.lengths, "metadata": self.metadata}
+        if self.vocab:
+            body["vocab"] = self.vocab
+        header = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         indices = np.ascontiguousarray(self.indices, dtype="<i4").tobytes()
         values = np.ascontiguousarray(self.values, dtype="<f4").tobytes()
         return _U32.pack(len(header)) + header + indices + values
@@ -99,6 +107,7 @@ class WalRecord:
             metadata=header.get("metadata", []),
             indices=indices,
             values=values,
+            vocab=header.get("vocab"),
         )
 
 

@@ -22,6 +22,9 @@ from app.services.models import (
     ExplainedHit,
     ExplainRequest,
     Explanation,
+    FieldContribution,
+    FieldSpec,
+    FusionRequest,
     IndexedWeights,
     JobRequest,
     JobStatus,
@@ -151,9 +154,35 @@ def test_edge_conversion_keeps_every_field() -> None:
     explained = Explanation([hit], [term], 0.5, [inside])
     assert convert.explain_out(explained).model_dump() == asdict(explained)
     found = SearchResult([SearchHit(id="a", score=1.5)], 0.2, True, Timings(0.1, 0.05, 0.01))
-    assert convert.search_out(found).model_dump() == asdict(found)
-    batch = BatchSearchResult([found], 0.3, Timings(0.2, 0.05, 0.01))
+    single = asdict(found)  # a single-encoder answer keeps its three stages, no "fields"
+    assert single["timings_ms"].pop("fields") is None
+    assert convert.search_out(found).model_dump() == single
+    per_field = {"splade": {"encode": 0.1, "index": 0.2, "hits": 3.0}}
+    fused = SearchResult(
+        [SearchHit(id="a", score=1.5)], 0.2, True, Timings(0.1, 0.2, 0.01, per_field)
+    )
+    assert convert.search_out(fused).model_dump() == asdict(fused)
+    batch = BatchSearchResult([fused], 0.3, Timings(0.2, 0.05, 0.01, per_field))
     assert convert.batch_search_out(batch).model_dump() == asdict(batch)
+    share = FieldContribution(rank=2, score=3.0, contribution=0.5, terms=[term])
+    fields_hit = ExplainedHit(id="a", score=0.5, metadata=None, terms=[], fields={"f": share})
+    inside_field = SegmentExplanation(
+        segment=1, kind="sealed", rows=9, setting={"mode": "exact"}, field="f"
+    )
+    explained = Explanation([fields_hit], [term], 0.5, [inside_field], fields={"f": [term]})
+    assert convert.explain_out(explained).model_dump() == asdict(explained)
+    fields_req = schemas.SearchIn(
+        query="q", fields=["f"], fusion={"method": "linear", "weights": {"f": 2}, "rrf_k": 5}
+    )
+    assert convert.search_request(fields_req) == SearchRequest(
+        query="q", fields=["f"], fusion=FusionRequest(method="linear", weights={"f": 2}, rrf_k=5)
+    )
+    create = schemas.CollectionCreate(
+        name="c", fields={"f": {"encoder": "bm25", "dim": 9, "k1": 1.2, "b": 0.5}}
+    )
+    assert convert.collection_spec(create) == CollectionSpec(
+        name="c", fields={"f": FieldSpec(encoder="bm25", dim=9, k1=1.2, b=0.5)}
+    )
     spec = convert.collection_spec(
         schemas.CollectionCreate(name="c", encoder="none", dim=3, target_recall=0.9)
     )
