@@ -10,7 +10,7 @@ from typing import Any
 
 from app.errors import InvalidInputError
 from app.services.encoders import NO_ENCODER, EncoderPool
-from app.services.fusion import FUSION_METHODS, RRF_K, FusionSpec
+from app.services.fusion import FUSION_METHODS, RRF_K, SELECTED_FUSIONS, FusionSpec
 from app.services.models import CollectionSpec, FieldSpec, FusionRequest
 from app.storage.fields import FIELD_NAME_RE, LEXICAL_ENCODER, FieldLayout
 from app.storage.vectors import MAX_DIM
@@ -29,7 +29,10 @@ DEFAULT_FIELDS = {
     "splade": FieldSpec(encoder="splade-tiny"),
     "bm25": FieldSpec(encoder=LEXICAL_ENCODER),
 }
-DEFAULT_FUSION = FusionRequest(method="linear", weights={"splade": 0.3, "bm25": 0.7})
+_SELECTED = SELECTED_FUSIONS[("splade-tiny", "bm25")]
+DEFAULT_FUSION = FusionRequest(
+    method=_SELECTED.method, weights=dict(zip(DEFAULT_FIELDS, _SELECTED.weights, strict=True))
+)
 
 
 def field_layouts(

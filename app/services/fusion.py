@@ -54,6 +54,15 @@ def _check_weights(weights: Sequence[float]) -> None:
         raise ValueError(f"at least one fusion weight must be > 0, got {list(weights)}")
 
 
+# Fusions selected once, on SciFact's 809 *train* queries (benchmarks/bench_hybrid.py
+# --select-on scifact:train; benchmarks/results/hybrid_eval.json), for pairs of the offline
+# models: what `lsr eval` fuses those fields with when given neither --fusion nor --select-on,
+# and what the service's default collection fuses. Keys are the fields in weight order.
+SELECTED_FUSIONS: dict[tuple[str, ...], FusionSpec] = {
+    ("splade-tiny", "bm25"): FusionSpec("linear", (0.3, 0.7)),
+}
+
+
 def _weights_for(runs: Sequence[RankedList], weights: Sequence[float] | None) -> list[float]:
     if weights is None:
         return [1.0] * len(runs)

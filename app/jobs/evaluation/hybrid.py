@@ -32,19 +32,17 @@ from app.jobs.evaluation.run import (
     warm_search,
 )
 from app.jobs.evaluation.runs import Run, hits_to_run
-from app.services.fusion import FUSION_METHODS, FusionSpec, RankedList, fuse
+from app.services.fusion import (
+    FUSION_METHODS,
+    SELECTED_FUSIONS,
+    FusionSpec,
+    RankedList,
+    fuse,
+)
 
 logger = logging.getLogger(__name__)
 
 RERANK_METHODS = ("dense",)
-
-# Fusions selected once, on SciFact's 809 *train* queries (benchmarks/bench_hybrid.py
-# --select-on scifact:train; benchmarks/results/hybrid_eval.json), for pairs of the offline
-# models: what `lsr eval` fuses those fields with when given neither --fusion nor --select-on.
-# Keys are the fields in the order of the weights.
-SELECTED_FUSIONS: dict[tuple[str, ...], FusionSpec] = {
-    ("splade-tiny", "bm25"): FusionSpec("linear", (0.3, 0.7)),
-}
 
 
 def default_fusion(encoders: tuple[str, ...]) -> FusionSpec:
