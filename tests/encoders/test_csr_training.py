@@ -434,7 +434,7 @@ def test_default_recipe_is_the_shipped_models_and_flags_override_it() -> None:
                 # a field added after the model was trained held its default then
                 logged = log["train_config"].get(f.name, f.default)
                 assert value(getattr(args, f.name)) == value(logged), (recipe, f.name)
-    assert parse_args(required).distill_neighbourhood == 0.5  # the default is csr-minilm's
+    assert parse_args(required).distill_neighbourhood == 0.9  # the default is csr-minilm's
     general = parse_args(required)
     assert general.collections == [] and general.scifact_dev and general.pair_with == "whole"
     log = json.loads((models / "csr-minilm" / "train_log.json").read_text())
