@@ -177,3 +177,38 @@ def test_corpus_sample_is_seeded_and_chunked(tmp_path) -> None:
         == 0
     )
     assert json.loads((tmp_path / "s" / "sample.json").read_text())["texts"] == sample_corpus.MIX
+
+
+def test_extra_sources_are_decontaminated_deduplicated_and_capped(tmp_path, monkeypatch) -> None:
+    import encoders.training.corpus as corpus
+    from encoders.training.retrieval import COLLECTIONS
+
+    shared = tmp_path / "shared"
+    quoted = "the boundary layer of a swept wing separates near the leading edge at high lift"
+    for name in COLLECTIONS:
+        folder = shared / "data" / name
+        folder.mkdir(parents=True)
+        doc = {"_id": "d1", "title": "", "text": quoted if name == "cranfield" else name}
+        (folder / "corpus.jsonl").write_text(json.dumps(doc) + "\n")
+        (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "a query"}) + "\n")
+    monkeypatch.setattr(corpus, "sources", lambda shared: {"base": iter(["a base text"])})
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    texts = [f"paragraph {i} about the physics of heat transfer in pipes" for i in range(50)]
+    (extra / "science.txt").write_text(
+        "\n".join([*texts, f"As the paper says, {quoted}.", texts[0].upper(), "A BASE TEXT"]) + "\n"
+    )
+    (extra / "small.txt").write_text("one   text\twith odd   spacing\n")
+    card = corpus.build_corpus(tmp_path / "out", shared, extra=extra, extra_cap=20)
+    science = card["sources"]["science"]
+    assert science["contaminated"] == 1  # shares a 10-word window with a Cranfield document
+    assert science["duplicate"] == 2  # case-insensitive, also across sources
+    assert science["kept"] == science["capped_to"] == 20
+    kept = gzip.open(tmp_path / "out" / "science.txt.gz", "rt").read().splitlines()
+    assert len(kept) == 20 and set(kept) <= set(texts)
+    small = gzip.open(tmp_path / "out" / "small.txt.gz", "rt").read()
+    assert small == "one text with odd spacing\n"
+    assert card["total_texts"] == 1 + 20 + 1
+    with pytest.raises(ValueError, match="exists already"):
+        (extra / "base.txt").write_text("x\n")
+        corpus.build_corpus(tmp_path / "out2", shared, extra=extra)
