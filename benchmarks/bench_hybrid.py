@@ -14,15 +14,18 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
-from app.jobs.evaluation.hybrid import HybridConfig, HybridEvaluation
-from app.jobs.evaluation.report import format_table
-from app.services.fusion import FusionSpec
-from benchmarks.machine import MODEL_PACKAGES, machine_info
-
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))  # run as a script: the repo's packages first
+
+from app.jobs.evaluation.hybrid import HybridConfig, HybridEvaluation  # noqa: E402
+from app.jobs.evaluation.report import format_table  # noqa: E402
+from app.services.fusion import FusionSpec  # noqa: E402
+from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
+
 SHARED = Path(os.environ.get("LSR_SHARED_DIR", ROOT.parents[1] / "shared")) / "data"
 OUT = ROOT / "results" / "hybrid_eval.json"
 DATASETS = ("scifact", "cranfield", "cisi", "cacm", "med")
