@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from app.errors import InvalidInputError, NotFoundError
 from app.services.fieldspec import checked_fusion
-from app.services.inputs import RequestInputs, check_metadata
+from app.services.inputs import RequestInputs
 from app.services.models import (
     DocumentInput,
     IndexedWeights,
@@ -52,24 +52,7 @@ class FieldInputs:
     # --------------------------------------------------------------- writes
     def document_batch(self, coll: Collection, docs: Sequence[DocumentInput]) -> DocumentBatch:
         """Every document checked alone (texts only: each field encodes it), then encoded."""
-        if len(docs) > self.settings.max_batch:
-            raise InvalidInputError(
-                f"{len(docs)} documents; the limit per request is {self.settings.max_batch}"
-            )
-        seen: set[str] = set()
-        for i, doc in enumerate(docs):
-            where = f"documents[{i}]"
-            if len(doc.id) > self.settings.max_id_length:
-                raise InvalidInputError(
-                    f"{where}.id: longer than {self.settings.max_id_length} chars"
-                )
-            if doc.id in seen:
-                raise InvalidInputError(
-                    f"{where}.id: {doc.id[:80]!r} appears twice in this request"
-                )
-            seen.add(doc.id)
-            if doc.metadata is not None:
-                check_metadata(doc.metadata, f"{where}.metadata")
+        for _, where, doc in self.inputs.checked_documents(docs):
             if doc.text is None or doc.vector is not None:
                 raise InvalidInputError(
                     f"{where}: collection {coll.config.name!r} has several fields, each with "

@@ -4,7 +4,7 @@ CSR per batch, quantised once) and queries (text through the encoder, or a given
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from app.errors import InvalidInputError
@@ -72,16 +72,16 @@ class RequestInputs:
         return enc
 
     # -------------------------------------------------------------- writes
-    def document_batch(self, coll: Collection, docs: Sequence[DocumentInput]) -> DocumentBatch:
-        """Validate every document alone, encode the texts in one call and keep the encoder's
-        CSR as it is (given vectors join it row by row); quantised once, in the batch."""
+    def checked_documents(
+        self, docs: Sequence[DocumentInput]
+    ) -> Iterator[tuple[int, str, DocumentInput]]:
+        """``(i, where, doc)`` for each document of a write, after the checks every collection
+        makes: the batch limit, id length, an id given twice, metadata."""
         if len(docs) > self.settings.max_batch:
             raise InvalidInputError(
                 f"{len(docs)} documents; the limit per request is {self.settings.max_batch}"
             )
         seen: set[str] = set()
-        given: dict[int, SparseVector] = {}
-        texts: list[str] = []
         for i, doc in enumerate(docs):
             where = f"documents[{i}]"
             if len(doc.id) > self.settings.max_id_length:
@@ -95,6 +95,14 @@ class RequestInputs:
             seen.add(doc.id)
             if doc.metadata is not None:
                 check_metadata(doc.metadata, f"{where}.metadata")
+            yield i, where, doc
+
+    def document_batch(self, coll: Collection, docs: Sequence[DocumentInput]) -> DocumentBatch:
+        """Validate every document alone, encode the texts in one call and keep the encoder's
+        CSR as it is (given vectors join it row by row); quantised once, in the batch."""
+        given: dict[int, SparseVector] = {}
+        texts: list[str] = []
+        for i, where, doc in self.checked_documents(docs):
             if (doc.text is None) == (doc.vector is None):
                 raise InvalidInputError(f"{where}: give exactly one of 'text' or 'vector'")
             if doc.text is not None:
