@@ -7,8 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from pathlib import Path
 
 import httpx
@@ -183,3 +184,31 @@ def wait_ready(client: TestClient, seconds: float = 300) -> dict:
         assert time.monotonic() < deadline, "warm-up did not finish"
         time.sleep(0.05)
     return client.get("/readyz").json()
+
+
+def kill9_during_writes(
+    srv: ServerProcess,
+    collection: str,
+    threads: list[threading.Thread],
+    stop: threading.Event,
+    acked: Sized,
+    min_acked: int,
+) -> None:
+    """Start the writer/deleter ``threads``, kill -9 ``srv`` once ``min_acked`` writes are
+    acknowledged and ``collection`` has a sealed segment (a deadline only guards against a hang:
+    however slow the machine, the test waits for that state), then stop and join them."""
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 600
+    with httpx.Client(base_url=srv.url, timeout=60) as c:
+        while True:
+            assert time.monotonic() < deadline, "no seal after 10 minutes of writes"
+            if len(acked) >= min_acked:
+                segments = c.get(f"/v1/collections/{collection}/stats").json()["segments"]
+                if any(s["kind"] == "sealed" for s in segments):
+                    break
+            time.sleep(0.05)
+    srv.kill9()
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)

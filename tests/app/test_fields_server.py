@@ -6,7 +6,6 @@ BM25 statistics after restart are those of the documents present."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from encoders.bm25 import BM25Settings, analyse
-from tests.app.conftest import ServerProcess
+from tests.app.conftest import ServerProcess, kill9_during_writes
 
 WORDS = ["wing", "flow", "shock", "heat", "plate", "boundary", "layer", "mach", "jet", "nozzle",
          "vortex", "drag", "lift", "panel", "buckling", "shell", "wake", "cone"]  # fmt: skip
@@ -86,23 +85,7 @@ def test_kill_9_during_writes_leaves_every_write_whole_in_every_field(
             assert r.status_code == 201, r.text
         threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
         threads.append(threading.Thread(target=deleter))
-        for t in threads:
-            t.start()
-        # Kill once 300 writes are acknowledged and a seal has run (a deadline only guards
-        # against a hang; the test waits for that state however slow the machine is).
-        deadline = time.monotonic() + 600
-        with httpx.Client(base_url=srv.url, timeout=60) as c:
-            while True:
-                assert time.monotonic() < deadline, "no seal after 10 minutes of writes"
-                if len(acked) >= 300:
-                    segments = c.get("/v1/collections/h/stats").json()["segments"]
-                    if any(s["kind"] == "sealed" for s in segments):
-                        break
-                time.sleep(0.05)
-        srv.kill9()
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
+        kill9_during_writes(srv, "h", threads, stop, acked, min_acked=300)
     finally:
         srv.stop()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.conftest import DIM, ServerProcess, random_docs, random_query
+from tests.app.conftest import DIM, ServerProcess, kill9_during_writes, random_docs, random_query
 
 
 def test_round_trip_over_http(server: ServerProcess) -> None:
@@ -95,23 +95,7 @@ def test_kill_9_during_bulk_writes_loses_nothing_acknowledged(tmp_path: Path) ->
             c.post("/v1/collections", json={"name": "v", "encoder": "none", "dim": DIM})
         threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
         threads.append(threading.Thread(target=deleter))
-        for t in threads:
-            t.start()
-        # Kill once 500 writes are acknowledged and a seal has run: however slow the machine,
-        # the test waits for that state (a deadline only guards against a hang).
-        deadline = time.monotonic() + 600
-        with httpx.Client(base_url=srv.url, timeout=60) as c:
-            while True:
-                assert time.monotonic() < deadline, "no seal after 10 minutes of writes"
-                if len(acked) >= 500:
-                    segments = c.get("/v1/collections/v/stats").json()["segments"]
-                    if any(s["kind"] == "sealed" for s in segments):
-                        break
-                time.sleep(0.05)
-        srv.kill9()
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
+        kill9_during_writes(srv, "v", threads, stop, acked, min_acked=500)
     finally:
         srv.stop()
     srv2 = ServerProcess(tmp_path / "data", env).start(timeout=300)
