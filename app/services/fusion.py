@@ -60,6 +60,7 @@ def _check_weights(weights: Sequence[float]) -> None:
 # and what the service's default collection fuses. Keys are the fields in weight order.
 SELECTED_FUSIONS: dict[tuple[str, ...], FusionSpec] = {
     ("splade-tiny", "bm25"): FusionSpec("linear", (0.3, 0.7)),
+    ("csr-minilm", "bm25"): FusionSpec("linear", (0.3, 0.7)),
 }
 
 
