@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -186,29 +186,103 @@ def wait_ready(client: TestClient, seconds: float = 300) -> dict:
     return client.get("/readyz").json()
 
 
-def kill9_during_writes(
-    srv: ServerProcess,
-    collection: str,
-    threads: list[threading.Thread],
-    stop: threading.Event,
-    acked: Sized,
-    min_acked: int,
-) -> None:
-    """Start the writer/deleter ``threads``, kill -9 ``srv`` once ``min_acked`` writes are
-    acknowledged and ``collection`` has a sealed segment (a deadline only guards against a hang:
-    however slow the machine, the test waits for that state), then stop and join them."""
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 600
-    with httpx.Client(base_url=srv.url, timeout=60) as c:
-        while True:
-            assert time.monotonic() < deadline, "no seal after 10 minutes of writes"
-            if len(acked) >= min_acked:
-                segments = c.get(f"/v1/collections/{collection}/stats").json()["segments"]
-                if any(s["kind"] == "sealed" for s in segments):
-                    break
-            time.sleep(0.05)
-    srv.kill9()
-    stop.set()
-    for t in threads:
-        t.join(timeout=60)
+class CrashLoad:
+    """Writers and a deleter against one collection of a server, killed with SIGKILL once
+    enough is acknowledged and a seal has run; then what a restarted server holds is checked
+    against what was acknowledged. ``batch(seed, start)`` makes one write's documents.
+
+    Exact about requests in flight at the kill: a write in flight may be applied or not, but
+    whole; a delete in flight may be applied or not; nothing else may differ."""
+
+    def __init__(self, collection: str, batch: Callable[[int, int], list[dict]], batch_size: int,
+                 delete_every: int, delete_count: int) -> None:  # fmt: skip
+        self.collection = collection
+        self.batch, self.batch_size = batch, batch_size
+        self.delete_every, self.delete_count = delete_every, delete_count
+        self.acked: dict[str, dict] = {}
+        self.deleted: set[str] = set()  # deletes acknowledged
+        self.maybe_deleted: set[str] = set()  # deletes sent, not acknowledged (in flight)
+        self.sent: list[list[dict]] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def _writer(self, url: str, w: int) -> None:
+        with httpx.Client(base_url=url, timeout=300) as c:
+            for b in range(10_000):
+                if self.stop.is_set():
+                    return
+                seed = w * 100_000 + b
+                docs = self.batch(seed, seed * self.batch_size)
+                with self.lock:
+                    self.sent.append(docs)
+                try:
+                    r = c.put(f"/v1/collections/{self.collection}/documents",
+                              json={"documents": docs})  # fmt: skip
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    with self.lock:
+                        self.acked.update({d["id"]: d for d in docs})
+
+    def _deleter(self, url: str) -> None:
+        with httpx.Client(base_url=url, timeout=300) as c:
+            while not self.stop.is_set():
+                with self.lock:
+                    victims = [i for i in list(self.acked)[:: self.delete_every]
+                               if i not in self.deleted][: self.delete_count]  # fmt: skip
+                    self.maybe_deleted.update(victims)
+                if not victims:
+                    self.stop.wait(0.02)  # pacing, not synchronisation: nothing to delete yet
+                    continue
+                try:
+                    r = c.request("DELETE", f"/v1/collections/{self.collection}/documents",
+                                  json={"ids": victims})  # fmt: skip
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    with self.lock:
+                        self.deleted.update(r.json()["ids"])
+                        self.maybe_deleted.difference_update(victims)
+
+    def run_and_kill(self, srv: ServerProcess, writers: int, min_acked: int) -> None:
+        """Start ``writers`` writers and the deleter, kill -9 ``srv`` once ``min_acked`` writes
+        are acknowledged and the collection has a sealed segment (a deadline only guards against
+        a hang: however slow the machine, the test waits for that state), join them."""
+        threads = [threading.Thread(target=self._writer, args=(srv.url, w))
+                   for w in range(writers)]  # fmt: skip
+        threads.append(threading.Thread(target=self._deleter, args=(srv.url,)))
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 600
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            while True:
+                assert time.monotonic() < deadline, "no seal after 10 minutes of writes"
+                if len(self.acked) >= min_acked:
+                    stats = c.get(f"/v1/collections/{self.collection}/stats").json()
+                    if any(s["kind"] == "sealed" for s in stats["segments"]):
+                        break
+                time.sleep(0.05)
+        srv.kill9()
+        self.stop.set()
+        for t in threads:
+            t.join(timeout=60)
+
+    def check_restarted(self, c: httpx.Client) -> dict[str, httpx.Response]:
+        """Every batch sent is whole or absent (deletes aside), every acknowledged write and
+        delete holds, the count agrees; returns the present documents' GET answers by id."""
+        present: dict[str, httpx.Response] = {}
+        for docs in self.sent:
+            found = {d["id"]: c.get(f"/v1/collections/{self.collection}/documents/{d['id']}")
+                     for d in docs}  # fmt: skip
+            here = {i for i, r in found.items() if r.status_code == 200}
+            gone = {i for i, r in found.items() if r.status_code == 404}
+            assert here | gone == set(found), "a GET answered neither 200 nor 404"
+            assert not here or gone <= self.deleted | self.maybe_deleted, sorted(gone)  # whole
+            present.update({i: found[i] for i in here})
+        for doc_id in self.acked:
+            if doc_id in self.deleted:
+                assert doc_id not in present, f"acknowledged delete of {doc_id} lost"
+            elif doc_id not in self.maybe_deleted:
+                assert doc_id in present, f"acknowledged write of {doc_id} lost"
+        assert c.get(f"/v1/collections/{self.collection}").json()["documents"] == len(present)
+        return present

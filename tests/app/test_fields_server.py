@@ -5,7 +5,6 @@ BM25 statistics after restart are those of the documents present."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from encoders.bm25 import BM25Settings, analyse
-from tests.app.conftest import ServerProcess, kill9_during_writes
+from tests.app.conftest import CrashLoad, ServerProcess
 
 WORDS = ["wing", "flow", "shock", "heat", "plate", "boundary", "layer", "mach", "jet", "nozzle",
          "vortex", "drag", "lift", "panel", "buckling", "shell", "wake", "cone"]  # fmt: skip
@@ -38,79 +37,26 @@ def test_kill_9_during_writes_leaves_every_write_whole_in_every_field(
 ) -> None:
     env = {"LSR_SEAL_ROWS": "150", "LSR_FLAT_SEGMENT_ROWS": "50", "LSR_MAX_SEGMENTS": "2"}
     srv = ServerProcess(tmp_path / "data", env).start()
-    acked: dict[str, dict] = {}
-    deleted: set[str] = set()
-    maybe_deleted: set[str] = set()
-    sent: list[list[dict]] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def writer(w: int) -> None:
-        with httpx.Client(base_url=srv.url, timeout=300) as c:
-            for b in range(10_000):
-                if stop.is_set():
-                    return
-                docs = _batch(w * 100_000 + b, (w * 100_000 + b) * 10)
-                with lock:
-                    sent.append(docs)
-                try:
-                    r = c.put("/v1/collections/h/documents", json={"documents": docs})
-                except httpx.HTTPError:
-                    return
-                if r.status_code == 200:
-                    with lock:
-                        acked.update({d["id"]: d for d in docs})
-
-    def deleter() -> None:
-        with httpx.Client(base_url=srv.url, timeout=300) as c:
-            while not stop.is_set():
-                with lock:
-                    victims = [i for i in list(acked)[::5] if i not in deleted][:3]
-                    maybe_deleted.update(victims)
-                if not victims:
-                    stop.wait(0.02)  # pacing, not synchronisation: nothing to delete yet
-                    continue
-                try:
-                    r = c.request("DELETE", "/v1/collections/h/documents", json={"ids": victims})
-                except httpx.HTTPError:
-                    return
-                if r.status_code == 200:
-                    with lock:
-                        deleted.update(r.json()["ids"])
-                        maybe_deleted.difference_update(victims)
-
+    load = CrashLoad("h", _batch, batch_size=10, delete_every=5, delete_count=3)
     try:
         with httpx.Client(base_url=srv.url, timeout=120) as c:
             r = c.post("/v1/collections", json=BODY)
             assert r.status_code == 201, r.text
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
-        threads.append(threading.Thread(target=deleter))
-        kill9_during_writes(srv, "h", threads, stop, acked, min_acked=300)
+        load.run_and_kill(srv, writers=3, min_acked=300)
     finally:
         srv.stop()
 
     srv2 = ServerProcess(tmp_path / "data", env).start(timeout=300)
     try:
         with httpx.Client(base_url=srv2.url, timeout=60) as c:
+            answers = load.check_restarted(c)
+            sent = {d["id"]: d["text"] for docs in load.sent for d in docs}
             present: dict[str, str] = {}
-            for docs in sent:
-                found = {d["id"]: c.get(f"/v1/collections/h/documents/{d['id']}") for d in docs}
-                here = {i for i, r in found.items() if r.status_code == 200}
-                gone = {i for i, r in found.items() if r.status_code == 404}
-                assert here | gone == set(found), "a GET answered neither 200 nor 404"
-                assert not here or gone <= deleted | maybe_deleted, sorted(gone)  # whole
-                for doc in docs:
-                    if doc["id"] in here:
-                        fields = found[doc["id"]].json()["fields"]
-                        assert fields["splade"]["indices"], doc["id"]  # in every field
-                        assert fields["bm25"]["indices"], doc["id"]
-                        present[doc["id"]] = doc["text"]
-            for doc_id in acked:
-                if doc_id in deleted:
-                    assert doc_id not in present, f"acknowledged delete of {doc_id} lost"
-                elif doc_id not in maybe_deleted:
-                    assert doc_id in present, f"acknowledged write of {doc_id} lost"
-            assert c.get("/v1/collections/h").json()["documents"] == len(present)
+            for doc_id, answer in answers.items():
+                fields = answer.json()["fields"]
+                assert fields["splade"]["indices"], doc_id  # in every field
+                assert fields["bm25"]["indices"], doc_id
+                present[doc_id] = sent[doc_id]
             # Each present document's own word is in the BM25 vocabulary (logged with its
             # write) and finds it, in the BM25 field and fused (BM25 weighs 0.7 of 1).
             fusion = {"method": "linear", "weights": {"splade": 0.3, "bm25": 0.7}}

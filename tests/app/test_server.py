@@ -4,13 +4,12 @@ writes (every acknowledged write survives, none is half applied), concurrent cli
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.app.conftest import DIM, ServerProcess, kill9_during_writes, random_docs, random_query
+from tests.app.conftest import DIM, CrashLoad, ServerProcess, random_docs, random_query
 
 
 def test_round_trip_over_http(server: ServerProcess) -> None:
@@ -48,79 +47,25 @@ def test_kill_9_during_bulk_writes_loses_nothing_acknowledged(tmp_path: Path) ->
     differ from what was acknowledged."""
     env = {"LSR_SEAL_ROWS": "400", "LSR_FLAT_SEGMENT_ROWS": "100", "LSR_MAX_SEGMENTS": "2"}
     srv = ServerProcess(tmp_path / "data", env).start()
-    acked: dict[str, dict] = {}
-    deleted: set[str] = set()  # deletes acknowledged
-    maybe_deleted: set[str] = set()  # deletes sent and not acknowledged (in flight at the kill)
-    sent_batches: list[list[dict]] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def writer(w: int) -> None:
-        with httpx.Client(base_url=srv.url, timeout=300) as c:
-            for b in range(10_000):
-                if stop.is_set():
-                    return
-                docs = random_docs(25, seed=w * 100_000 + b, start=(w * 100_000 + b) * 25)
-                with lock:
-                    sent_batches.append(docs)
-                try:
-                    r = c.put("/v1/collections/v/documents", json={"documents": docs})
-                except httpx.HTTPError:
-                    return
-                if r.status_code == 200:
-                    with lock:
-                        acked.update({d["id"]: d for d in docs})
-
-    def deleter() -> None:
-        with httpx.Client(base_url=srv.url, timeout=300) as c:
-            while not stop.is_set():
-                with lock:
-                    victims = [i for i in list(acked)[::7] if i not in deleted][:5]
-                    maybe_deleted.update(victims)
-                if victims:
-                    try:
-                        r = c.request(
-                            "DELETE", "/v1/collections/v/documents", json={"ids": victims}
-                        )
-                    except httpx.HTTPError:
-                        return
-                    if r.status_code == 200:
-                        with lock:
-                            deleted.update(r.json()["ids"])
-                            maybe_deleted.difference_update(victims)
-                time.sleep(0.02)
-
+    load = CrashLoad(
+        "v", lambda seed, start: random_docs(25, seed=seed, start=start), batch_size=25,
+        delete_every=7, delete_count=5,
+    )  # fmt: skip
     try:
         with httpx.Client(base_url=srv.url, timeout=60) as c:
             c.post("/v1/collections", json={"name": "v", "encoder": "none", "dim": DIM})
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
-        threads.append(threading.Thread(target=deleter))
-        kill9_during_writes(srv, "v", threads, stop, acked, min_acked=500)
+        load.run_and_kill(srv, writers=3, min_acked=500)
     finally:
         srv.stop()
     srv2 = ServerProcess(tmp_path / "data", env).start(timeout=300)
     try:
         with httpx.Client(base_url=srv2.url, timeout=60) as c:
-            present = set()
-            for docs in sent_batches:
-                found = {d["id"]: c.get(f"/v1/collections/v/documents/{d['id']}") for d in docs}
-                here = {i for i, r in found.items() if r.status_code == 200}
-                gone = {i for i, r in found.items() if r.status_code == 404}
-                assert here | gone == set(found), "a GET answered neither 200 nor 404"
-                # a batch is applied whole or not at all (deletes aside)
-                assert not here or gone <= deleted | maybe_deleted, sorted(gone)
-                present |= here
-                for doc in docs:
-                    if doc["id"] in here:
-                        body = found[doc["id"]].json()
-                        assert body["vector"]["indices"] == doc["vector"]["indices"]
-                        assert body["metadata"] == doc["metadata"]
-            for doc_id in acked:
-                if doc_id in deleted:
-                    assert doc_id not in present, f"acknowledged delete of {doc_id} lost"
-                elif doc_id not in maybe_deleted:
-                    assert doc_id in present, f"acknowledged write of {doc_id} lost"
-            assert c.get("/v1/collections/v").json()["documents"] == len(present)
+            present = load.check_restarted(c)
+            sent = {d["id"]: d for docs in load.sent for d in docs}
+            for doc_id, answer in present.items():
+                body = answer.json()
+                assert body["vector"]["indices"] == sent[doc_id]["vector"]["indices"]
+                assert body["metadata"] == sent[doc_id]["metadata"]
             stats = c.get("/v1/collections/v/stats").json()
             assert any(s["kind"] == "sealed" for s in stats["segments"])  # sealing ran meanwhile
     finally:
