@@ -73,8 +73,10 @@ def clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def shared_lines(path: Path) -> Iterator[str]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
+def text_lines(path: Path) -> Iterator[str]:
+    """The texts of a one-text-a-line file (``.gz`` or plain), cleaned."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
         yield from (clean(line) for line in fh)
 
 
@@ -167,21 +169,12 @@ def site_package_roots() -> list[Path]:
     return sorted(r for r in roots if r.is_dir())
 
 
-def text_lines(path: Path) -> Iterator[str]:
-    """The texts of a one-text-a-line file, cleaned."""
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            text = clean(line)
-            if text:
-                yield text
-
-
 def sources(shared: Path) -> dict[str, Iterator[str]]:
     vectors = shared / "data" / "vectors"
     dictd = Path("/usr/share/dictd")
     return {
-        "docstrings": shared_lines(vectors / "docstring_docs.txt.gz"),
-        "packages": shared_lines(vectors / "packages_docs.txt.gz"),
+        "docstrings": text_lines(vectors / "docstring_docs.txt.gz"),
+        "packages": text_lines(vectors / "packages_docs.txt.gz"),
         "wordnet": wordnet_glosses(),
         "gcide": dictd_entries(dictd / "gcide.dict.dz", dictd / "gcide.index"),
         "foldoc": dictd_entries(dictd / "foldoc.dict.dz", dictd / "foldoc.index"),

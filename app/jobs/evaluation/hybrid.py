@@ -45,14 +45,20 @@ logger = logging.getLogger(__name__)
 RERANK_METHODS = ("dense",)
 
 
-def default_fusion(encoders: tuple[str, ...]) -> FusionSpec:
-    """The shipped selection for these fields (in any order, weights follow the fields), else
-    reciprocal-rank fusion with equal weights (which needs no score scale and no selection)."""
+def selected_fusion(encoders: tuple[str, ...]) -> FusionSpec | None:
+    """The shipped selection for these fields (in any order, weights follow the fields), or
+    None when none was selected for them."""
     for fields, spec in SELECTED_FUSIONS.items():
         if sorted(fields) == sorted(encoders) and spec.weights is not None:
             weight = dict(zip(fields, spec.weights, strict=True))
             return FusionSpec(spec.method, tuple(weight[e] for e in encoders), spec.rrf_k)
-    return FusionSpec("rrf")
+    return None
+
+
+def default_fusion(encoders: tuple[str, ...]) -> FusionSpec:
+    """The shipped selection for these fields, else reciprocal-rank fusion with equal weights
+    (which needs no score scale and no selection)."""
+    return selected_fusion(encoders) or FusionSpec("rrf")
 
 
 @dataclass
@@ -218,12 +224,11 @@ class HybridEvaluation:
         if cfg.fusion is not None:
             return cfg.fusion
         if cfg.select_on is None:
-            spec = default_fusion(cfg.encoders)
+            spec = selected_fusion(cfg.encoders)
             self.meta["fusion_default"] = (
-                "selected on SciFact train" if tuple(sorted(cfg.encoders)) in
-                {tuple(sorted(f)) for f in SELECTED_FUSIONS} else "rrf, equal weights"
-            )  # fmt: skip
-            return spec
+                "selected on SciFact train" if spec else "rrf, equal weights"
+            )
+            return spec or FusionSpec("rrf")
         dataset, split = cfg.select_on
         if Path(dataset).resolve() == Path(cfg.dataset).resolve() and split == cfg.split:
             raise ValueError(
