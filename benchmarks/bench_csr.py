@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.csr_args import add_csr_eval_args, load_embedding_cache  # noqa: E402
 from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import load_csr  # noqa: E402
 from encoders.training.evaluate import (  # noqa: E402
@@ -33,7 +34,7 @@ from encoders.training.evaluate import (  # noqa: E402
     format_table,
     summarize,
 )
-from encoders.training.retrieval import COLLECTIONS, load_beir, ndcg_at_10  # noqa: E402
+from encoders.training.retrieval import load_beir, ndcg_at_10  # noqa: E402
 from index import exact_search  # noqa: E402
 
 
@@ -57,12 +58,7 @@ def seismic_row(docs, queries, exact_rows, coll) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", type=Path, default=ROOT / "encoders" / "models" / "csr-minilm")
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--collections", nargs="+", default=list(COLLECTIONS))
-    p.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--embeddings-cache", type=Path, default=None, help="npz of dense embeddings")
+    add_csr_eval_args(p)
     p.add_argument("--limit-docs", type=int, default=None, help="first N documents (smoke runs)")
     p.add_argument("--search", choices=("index", "scipy"), default="index")
     p.add_argument("--seismic", action="store_true", help="also search a SeismicIndex at k=64")
@@ -72,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     encoder = load_csr(args.model, device=args.device)
     ks = [k for k in args.ks if k <= encoder.max_k]
-    cache: dict[str, np.ndarray] = {}
-    if args.embeddings_cache and args.embeddings_cache.is_file():
-        with np.load(args.embeddings_cache) as z:
-            cache = {k: z[k] for k in z.files}
+    cache = load_embedding_cache(args.embeddings_cache)
     colls = {name: load_beir(args.data_dir / name, "test") for name in args.collections}
     for coll in colls.values():
         if args.limit_docs:

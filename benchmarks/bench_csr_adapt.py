@@ -26,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.csr_args import add_csr_eval_args, load_embedding_cache  # noqa: E402
 from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import CSREncoder, load_csr  # noqa: E402
 from encoders.training.adapt import AdaptConfig, adapt_sae, pseudo_pairs  # noqa: E402
@@ -34,17 +35,12 @@ from encoders.training.evaluate import (  # noqa: E402
     evaluate_collection,
     summarize,
 )
-from encoders.training.retrieval import COLLECTIONS, load_beir  # noqa: E402
+from encoders.training.retrieval import load_beir  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", type=Path, default=ROOT / "encoders" / "models" / "csr-minilm")
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--collections", nargs="+", default=list(COLLECTIONS))
-    p.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--embeddings-cache", type=Path, default=None)
+    add_csr_eval_args(p)
     p.add_argument("--steps", type=int, default=AdaptConfig.steps)
     p.add_argument("--lr", type=float, default=AdaptConfig.lr)
     p.add_argument("--no-recenter", action="store_true")
@@ -54,10 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     general = load_csr(args.model, device=args.device)
     ks = [k for k in args.ks if k <= general.max_k]
-    cache: dict[str, np.ndarray] = {}
-    if args.embeddings_cache and args.embeddings_cache.is_file():
-        with np.load(args.embeddings_cache) as z:
-            cache = {k: z[k] for k in z.files}
+    cache = load_embedding_cache(args.embeddings_cache)
     n_cached = len(cache)
     config = AdaptConfig(steps=args.steps, lr=args.lr, recenter=not args.no_recenter)
     rows: dict[str, dict] = {}
