@@ -77,6 +77,17 @@ def evaluate_collection(
         row[f"doc_nnz_k{k}"] = float(np.diff(docs_k.indptr).mean())
         if extra is not None and k == 64:
             row.update(extra(docs_k, queries_k, ranked[0], coll))
+    # What ``lsr eval`` and the service get from the model's own settings: documents at
+    # ``default_k``, queries at ``query_k`` (which may differ: a query's code may be wider).
+    if hasattr(encoder, "query_k") and hasattr(encoder, "default_k"):
+        ranked = top_sparse(
+            encoder.sparsify(q, encoder.query_k),
+            encoder.sparsify(d, encoder.default_k),
+            search=search,
+        )
+        row["served_doc_k"], row["served_query_k"] = encoder.default_k, encoder.query_k
+        row["csr_served"] = ndcg_at_10(*ranked, coll.query_ids, coll.doc_ids, coll.qrels)
+        row["ratio_served"] = row["csr_served"] / dense if dense else float("nan")
     if bm25:
         row["bm25"] = bm25_ndcg(coll)
     return row
@@ -89,6 +100,10 @@ def summarize(results: dict[str, dict], ks: Sequence[int]) -> dict[str, float]:
         ratios = [r[f"ratio_k{k}"] for r in results.values()]
         out[f"mean_ratio_k{k}"] = float(np.mean(ratios))
         out[f"min_ratio_k{k}"] = float(np.min(ratios))
+    served = [r["ratio_served"] for r in results.values() if "ratio_served" in r]
+    if served and len(served) == len(results):
+        out["mean_ratio_served"] = float(np.mean(served))
+        out["min_ratio_served"] = float(np.min(served))
     return out
 
 
@@ -116,18 +131,22 @@ def evaluate(
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The table the model card shows: dense, CSR at each k, k=64 / dense, BM25."""
+    """The table the model card shows: dense, CSR at each k, k=64 / dense, the served
+    setting (documents ``default_k``, queries ``query_k``) / dense, BM25."""
     ks = result["ks"]
     lines = [
         f"{'collection':<10} {'trained':>7} {'dense':>7} "
         + " ".join(f"{'k=' + str(k):>7}" for k in ks)
-        + f" {'k64/dense':>9} {'bm25':>7}"
+        + f" {'k64/dense':>9} {'served':>7} {'bm25':>7}"
     ]
     for name, row in result["collections"].items():
         cells = " ".join(f"{row[f'csr_k{k}']:>7.4f}" for k in ks)
         ratio = f"{row['ratio_k64']:>9.3f}" if "ratio_k64" in row else " " * 9
         bm25 = f"{row['bm25']:>7.4f}" if "bm25" in row else ""
+        served = f"{row['ratio_served']:>7.3f}" if "ratio_served" in row else " " * 7
         trained = "yes" if row.get("in_training") else "no"
-        lines.append(f"{name:<10} {trained:>7} {row['dense']:>7.4f} {cells} {ratio} {bm25}")
+        lines.append(
+            f"{name:<10} {trained:>7} {row['dense']:>7.4f} {cells} {ratio} {served} {bm25}"
+        )
     lines.append("summary: " + str({k: round(v, 4) for k, v in result["summary"].items()}))
     return "\n".join(lines)

@@ -136,6 +136,9 @@ def test_evaluation_table_marks_training_collections(beir_folder) -> None:
     assert result["ks"] == [4, 8] and row["in_training"] and 0 <= row["bm25"] <= 1
     assert {"dense", "csr_k4", "csr_k8", "ratio_k8"} <= set(row)
     assert "scifact" in format_table(result)
+    # The served setting: documents at default_k, queries at query_k (here both 8).
+    assert (row["served_doc_k"], row["served_query_k"]) == (8, 8)
+    assert row["csr_served"] == row["csr_k8"] and "mean_ratio_served" in result["summary"]
 
 
 @pytest.mark.parametrize("name", ["wordnet", "gcide"])
