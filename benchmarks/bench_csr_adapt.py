@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=AdaptConfig.lr)
     p.add_argument("--no-recenter", action="store_true")
     p.add_argument("--no-bm25", action="store_true")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="other AdaptConfig fields, e.g. query_distill_coef=1 max_epochs=400",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_adapt.json")
     args = p.parse_args(argv)
 
@@ -53,19 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     cache = load_embedding_cache(args.embeddings_cache)
     n_cached = len(cache)
     config = AdaptConfig(steps=args.steps, lr=args.lr, recenter=not args.no_recenter)
+    for item in args.set:
+        field, _, value = item.partition("=")
+        if not hasattr(config, field):
+            p.error(f"--set: AdaptConfig has no field {field!r}")
+        kind = type(getattr(config, field))
+        setattr(config, field, value.lower() in ("1", "true") if kind is bool else kind(value))
     rows: dict[str, dict] = {}
     for name in args.collections:
         coll = load_beir(args.data_dir / name, "test")
         docs, _ = embeddings_for(general, coll, cache)
-        heads, head_doc = pseudo_pairs(coll.doc_texts)
-        if f"{name}/heads" not in cache:
-            cache[f"{name}/heads"] = general.embedder.embed(heads)
+        heads, head_doc = pseudo_pairs(coll.doc_texts, config.sentences_per_doc)
+        # first sentences alone, or with up to n sentences a document: one cache entry each
+        key = (
+            f"{name}/heads"
+            if not config.sentences_per_doc
+            else f"{name}/pseudo{config.sentences_per_doc}"
+        )
+        if key not in cache:
+            cache[key] = general.embedder.embed(heads)
         base = evaluate_collection(general, coll, ks, cache, bm25=not args.no_bm25)
         t = time.perf_counter()
         result = adapt_sae(
             general.sae,
             docs,
-            cache[f"{name}/heads"].astype(np.float32),
+            cache[key].astype(np.float32),
             np.asarray(head_doc, np.int64),
             config,
             device=general.device,

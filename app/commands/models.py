@@ -72,7 +72,8 @@ def _adapt(args: argparse.Namespace) -> int:
     from encoders.errors import EncoderError
     from encoders.training.adapt import AdaptConfig, adapt_model, headline_k
 
-    config = AdaptConfig(steps=args.steps, lr=args.lr, time_budget_s=args.time_budget_s)
+    given = {"steps": args.steps, "lr": args.lr, "time_budget_s": args.time_budget_s}
+    config = AdaptConfig(**{k: v for k, v in given.items() if v is not None})
     try:
         out, result = adapt_model(
             args.base, args.corpus, args.out, config, device=args.device, limit=args.limit
@@ -132,8 +133,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a BEIR folder (corpus.jsonl), a .jsonl[.gz] or a .txt[.gz] (one document a line)",
     )
     adapt.add_argument("--out", required=True, type=Path, help="new model directory")
-    adapt.add_argument("--steps", type=int, default=1600, help="at most this many steps")
-    adapt.add_argument("--lr", type=float, default=2e-3)
+    adapt.add_argument(
+        "--steps", type=int, default=None, help="at most this many steps (default 4,000)"
+    )
+    adapt.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3)")
     adapt.add_argument("--time-budget-s", type=float, default=0.0, help="stop after (0: none)")
     adapt.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda")
     adapt.add_argument("--limit", type=int, default=None, help="use at most this many documents")

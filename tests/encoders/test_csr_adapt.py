@@ -64,6 +64,20 @@ def test_adaptation_lowers_reconstruction_error_and_keeps_base(base_sae: TopKSAE
     assert {"recon", "distill", "infonce"} <= set(result.history[0])
 
 
+def test_query_distillation_uses_the_pseudo_queries(base_sae: TopKSAE) -> None:
+    """Pseudo queries (>= 16) rank the corpus's documents as the dense cosine does: the
+    ``qdistill`` term is trained when its weight is > 0 and absent at 0."""
+    docs = _narrow_corpus()
+    heads = docs[:20] + 0.05
+    heads /= np.linalg.norm(heads, axis=1, keepdims=True)
+    on = adapt_sae(base_sae, docs, heads, np.arange(20), AdaptConfig(steps=5, log_every=1))
+    off = adapt_sae(
+        base_sae, docs, heads, np.arange(20), AdaptConfig(steps=5, query_distill_coef=0.0)
+    )
+    assert all("qdistill" in h and np.isfinite(h["qdistill"]) for h in on.history)
+    assert all("qdistill" not in h for h in off.history)
+
+
 def test_small_corpus_stops_after_max_epochs(base_sae: TopKSAE) -> None:
     cfg = AdaptConfig(steps=10_000, max_epochs=3, batch_size=512)
     assert cfg.train_config(base_sae, 40).steps == 3  # 40 docs in batches of 40
@@ -82,6 +96,11 @@ def test_adaptation_input_checks(base_sae: TopKSAE) -> None:
 def test_pseudo_pairs_and_corpus_reading(tmp_path: Path) -> None:
     heads, of = pseudo_pairs(["One sentence only here", *_tiny_docs(2)])
     assert of == [1, 2] and heads[0] == "Study 0 of the wing lift."
+    # With sentences: the first sentences, then up to n sentences of each text, evenly spaced.
+    text = "Alpha beta gamma delta. " * 2 + "Middle one two three. " + "Omega psi chi phi. " * 2
+    heads, of = pseudo_pairs([text.strip()], sentences_per_doc=3)
+    assert of == [0, 0, 0, 0]
+    assert heads[1:] == ["Alpha beta gamma delta.", "Middle one two three.", "Omega psi chi phi."]
     beir = tmp_path / "beir"
     beir.mkdir()
     rows = [{"_id": "a", "title": "T", "text": "x  y"}, {"_id": "b", "title": "", "text": ""}]
