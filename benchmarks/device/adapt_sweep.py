@@ -1,0 +1,227 @@
+"""Choosing the corpus-adaptation settings on SciFact *train* queries, on a GPU.
+
+What ran on one H200 on 2026-12-05 (``benchmarks/results/csr_adapt_sweep_h200.json``): the
+shipped ``csr-minilm`` adapted to SciFact's documents under each variant of
+:class:`encoders.training.adapt.AdaptConfig` below, each scored on SciFact's 809 *train* queries
+(the selection) and its 300 test queries (reported, not used); the variant with the best train
+nDCG@10 at k = 64 was then run on every shared collection, each adapted on its own documents,
+beside the previous default. Adaptation reads no query; the train queries only choose.
+
+Two steps, because the GPU machine has no dense model and no data (all-MiniLM-L6-v2 embeddings
+are made here, on the CPU, once):
+
+    python benchmarks/device/adapt_sweep.py prepare --data-dir ../shared/data --out .devcarry
+    # on the GPU machine, .devcarry carried (with ir_measures wheels):
+    python3 benchmarks/device/adapt_sweep.py run .devcarry
+
+``prepare`` writes ``adapt_cache.npz``: documents, test queries, first sentences (the pseudo
+queries of :func:`encoders.training.adapt.pseudo_pairs`), SciFact's train queries (float16) and
+up to four sentences a document (int8 with a scale per row, to fit what travels), and
+``adapt_meta.json`` (document ids, query ids, judgments). Adaptation itself is
+:func:`encoders.training.adapt.adapt_sae`'s training on the same rows, with the variant's
+settings (``pairs``: which pseudo queries, ``qdistill``: ``query_distill_coef``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.getcwd())
+from encoders.csr_sae import TopKSAE  # noqa: E402
+from encoders.training.adapt import AdaptConfig, pseudo_pairs  # noqa: E402
+from encoders.training.data import split_sentences  # noqa: E402
+from encoders.training.retrieval import COLLECTIONS, load_beir, ndcg_at_10, top_of  # noqa: E402
+from encoders.training.trainer import train_sae  # noqa: E402
+
+MODEL = Path("encoders/models/csr-minilm")
+SENTENCES_PER_DOC = 4
+# The variants that ran (in this order); v0 is the default they were compared with.
+VARIANTS = {
+    "v0_default": {},
+    "v1_4k": dict(steps=4000, max_epochs=1000),
+    "v3_4k_qd1": dict(steps=4000, max_epochs=1000, qdistill=1.0),
+    "v5_4k_both_qd1": dict(steps=4000, max_epochs=1000, pairs="both", qdistill=1.0),
+    "v8_4k_lr4": dict(steps=4000, max_epochs=1000, lr=4e-3),
+    "v2_8k": dict(steps=8000, max_epochs=1000),
+    "v7_4k_nb": dict(steps=4000, max_epochs=1000, distill_neighbourhood=0.5),
+}
+# The defaults before this sweep (what v0 ran): 1,600 steps, at most 150 passes, no query
+# distillation.
+BEFORE = dict(steps=1600, max_epochs=150.0, query_distill_coef=0.0)
+
+
+def prepare(data_dir: Path, out: Path) -> None:
+    from encoders.csr import load_csr
+
+    enc = load_csr(MODEL, device="cpu")
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, dict] = {}
+    for name in COLLECTIONS:
+        coll = load_beir(data_dir / name, "test")
+        arrays[f"{name}/docs"] = enc.embedder.embed(coll.doc_texts).astype(np.float16)
+        arrays[f"{name}/queries"] = enc.embedder.embed(coll.query_texts).astype(np.float16)
+        heads, of = pseudo_pairs(coll.doc_texts)
+        arrays[f"{name}/heads"] = enc.embedder.embed(heads).astype(np.float16)
+        arrays[f"{name}/head_doc"] = np.asarray(of, np.int64)
+        sents, sent_doc = [], []
+        for i, text in enumerate(coll.doc_texts):
+            found = split_sentences(text)
+            if len(found) > SENTENCES_PER_DOC:
+                picks = np.round(np.linspace(0, len(found) - 1, SENTENCES_PER_DOC))
+                found = [found[int(j)] for j in picks]
+            sents += found
+            sent_doc += [i] * len(found)
+        x = enc.embedder.embed(sents).astype(np.float32)
+        scale = np.abs(x).max(1) / 127.0
+        arrays[f"{name}/sents"] = np.round(x / scale[:, None]).astype(np.int8)
+        arrays[f"{name}/sents_scale"] = scale.astype(np.float32)
+        arrays[f"{name}/sent_doc"] = np.asarray(sent_doc, np.int64)
+        meta[name] = {
+            "doc_ids": coll.doc_ids,
+            "test_qids": coll.query_ids,
+            "test_qrels": coll.qrels,
+        }
+    train = load_beir(data_dir / "scifact", "train")
+    arrays["scifact/train_queries"] = enc.embedder.embed(train.query_texts).astype(np.float16)
+    meta["scifact"].update(train_qids=train.query_ids, train_qrels=train.qrels)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "adapt_cache.npz", **arrays)
+    (out / "adapt_meta.json").write_text(json.dumps(meta))
+
+
+class Sweep:
+    def __init__(self, folder: Path) -> None:
+        self.z = np.load(folder / "adapt_cache.npz")
+        self.meta = json.loads((folder / "adapt_meta.json").read_text())
+        self.dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.base = TopKSAE.load(MODEL).float().eval()
+
+    def rows(self, key: str) -> np.ndarray:
+        x = self.z[key]
+        if x.dtype == np.int8:
+            x = x.astype(np.float32) * self.z[key + "_scale"][:, None]
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x.astype(np.float32)
+
+    @torch.no_grad()
+    def codes(self, sae: TopKSAE, x: np.ndarray, k: int) -> torch.Tensor:
+        v, i = sae.to(self.dev).encode(torch.from_numpy(x).to(self.dev), k)
+        out = torch.zeros(x.shape[0], sae.config.latent_dim, device=self.dev)
+        return out.scatter_(1, i, v)
+
+    def ndcg(self, sae: TopKSAE, coll: str, split: str, qk: int = 64) -> float:
+        """nDCG@10, documents at k = 64, queries at ``qk``; only documents sharing a latent
+        with the query are hits (as the sparse exact search ranks)."""
+        q = self.rows(f"{coll}/{'queries' if split == 'test' else 'train_queries'}")
+        d = self.rows(f"{coll}/docs")
+        scores = (self.codes(sae, q, qk) @ self.codes(sae, d, 64).T).cpu().numpy()
+        scores[scores <= 0] = -np.inf
+        rows, top = top_of(scores, 100)
+        rows[np.isneginf(top)] = -1
+        top[np.isneginf(top)] = 0
+        m = self.meta[coll]
+        return ndcg_at_10(rows, top, m[f"{split}_qids"], m["doc_ids"], m[f"{split}_qrels"])
+
+    def adapt(self, coll: str, pairs: str = "heads", qdistill: float = 0.0, **over):
+        """``adapt_sae``'s training: the base recentred on the documents' mean, trained on the
+        documents and the chosen pseudo queries (``heads``, ``sents`` or ``both``)."""
+        docs = self.rows(f"{coll}/docs")
+        parts, pair_q, pair_d, offset = [docs], [], [], len(docs)
+        keys = {"heads": ["heads"], "sents": ["sents"], "both": ["heads", "sents"]}[pairs]
+        for key in keys:
+            x = self.rows(f"{coll}/{key}")
+            parts.append(x)
+            pair_q.append(np.arange(offset, offset + len(x)))
+            pair_d.append(self.z[f"{coll}/{'head_doc' if key == 'heads' else 'sent_doc'}"])
+            offset += len(x)
+        emb = np.concatenate(parts)
+        cfg = AdaptConfig(**{**BEFORE, **over})
+        sae = copy.deepcopy(self.base)
+        with torch.no_grad():
+            sae.pre_bias.copy_(torch.from_numpy(docs.mean(0)))
+        train_cfg = cfg.train_config(sae, len(docs))
+        train_cfg.query_distill_coef = qdistill
+        start = time.perf_counter()
+        result = train_sae(
+            emb,
+            np.arange(len(emb)),
+            np.concatenate(pair_q),
+            np.concatenate(pair_d),
+            np.zeros(sum(map(len, pair_q)), bool),
+            train_cfg,
+            device=self.dev,
+            init_sae=sae,
+            groups=np.zeros(len(emb), np.int64) if qdistill > 0 else None,
+        )
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize()
+        return result.sae.eval(), time.perf_counter() - start, train_cfg.steps
+
+
+def run(folder: Path, out: Path) -> None:
+    s = Sweep(folder)
+    results = {
+        "general": {
+            "train": s.ndcg(s.base, "scifact", "train"),
+            "test": s.ndcg(s.base, "scifact", "test"),
+            "train_qk128": s.ndcg(s.base, "scifact", "train", 128),
+        }
+    }
+    print("general", results["general"], flush=True)
+    for name, variant in VARIANTS.items():
+        sae, seconds, steps = s.adapt("scifact", **variant)
+        results[name] = {
+            "train": s.ndcg(sae, "scifact", "train"),
+            "test": s.ndcg(sae, "scifact", "test"),
+            "train_qk128": s.ndcg(sae, "scifact", "train", 128),
+            "test_qk128": s.ndcg(sae, "scifact", "test", 128),
+            "seconds": seconds,
+            "steps": steps,
+            "variant": variant,
+        }
+        print(name, results[name], flush=True)
+    best = max((k for k in results if k != "general"), key=lambda k: results[k]["train"])
+    print("selected on scifact train:", best, flush=True)
+    final = {}
+    for coll in COLLECTIONS:
+        q, d = s.rows(f"{coll}/queries"), s.rows(f"{coll}/docs")
+        m = s.meta[coll]
+        dense = ndcg_at_10(*top_of(q @ d.T, 100), m["test_qids"], m["doc_ids"], m["test_qrels"])
+        row = {"dense": dense, "general": s.ndcg(s.base, coll, "test")}
+        for name in dict.fromkeys(["v0_default", best]):
+            sae, seconds, steps = s.adapt(coll, **VARIANTS[name])
+            row[name] = s.ndcg(sae, coll, "test")
+            row[name + "_qk128"] = s.ndcg(sae, coll, "test", 128)
+            row[name + "_seconds"], row[name + "_steps"] = seconds, steps
+        final[coll] = row
+        print(coll, row, flush=True)
+    report = {"sweep": results, "selected": best, "final": final}
+    (out / "sweep.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="step", required=True)
+    prep = sub.add_parser("prepare", help="embed the collections here (CPU)")
+    prep.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    prep.add_argument("--out", type=Path, default=Path(".devcarry"))
+    go = sub.add_parser("run", help="the sweep (GPU)")
+    go.add_argument("folder", type=Path)
+    args = p.parse_args()
+    if args.step == "prepare":
+        prepare(args.data_dir, args.out)
+    else:
+        run(args.folder, Path(os.environ.get("OUT", "/tmp")))
+
+
+if __name__ == "__main__":
+    main()
