@@ -38,7 +38,6 @@ import torch
 sys.path.insert(0, os.getcwd())
 from encoders.csr_sae import TopKSAE  # noqa: E402
 from encoders.training.adapt import AdaptConfig, pseudo_pairs  # noqa: E402
-from encoders.training.data import split_sentences  # noqa: E402
 from encoders.training.retrieval import COLLECTIONS, load_beir, ndcg_at_10, top_of  # noqa: E402
 from encoders.training.trainer import train_sae  # noqa: E402
 
@@ -72,14 +71,9 @@ def prepare(data_dir: Path, out: Path) -> None:
         heads, of = pseudo_pairs(coll.doc_texts)
         arrays[f"{name}/heads"] = enc.embedder.embed(heads).astype(np.float16)
         arrays[f"{name}/head_doc"] = np.asarray(of, np.int64)
-        sents, sent_doc = [], []
-        for i, text in enumerate(coll.doc_texts):
-            found = split_sentences(text)
-            if len(found) > SENTENCES_PER_DOC:
-                picks = np.round(np.linspace(0, len(found) - 1, SENTENCES_PER_DOC))
-                found = [found[int(j)] for j in picks]
-            sents += found
-            sent_doc += [i] * len(found)
+        # pseudo_pairs lists the first sentences, then up to SENTENCES_PER_DOC sentences a text
+        both, both_of = pseudo_pairs(coll.doc_texts, SENTENCES_PER_DOC)
+        sents, sent_doc = both[len(heads) :], both_of[len(heads) :]
         x = enc.embedder.embed(sents).astype(np.float32)
         scale = np.abs(x).max(1) / 127.0
         arrays[f"{name}/sents"] = np.round(x / scale[:, None]).astype(np.int8)

@@ -80,13 +80,16 @@ def evaluate_collection(
     # What ``lsr eval`` and the service get from the model's own settings: documents at
     # ``default_k``, queries at ``query_k`` (which may differ: a query's code may be wider).
     if hasattr(encoder, "query_k") and hasattr(encoder, "default_k"):
-        ranked = top_sparse(
-            encoder.sparsify(q, encoder.query_k),
-            encoder.sparsify(d, encoder.default_k),
-            search=search,
-        )
         row["served_doc_k"], row["served_query_k"] = encoder.default_k, encoder.query_k
-        row["csr_served"] = ndcg_at_10(*ranked, coll.query_ids, coll.doc_ids, coll.qrels)
+        if encoder.query_k == encoder.default_k and f"csr_k{encoder.default_k}" in row:
+            row["csr_served"] = row[f"csr_k{encoder.default_k}"]  # the symmetric column
+        else:
+            ranked = top_sparse(
+                encoder.sparsify(q, encoder.query_k),
+                encoder.sparsify(d, encoder.default_k),
+                search=search,
+            )
+            row["csr_served"] = ndcg_at_10(*ranked, coll.query_ids, coll.doc_ids, coll.qrels)
         row["ratio_served"] = row["csr_served"] / dense if dense else float("nan")
     if bm25:
         row["bm25"] = bm25_ndcg(coll)
