@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from encoders.errors import ModelNotFoundError
-from encoders.kernels.screened_head import ScreenedHead
+from encoders.kernels.screened_head import ScreenedHead, fast_screen
 from encoders.kernels.splade_head import (
     PRECISIONS,
     fused_splade_head,
@@ -131,9 +131,12 @@ class SpladeMLM:
             self.weight_parts = (hi.to(head_dtype), lo.to(head_dtype))
         else:
             self.decoder_weight = weight.contiguous()  # (V, H) float32
-        # Short texts on the CPU (queries): int8/bf16 screen + exact float32 on the survivors,
-        # built on first use (a document-only job never pays for the bf16 copy).
-        self.can_screen = device.type == "cpu" and not self.fused and not low_precision
+        # On the CPU: int8/bf16 screen + exact float32 on the survivors where this CPU has the
+        # instructions that make the screen pay (fast_screen), built on first use (a
+        # document-only job never pays for the low-precision copy); else the float32 head.
+        # ``screen`` may be set before first use ("int8" / "bf16" / None) to force a path.
+        self.float32_cpu_head = device.type == "cpu" and not self.fused and not low_precision
+        self.screen: str | None = fast_screen() if self.float32_cpu_head else None
         self._screened: ScreenedHead | None = None
         self._packed: torch.jit.ScriptModule | None = None
         self._lazy_lock = threading.Lock()  # CPU lanes may ask for the screen at once
@@ -203,6 +206,11 @@ class SpladeMLM:
             states = torch.where(mask[:, :, None], states, states[:, :1, :])
         return self._chunked_head(states.reshape(n_docs * n_tokens, -1), n_docs, n_tokens)
 
+    @property
+    def can_screen(self) -> bool:
+        """Whether texts go through the screened head (see ``screen``)."""
+        return self.float32_cpu_head and self.screen is not None
+
     def _packed_states(
         self, input_ids: torch.Tensor, lengths: torch.Tensor | None, pack: bool = True
     ) -> tuple[ScreenedHead, torch.Tensor, list[int]]:
@@ -211,12 +219,14 @@ class SpladeMLM:
         ``pack``: run the body on the texts packed into one sequence (block-diagonal
         attention: no padding, but quadratic in the batch's tokens; right for short
         queries); otherwise padded, as :meth:`hidden` (length-sorted documents)."""
-        if not self.can_screen:
+        if not self.float32_cpu_head:
             raise ValueError("the screened head needs a float32 head on the CPU")
         with self._lazy_lock:
             if self._screened is None:
                 self._packed = packed_body(self.body)
-                self._screened = ScreenedHead(self.decoder_weight, self.decoder_bias)
+                self._screened = ScreenedHead(
+                    self.decoder_weight, self.decoder_bias, screen=self.screen or "auto"
+                )
         n_docs, n_tokens = input_ids.shape
         if lengths is None:
             lengths = torch.full((n_docs,), n_tokens, dtype=torch.int32)

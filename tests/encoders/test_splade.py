@@ -66,6 +66,7 @@ def test_cpu_query_path_equals_plain_transformers(splade_tiny_dir, shared_data) 
     weights are still float32's (the screen only decides which columns to compute)."""
     texts = [t[:300] for t in _shared_texts(shared_data, 40)] + SENTENCES + ["a"]
     enc = load_encoder(str(splade_tiny_dir), device="cpu")
+    enc.query_model.screen = "bf16"  # checked on every CPU, used where it pays (fast_screen)
     ours = enc.encode_queries(texts, batch_size=8).toarray()
     assert enc.query_model._packed is not None  # BERT: the packed body is in use
     ref = reference_splade(splade_tiny_dir, texts, max_length=enc.config.query_max_length)
@@ -80,12 +81,29 @@ def test_cpu_document_screen_equals_full_head(splade_tiny_dir, shared_data) -> N
     pattern are those of the full float32 head over the whole vocabulary."""
     texts = _shared_texts(shared_data, 30) + SENTENCES
     enc = load_encoder(str(splade_tiny_dir), device="cpu")
+    enc.doc_model.screen = "bf16"  # checked on every CPU, used where it pays (fast_screen)
     screened = enc.encode_documents(texts, batch_size=8)
     assert enc.doc_model._screened is not None  # the screened head did run
     policy = enc._policy(8, None)
     full = enc._encode(texts, enc.doc_model, enc._doc_batcher, policy, False, screen=None)
     assert np.abs((screened - full).toarray()).max() <= 1e-5
     assert np.array_equal(screened.toarray() > 1e-5, full.toarray() > 1e-5)
+
+
+def test_the_screen_is_used_only_where_this_cpu_makes_it_pay(splade_tiny_dir) -> None:
+    """Without VNNI / AVX512-BF16 / AMX the low-precision screen is emulated and slower than
+    the float32 head, so a CPU model screens exactly when ``fast_screen`` names a screen, and
+    the screen it builds is that one."""
+    from encoders.kernels.screened_head import fast_screen
+
+    enc = load_encoder(str(splade_tiny_dir), device="cpu")
+    screen = fast_screen()
+    assert screen in (None, "int8", "bf16")
+    for model in (enc.doc_model, enc.query_model):
+        assert model.screen == screen and model.can_screen == (screen is not None)
+    if screen is not None:
+        enc.encode_queries(["a short query"])
+        assert enc.query_model._screened.screen == screen
 
 
 def test_rows_keep_input_order_across_batches(splade_tiny) -> None:
