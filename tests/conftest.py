@@ -10,6 +10,12 @@ import pytest
 _DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED = Path(os.environ.get("LSR_SHARED_DIR", _DEFAULT_SHARED))
 
+PATIENCE_S = float(os.environ.get("LSR_TEST_PATIENCE_S", "1800"))
+"""How long a test waits for background work that must end (a job, a seal, a warm-up, a
+server's start). Generous on purpose: CI runs on 2 cores that other jobs may load, and a
+cold clone compiles the kernels on first use. Every such wait leaves as soon as the work is
+done, so a passing run never pays it; only a hang does."""
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

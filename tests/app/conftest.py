@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import PATIENCE_S
 
 DIM = 200
 
@@ -106,7 +107,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.log = data_dir.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 300.0) -> ServerProcess:
+    def start(self, timeout: float = PATIENCE_S) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable,
@@ -166,7 +167,7 @@ def import_dir(data_dir: Path) -> Path:
     return path
 
 
-def wait_for_job(client: TestClient, job_id: str, seconds: float = 120) -> dict:
+def wait_for_job(client: TestClient, job_id: str, seconds: float = PATIENCE_S) -> dict:
     """The job's state once it has ended (done, failed or cancelled)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -177,7 +178,7 @@ def wait_for_job(client: TestClient, job_id: str, seconds: float = 120) -> dict:
     raise AssertionError(f"job {job_id} did not end in {seconds} s")
 
 
-def wait_ready(client: TestClient, seconds: float = 300) -> dict:
+def wait_ready(client: TestClient, seconds: float = PATIENCE_S) -> dict:
     """``/readyz`` once the warm-up is done."""
     deadline = time.monotonic() + seconds
     while client.get("/readyz").status_code != 200:
@@ -253,10 +254,10 @@ class CrashLoad:
         threads.append(threading.Thread(target=self._deleter, args=(srv.url,)))
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + PATIENCE_S
         with httpx.Client(base_url=srv.url, timeout=60) as c:
             while True:
-                assert time.monotonic() < deadline, "no seal after 10 minutes of writes"
+                assert time.monotonic() < deadline, f"no seal after {PATIENCE_S:.0f} s of writes"
                 if len(self.acked) >= min_acked:
                     stats = c.get(f"/v1/collections/{self.collection}/stats").json()
                     if any(s["kind"] == "sealed" for s in stats["segments"]):

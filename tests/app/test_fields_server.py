@@ -46,7 +46,7 @@ def test_kill_9_during_writes_leaves_every_write_whole_in_every_field(
     finally:
         srv.stop()
 
-    srv2 = ServerProcess(tmp_path / "data", env).start(timeout=300)
+    srv2 = ServerProcess(tmp_path / "data", env).start()
     try:
         with httpx.Client(base_url=srv2.url, timeout=60) as c:
             answers = load.check_restarted(c)

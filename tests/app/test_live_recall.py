@@ -25,6 +25,7 @@ from app.services.search import SearchService
 from app.storage.batch import DocumentBatch
 from index.recall_estimator import query_recall
 from tests.app.conftest import DIM, make_settings, random_docs, random_query
+from tests.conftest import PATIENCE_S
 
 VOCAB = 30522
 
@@ -84,7 +85,7 @@ def _served(service: SearchService, requests: list[SearchRequest]) -> list[list[
     return out
 
 
-def _drained(service: SearchService, seconds: float = 120) -> None:
+def _drained(service: SearchService, seconds: float = PATIENCE_S) -> None:
     """Wait until the background thread has taken every queued sample."""
     deadline = time.monotonic() + seconds
     while service.recall.pending or service.recall.evaluated + service.recall.failed < (
@@ -124,7 +125,7 @@ def test_sampler_never_blocks_a_request(data_dir: Path) -> None:
         assert not gate.is_set()  # every answer came while the sampler was blocked
         assert monitor.offered == 31 and monitor.pending == 4 and monitor.dropped == 26
         gate.set()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while monitor.evaluated < 5:
             assert time.monotonic() < deadline
             time.sleep(0.02)

@@ -57,7 +57,7 @@ def test_kill_9_during_bulk_writes_loses_nothing_acknowledged(tmp_path: Path) ->
         load.run_and_kill(srv, writers=3, min_acked=500)
     finally:
         srv.stop()
-    srv2 = ServerProcess(tmp_path / "data", env).start(timeout=300)
+    srv2 = ServerProcess(tmp_path / "data", env).start()
     try:
         with httpx.Client(base_url=srv2.url, timeout=60) as c:
             present = load.check_restarted(c)

@@ -113,13 +113,7 @@ def cranfield_job_and_cancel(client: TestClient, text_collection: str, source: P
         f"/v1/collections/{text_collection}/jobs",
         json={"source": str(source), "batch_size": 32, "limit": 200},
     )
-    job_id = r.json()["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            break
-        time.sleep(0.2)
+    job = wait_for_job(client, r.json()["id"])
     assert job["state"] == "done" and job["done"] == 200 and job["total"] == 200
     hits = client.post(
         f"/v1/collections/{text_collection}/search",
@@ -132,11 +126,7 @@ def cranfield_job_and_cancel(client: TestClient, text_collection: str, source: P
     ).json()["id"]
     time.sleep(0.5)
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
-    deadline = time.monotonic() + 30
-    while client.get(f"/v1/jobs/{job_id}").json()["state"] in ("queued", "running"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    job = client.get(f"/v1/jobs/{job_id}").json()
+    job = wait_for_job(client, job_id)
     assert job["state"] == "cancelled" and job["done"] < 1400 and job["done"] % 8 == 0
 
 

@@ -20,6 +20,7 @@ from app.jobs.errors import JobStateError
 from app.jobs.indexing.job import IndexJobConfig, read_doc_ids, run_index_job
 from app.jobs.indexing.shard_encoders import CPU_THREADS, set_torch_threads
 from app.jobs.indexing.shards import ShardStore
+from tests.conftest import PATIENCE_S
 
 PACKAGES = "vectors/packages_docs.txt.gz"
 
@@ -129,7 +130,7 @@ def test_resume_after_kill_9(shared_data: Path, splade_tiny, tmp_path: Path) -> 
            "--encoder", "splade-tiny", "--out", str(out), "--limit", "1500",
            "--shard-size", "128", "--no-progress", "--no-build"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + PATIENCE_S
     while not (out / "shards" / "shard-000001.parquet").exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
