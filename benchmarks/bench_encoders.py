@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
 from encoders import load_encoder  # noqa: E402
 from encoders.loader import resolve_model_dir  # noqa: E402
 
@@ -185,6 +186,45 @@ def bench_ours(name: str, texts: list[str], device: str, args, out: dict[str, An
         out["query_latency_ms_p99"] = float(np.percentile(lat, 99) * 1e3)
         out["torch_threads"] = torch.get_num_threads()
         print(f"  single query on CPU: p50 {out['query_latency_ms_p50']:.2f} ms")
+        out["screens"] = bench_cpu_screens(name, texts[: args.cpu_screen_n], args)
+
+
+def bench_cpu_screens(name: str, texts: list[str], args) -> dict[str, Any]:
+    """The CPU head each way, same texts, same process: float32 (no screen), bf16 and int8
+    screens (int8 only where this CPU sums int8 exactly), documents per second and one
+    query's p50 latency; which one ``fast_screen`` picks here, and its ratio to the others."""
+    from encoders.kernels.screened_head import fast_screen, int8_matmul_is_exact
+
+    picked = fast_screen()
+    screens: list[str | None] = [None, "bf16"] + (["int8"] if int8_matmul_is_exact() else [])
+    rows: dict[str, Any] = {}
+    for screen in screens:
+        enc = load_encoder(name, device="cpu", max_length=args.max_length)
+        enc.doc_model.screen = enc.query_model.screen = screen
+        enc.encode_documents(texts[:8])
+        secs = timed(lambda e=enc: e.encode_documents(texts, batch_size=16), "cpu")
+        q = ["how do I parse a date string"]
+        enc.encode_queries(q)
+        lat = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            enc.encode_queries(q)
+            lat.append(time.perf_counter() - t0)
+        label = screen or "float32"
+        rows[label] = {"docs_per_s": len(texts) / secs, "query_ms_p50": float(np.median(lat) * 1e3)}
+        print(
+            f"  cpu head {label:>7}: {len(texts) / secs:7.1f} docs/s, "
+            f"query p50 {rows[label]['query_ms_p50']:.2f} ms"
+        )
+    chosen = rows[picked or "float32"]
+    return {
+        "n_docs": len(texts),
+        "fast_screen": picked,
+        "heads": rows,
+        "chosen_docs_per_s_vs_each": {
+            k: chosen["docs_per_s"] / v["docs_per_s"] for k, v in rows.items()
+        },
+    }
 
 
 def bench_tokenizers(name: str, texts: list[str], out: dict[str, Any]) -> None:
@@ -339,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--cpu-batch-sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument(
+        "--cpu-screen-n", type=int, default=64, help="documents for the CPU head comparison"
+    )
     parser.add_argument("--st-batch-sizes", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--devices", nargs="+", default=None)
     parser.add_argument("--skip", nargs="*", default=[], help="any of: plain st head tok cpu")
@@ -353,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "machine": machine_info(MODEL_PACKAGES),
         "datasets": {},
     }
     for path in args.texts:

@@ -15,8 +15,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-# CPU flags that decide which code paths NumPy, LLVM (Numba) and the Rust build can use.
-FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512fp16")
+# CPU flags that decide which code paths NumPy, LLVM (Numba) and the Rust build can use, and
+# (VNNI, BF16, AMX) whether the CPU encoders screen the SPLADE head in int8 / bf16.
+FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512fp16",
+         "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")  # fmt: skip
 PACKAGES = ("numba", "llvmlite", "numpy", "scipy", "pyarrow", "pyseismic-lsr")
 # What the encoder and evaluation benchmarks also depend on.
 MODEL_PACKAGES = (*PACKAGES, "torch", "transformers", "sentence-transformers", "bm25s")
