@@ -175,18 +175,24 @@ def bench_ours(name: str, texts: list[str], device: str, args, out: dict[str, An
         out["peak_gpu_mb_128x256_incl_weights"] = torch.cuda.max_memory_allocated() / 2**20
         print(f"  peak GPU memory 128 x 256 tokens: {out['peak_gpu_mb_128x256']:.0f} MB")
     else:
-        q = ["how do I parse a date string"]
-        enc.encode_queries(q)
-        lat = []
-        for _ in range(100):
-            t0 = time.perf_counter()
-            enc.encode_queries(q)
-            lat.append(time.perf_counter() - t0)
+        lat = query_latencies(enc, 100)
         out["query_latency_ms_p50"] = float(np.median(lat) * 1e3)
         out["query_latency_ms_p99"] = float(np.percentile(lat, 99) * 1e3)
         out["torch_threads"] = torch.get_num_threads()
         print(f"  single query on CPU: p50 {out['query_latency_ms_p50']:.2f} ms")
         out["screens"] = bench_cpu_screens(name, texts[: args.cpu_screen_n], args)
+
+
+def query_latencies(enc: Any, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` one-query calls (after one warm-up call)."""
+    q = ["how do I parse a date string"]
+    enc.encode_queries(q)
+    lat = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        enc.encode_queries(q)
+        lat.append(time.perf_counter() - t0)
+    return lat
 
 
 def bench_cpu_screens(name: str, texts: list[str], args) -> dict[str, Any]:
@@ -203,13 +209,7 @@ def bench_cpu_screens(name: str, texts: list[str], args) -> dict[str, Any]:
         enc.doc_model.screen = enc.query_model.screen = screen
         enc.encode_documents(texts[:8])
         secs = timed(lambda e=enc: e.encode_documents(texts, batch_size=16), "cpu")
-        q = ["how do I parse a date string"]
-        enc.encode_queries(q)
-        lat = []
-        for _ in range(30):
-            t0 = time.perf_counter()
-            enc.encode_queries(q)
-            lat.append(time.perf_counter() - t0)
+        lat = query_latencies(enc, 30)
         label = screen or "float32"
         rows[label] = {"docs_per_s": len(texts) / secs, "query_ms_p50": float(np.median(lat) * 1e3)}
         print(
