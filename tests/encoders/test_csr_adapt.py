@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from encoders.csr import CSREncoder, CSRSettings, load_csr, save_csr_model
-from encoders.csr_embedder import find_dense_model_dir
 from encoders.csr_sae import SAEConfig, TopKSAE
-from encoders.errors import EncoderError, ModelNotFoundError
+from encoders.errors import EncoderError
 from encoders.training.adapt import (
     ADAPT_LOG,
     AdaptConfig,
@@ -22,6 +21,7 @@ from encoders.training.adapt import (
     pseudo_pairs,
     read_documents,
 )
+from tests.conftest import needs_minilm
 
 TOPICS = ("wing lift", "boundary layer", "library catalog", "blood cells", "compiler")
 
@@ -145,15 +145,7 @@ def test_adapt_model_writes_a_loadable_model_dir(base_sae: TopKSAE, tmp_path: Pa
     assert not torch.equal(loaded.sae.encoder_weight, base_sae.encoder_weight)
 
 
-def _has_dense_model() -> bool:
-    try:
-        find_dense_model_dir()
-    except ModelNotFoundError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_dense_model(), reason="all-MiniLM-L6-v2 not installed")
+@needs_minilm
 def test_cli_adapts_a_real_model_and_load_encoder_reads_it(tmp_path: Path) -> None:
     """``lsr models adapt`` end to end: MiniLM embeddings, a small CSR base, a model dir that
     ``load_encoder`` (what the service calls for a collection's encoder) loads by path."""
