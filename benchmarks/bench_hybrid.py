@@ -62,18 +62,22 @@ def main() -> None:
         fields = tuple(pair.split("+"))
         picker = HybridEvaluation(
             HybridConfig(dataset=str(args.data_root / args.datasets[0]), encoders=fields,
-                         select_on=select_on, cache_dir=args.cache_dir, progress=False,
-                         max_queries=args.max_queries),
+                         select_on=select_on, rerank=args.rerank, cache_dir=args.cache_dir,
+                         progress=False, max_queries=args.max_queries),
             encoders,
         )  # fmt: skip
         spec = picker.select()
         report["selection"][pair] = {**picker.meta["selected_on"], "grid": picker.selection}
-        print(f"{pair}: selected {spec.describe()} on {args.select_on}", flush=True)
+        chosen = spec.describe() + (
+            f", dense re-rank share {picker.rerank_weight:g}" if args.rerank else ""
+        )
+        print(f"{pair}: selected {chosen} on {args.select_on}", flush=True)
         for name in args.datasets:
             config = HybridConfig(
                 dataset=str(args.data_root / name), encoders=fields, fusion=spec,
                 compare=tuple(FusionSpec(method) for method in args.compare),
-                rerank=args.rerank, cache_dir=args.cache_dir, progress=False,
+                rerank=args.rerank, rerank_weight=picker.rerank_weight,
+                cache_dir=args.cache_dir, progress=False,
                 max_queries=args.max_queries,
             )  # fmt: skip
             ev = HybridEvaluation(config, encoders)

@@ -58,6 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="hybrid: re-score the fused candidates with the dense all-MiniLM-L6-v2",
     )
     p.add_argument("--rerank-depth", type=int, default=100, help="fused candidates re-scored")
+    p.add_argument(
+        "--rerank-weight",
+        type=float,
+        default=None,
+        help="hybrid: the dense cosine's share of the re-rank score, 0-1 (default: selected "
+        "with --select-on, else the share selected once on SciFact train for the pair: "
+        "splade-tiny + bm25 0.5, csr-minilm + bm25 0.2; 0.5 for other fields)",
+    )
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default test)")
     p.add_argument("--k", type=int, default=1000, help="hits per query for the metrics")
     p.add_argument("--index-params", nargs="*", default=[], metavar="KEY=VALUE",
@@ -120,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
     if len(encoders) > 1:
         return run_hybrid(args, encoders)
     args.encoder = encoders[0]
-    if args.fusion or args.fusion_weights or args.select_on or args.rerank:
-        print("lsr eval: error: --fusion, --fusion-weights, --select-on and --rerank need two "
-              "or more --encoder fields", file=sys.stderr)  # fmt: skip
+    hybrid_only = (args.fusion, args.fusion_weights, args.select_on, args.rerank)
+    if any(hybrid_only) or args.rerank_weight is not None:
+        print("lsr eval: error: --fusion, --fusion-weights, --select-on, --rerank and "
+              "--rerank-weight need two or more --encoder fields", file=sys.stderr)  # fmt: skip
         return 2
     from app.jobs.evaluation.report import terminal_table
     from app.jobs.evaluation.run import DEFAULT_SWEEP, EvalConfig, run_eval
@@ -178,7 +187,8 @@ def run_hybrid(args: argparse.Namespace, encoders: list[str]) -> int:
         config = HybridConfig(
             dataset=args.dataset, encoders=tuple(encoders), split=args.split, fusion=fusion,
             select_on=parse_select_on(args.select_on) if args.select_on else None,
-            rerank=args.rerank, rerank_depth=args.rerank_depth, k=args.k,
+            rerank=args.rerank, rerank_depth=args.rerank_depth,
+            rerank_weight=args.rerank_weight, k=args.k,
             use_index=not args.no_index, index_params=parse_params(args.index_params),
             query_params=parse_params(args.query_params), bm25=not args.no_bm25,
             cache_dir=None if args.no_cache else args.cache_dir, device=args.device,

@@ -9,14 +9,19 @@ import pytest
 
 from app.cli import main as lsr
 from app.jobs.evaluation.hybrid import (
+    RERANK_GRID,
     HybridConfig,
     HybridEvaluation,
     default_fusion,
+    default_rerank_weight,
     fuse_runs,
     fusion_grid,
+    rerank_run,
     select_fusion,
+    select_rerank_weight,
 )
 from app.services.fusion import FusionSpec, reciprocal_rank_fusion
+from tests.conftest import needs_minilm
 
 
 def test_grid_covers_both_methods_on_the_simplex() -> None:
@@ -74,6 +79,43 @@ def test_config_checks() -> None:
         HybridConfig(dataset="x", encoders=("a", "b"), fusion=FusionSpec(), select_on=("x", "t"))
     with pytest.raises(ValueError, match="rerank"):
         HybridConfig(dataset="x", encoders=("a", "b"), rerank="cross")
+    for weight in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="rerank weight"):
+            HybridConfig(dataset="x", encoders=("a", "b"), rerank="dense", rerank_weight=weight)
+
+
+def test_rerank_mixes_min_max_scaled_fused_scores_and_cosines() -> None:
+    """(1 - w) minmax(fused) + w minmax(cosine) over each query's candidates: w = 0 keeps
+    the fused order, w = 1 is the cosine's order, in between the arithmetic is exact."""
+    candidates = {"q": (["a", "b", "c"], [3.0, 2.0, 1.0], [0.1, 0.5, 0.3])}
+    assert rerank_run(candidates, 0.0)["q"] == {"a": 1.0, "b": 0.5, "c": 0.0}
+    assert rerank_run(candidates, 1.0)["q"] == pytest.approx({"a": 0.0, "b": 1.0, "c": 0.5})
+    mixed = rerank_run(candidates, 0.25)["q"]
+    assert mixed == pytest.approx({"a": 0.75, "b": 0.625, "c": 0.125})
+    assert rerank_run({"q": ([], [], [])}, 0.5) == {"q": {}}
+
+
+def test_rerank_weight_selection_follows_the_judged_queries() -> None:
+    """Where the cosine puts each query's relevant document first and the fused order puts
+    it last, the selection gives the cosine the smallest share that ranks it first; the
+    other way round, none."""
+    qrels = {f"q{i}": {f"rel{i}": 1} for i in range(4)}
+    ids = {q: [f"n{i}{j}" for j in range(9)] + [f"rel{i}"] for i, q in enumerate(qrels)}
+    fused = [10.0 - j for j in range(10)]  # the relevant document last
+    cosine = [0.1] * 9 + [0.9]  # ... and first by the cosine
+    dense_right = {q: (ids[q], fused, cosine) for q in qrels}
+    weight, table = select_rerank_weight(dense_right, qrels)
+    assert [row["dense_weight"] for row in table] == list(RERANK_GRID)
+    scores = {row["dense_weight"]: row["nDCG@10"] for row in table}
+    assert scores[0.0] < 1.0 and scores[1.0] == pytest.approx(1.0)
+    assert weight == min(w for w, v in scores.items() if v == max(scores.values())) >= 0.5
+    sparse_right = {q: (ids[q][::-1], fused, cosine[::-1]) for q in qrels}
+    assert select_rerank_weight(sparse_right, qrels)[0] == 0.0
+
+    # The shipped shares follow their pair in either order; other fields get an equal share.
+    assert default_rerank_weight(("bm25", "splade-tiny")) == 0.5
+    assert default_rerank_weight(("csr-minilm", "bm25")) == 0.2
+    assert default_rerank_weight(("bm25", "csr-minilm-indomain")) == 0.5
 
 
 def test_never_selects_on_the_reported_split(tmp_path: Path) -> None:
@@ -85,6 +127,8 @@ def test_never_selects_on_the_reported_split(tmp_path: Path) -> None:
 
 def test_fusion_flags_need_two_fields(capsys: pytest.CaptureFixture) -> None:
     assert lsr(["eval", "--dataset", "x", "--encoder", "bm25", "--fusion", "rrf"]) == 2
+    assert "two or more" in capsys.readouterr().err
+    assert lsr(["eval", "--dataset", "x", "--encoder", "bm25", "--rerank-weight", "0.5"]) == 2
     assert "two or more" in capsys.readouterr().err
 
 
@@ -125,3 +169,23 @@ def test_compared_fusions_are_scored_beside(mini_med: Path, tmp_path: Path) -> N
     # The same ranking twice: any fusion of it is that ranking.
     for name in ("fused linear(0.3,0.7)", "fused rrf(equal)"):
         assert result[name]["nDCG@10"] == pytest.approx(result["bm25"]["nDCG@10"], abs=1e-9)
+
+
+@needs_minilm
+def test_dense_rerank_on_real_text(mini_med: Path, tmp_path: Path) -> None:
+    """With the dense share at 0 the re-rank keeps the fused order of the top 100 (same
+    nDCG@10); at 1 it is the cosine's order; the row names its share and is timed."""
+    fields = ("bm25", str(_bm25_copy(tmp_path)))
+    rows = {}
+    for weight in (0.0, 1.0):
+        config = HybridConfig(dataset=str(mini_med), encoders=fields, fusion=FusionSpec("rrf"),
+                              rerank="dense", rerank_weight=weight, use_index=False, bm25=False,
+                              k=100, progress=False)  # fmt: skip
+        evaluation = HybridEvaluation(config)
+        result = evaluation.run()
+        rows[weight] = result[f"fused rrf(equal) + dense@100({weight:g})"]
+        assert evaluation.meta["rerank"] == {"depth": 100, "dense_weight": weight}
+        fused = result["fused rrf(equal)"]["nDCG@10"]
+    assert rows[0.0]["nDCG@10"] == pytest.approx(fused, abs=1e-9)
+    assert rows[1.0]["nDCG@10"] != pytest.approx(fused, abs=1e-9)
+    assert rows[0.0]["latency_mean_ms"] > 0

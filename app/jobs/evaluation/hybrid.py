@@ -43,6 +43,21 @@ from app.services.fusion import (
 logger = logging.getLogger(__name__)
 
 RERANK_METHODS = ("dense",)
+# The dense cosine's share in the re-rank score, ``(1 - w) minmax(fused) + w minmax(cosine)``
+# over the fused top 100, selected once per pair of offline models on SciFact's 809 *train*
+# queries, each pair fused as SELECTED_FUSIONS says (grid 0, 0.1, ..., 1; nDCG@10 at 0 / the
+# pick / 1, the cosine alone: splade-tiny + bm25 0.711 / 0.744 at 0.5 / 0.676, csr-minilm +
+# bm25 0.728 / 0.733 at 0.2 / 0.662; benchmarks/bench_hybrid.py --rerank dense,
+# benchmarks/results/hybrid_eval_rerank.json). What ``--rerank dense`` uses without
+# ``--rerank-weight`` or ``--select-on``; other fields get an equal share, 0.5.
+SELECTED_RERANK_WEIGHTS: dict[tuple[str, ...], float] = {
+    ("splade-tiny", "bm25"): 0.5,
+    ("csr-minilm", "bm25"): 0.2,
+}
+RERANK_DENSE_WEIGHT = 0.5
+RERANK_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+# One query's re-rank input: candidate ids (fused order), their fused scores, their cosines.
+Candidates = tuple[list[str], list[float], list[float]]
 
 
 def selected_fusion(encoders: tuple[str, ...]) -> FusionSpec | None:
@@ -53,6 +68,14 @@ def selected_fusion(encoders: tuple[str, ...]) -> FusionSpec | None:
             weight = dict(zip(fields, spec.weights, strict=True))
             return FusionSpec(spec.method, tuple(weight[e] for e in encoders), spec.rrf_k)
     return None
+
+
+def default_rerank_weight(encoders: tuple[str, ...]) -> float:
+    """The dense share selected for these fields (in any order), else an equal share."""
+    for fields, weight in SELECTED_RERANK_WEIGHTS.items():
+        if sorted(fields) == sorted(encoders):
+            return weight
+    return RERANK_DENSE_WEIGHT
 
 
 def default_fusion(encoders: tuple[str, ...]) -> FusionSpec:
@@ -85,6 +108,7 @@ class HybridConfig:
     select_on: tuple[str, str] | None = None
     rerank: str | None = None
     rerank_depth: int = 100
+    rerank_weight: float | None = None
     rerank_latency_queries: int = 50
     k: int = 1000
     use_index: bool = True
@@ -106,6 +130,8 @@ class HybridConfig:
             raise ValueError(f"--rerank must be one of {RERANK_METHODS}, got {self.rerank!r}")
         if self.rerank_depth < 10:
             raise ValueError(f"rerank depth must be >= 10, got {self.rerank_depth}")
+        if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
+            raise ValueError(f"rerank weight must be in [0, 1], got {self.rerank_weight}")
         if self.fusion is not None and self.fusion.weights is not None:
             if len(self.fusion.weights) != len(self.encoders):
                 raise ValueError(
@@ -183,6 +209,8 @@ class HybridEvaluation:
         self.meta: dict[str, Any] = {}
         self.selection: list[dict[str, Any]] = []
         self.dense: Any = None
+        # The dense share of the re-rank: given, else selected with the fusion, else shipped.
+        self.rerank_weight: float | None = config.rerank_weight
 
     def field_runs(self, dataset: str, split: str, timed: bool) -> tuple[Evaluation, list]:
         """Each field's run on ``dataset``/``split``; ``timed``: one query per call."""
@@ -236,12 +264,18 @@ class HybridEvaluation:
                 "other queries (e.g. SciFact's train split)"
             )
         start = time.perf_counter()
-        (ev, data, _, _), fields = self.field_runs(dataset, split, timed=False)
+        (ev, data, doc_ids, doc_texts), fields = self.field_runs(dataset, split, timed=False)
         spec, self.selection = select_fusion([f.run for f in fields], data.qrels)
         self.meta["selected_on"] = {
             "dataset": data.name, "split": split, "queries": len(data.queries),
             "fusion": spec.describe(), "seconds": round(time.perf_counter() - start, 1),
         }  # fmt: skip
+        if cfg.rerank == "dense" and cfg.rerank_weight is None:
+            fused, _ = fuse_runs([f.run for f in fields], spec, cfg.k)
+            candidates, _ = self.dense_candidates(fused, fields, data, doc_ids, doc_texts, [])
+            self.rerank_weight, table = select_rerank_weight(candidates, data.qrels)
+            self.meta["selected_on"]["rerank_weight"] = self.rerank_weight
+            self.meta["selected_on"]["rerank_grid"] = table
         logger.info("selected %s on %s/%s", spec.describe(), data.name, split)
         return spec
 
@@ -271,9 +305,15 @@ class HybridEvaluation:
                     **evaluate_run(qrels, extra), **latency_keys(cost)
                 }  # fmt: skip
         if cfg.rerank == "dense":
-            reranked, seconds = self.rerank_dense(fused, fields, data, doc_ids, doc_texts, total)
-            self.result[f"{fused_name} + dense@{cfg.rerank_depth}"] = {
-                **evaluate_run(qrels, reranked), **latency_keys(seconds)
+            weight = self.rerank_weight
+            if weight is None:
+                weight = default_rerank_weight(cfg.encoders)
+            candidates, seconds = self.dense_candidates(
+                fused, fields, data, doc_ids, doc_texts, total
+            )
+            self.meta["rerank"] = {"depth": cfg.rerank_depth, "dense_weight": weight}
+            self.result[f"{fused_name} + dense@{cfg.rerank_depth}({weight:g})"] = {
+                **evaluate_run(qrels, rerank_run(candidates, weight)), **latency_keys(seconds)
             }  # fmt: skip
         if cfg.bm25:
             bm25 = BM25Baseline().index(doc_texts)
@@ -314,13 +354,14 @@ class HybridEvaluation:
             tmp.replace(cache)
         return emb
 
-    def rerank_dense(
+    def dense_candidates(
         self, fused: Run, fields: list[FieldRuns], data: Any, doc_ids: list[str],
         doc_texts: list[str], before: list[float],
-    ) -> tuple[Run, list[float]]:  # fmt: skip
-        """The fused top ``rerank_depth`` re-scored by the dense model's cosine with the
-        query. Documents are embedded once (cached); the query embedding is what a search
-        pays, timed one query at a time on the first ``rerank_latency_queries`` queries
+    ) -> tuple[dict[str, Candidates], list[float]]:  # fmt: skip
+        """Per query, the fused top ``rerank_depth`` with their fused scores and the dense
+        model's cosines with the query (what :func:`rerank_run` mixes). Documents are
+        embedded once (cached); the query embedding is what a search pays, timed one query
+        at a time on the first ``rerank_latency_queries`` queries after ``before``'s seconds
         (a CPU transformer call per query is slow; the rest are embedded in one batch)."""
         dense = self.dense_embedder(fields)
         emb = self.doc_embeddings(dense, data, doc_texts)
@@ -329,19 +370,38 @@ class HybridEvaluation:
         qids = list(fused)
         embedded = dense.embed([data.queries[q] for q in qids])  # the scores: one batch
         dense.embed(["warm up"])
-        out: Run = {}
+        out: dict[str, Candidates] = {}
         seconds = []
-        for i, (qid, spent) in enumerate(zip(qids, before, strict=True)):
-            timed = i < self.config.rerank_latency_queries
+        for i, qid in enumerate(qids):
+            timed = i < min(self.config.rerank_latency_queries, len(before))
             start = time.perf_counter()
-            candidates = [d for d, _ in itertools.islice(ranked_hits(fused[qid]), depth)]
+            top = list(itertools.islice(ranked_hits(fused[qid]), depth))
+            ids = [d for d, _ in top]
             # The timed queries are embedded again one by one: that is what a search pays.
             q = dense.embed([data.queries[qid]])[0] if timed else embedded[i]
-            scores = emb[[row_of[d] for d in candidates]] @ q if candidates else []
-            out[qid] = {d: float(s) for d, s in zip(candidates, scores, strict=True)}
+            cosines = emb[[row_of[d] for d in ids]] @ q if ids else np.zeros(0, np.float32)
+            out[qid] = (ids, [s for _, s in top], [float(c) for c in cosines])
             if timed:
-                seconds.append(spent + time.perf_counter() - start)
+                seconds.append(before[i] + time.perf_counter() - start)
         return out, seconds
+
+
+def rerank_run(candidates: dict[str, Candidates], weight: float) -> Run:
+    """Each query's candidates scored ``(1 - weight) minmax(fused) + weight minmax(cosine)``:
+    the normalised linear fusion of the two lists (weight 1: the cosine alone)."""
+    spec = FusionSpec("linear", (round(1.0 - weight, 6), weight))
+    return {qid: dict(fuse([(ids, fused), (ids, cosines)], spec, None))
+            for qid, (ids, fused, cosines) in candidates.items()}  # fmt: skip
+
+
+def select_rerank_weight(
+    candidates: dict[str, Candidates], qrels: Qrels
+) -> tuple[float, list[dict[str, float]]]:
+    """The dense share of :data:`RERANK_GRID` with the best mean nDCG@10 on ``qrels``' queries
+    (ties: the smaller share), and every share's score for the record."""
+    scored = [(w, evaluate_run(qrels, rerank_run(candidates, w))["nDCG@10"]) for w in RERANK_GRID]
+    best = max(scored, key=lambda item: item[1])  # max keeps the first of equals
+    return best[0], [{"dense_weight": w, "nDCG@10": round(v, 5)} for w, v in scored]
 
 
 def run_hybrid_eval(config: HybridConfig, encoders: dict[str, Any] | None = None):  # noqa: ANN201
