@@ -38,6 +38,8 @@ error stays under a quarter of the radius.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -59,6 +61,7 @@ def column_max_bf16(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(high >= 0, high, low).view(torch.bfloat16)
 
 
+@functools.cache  # a property of the CPU: probed once a process
 def int8_matmul_is_exact() -> bool:
     """Whether ``torch._int_mm`` sums int8 products exactly on this CPU.
 
@@ -83,6 +86,7 @@ def int8_matmul_is_exact() -> bool:
         return False
 
 
+@functools.cache  # every SpladeMLM (two an encoder) and ScreenedHead asks
 def fast_screen() -> str | None:
     """The screen that pays on this CPU, or None where the plain float32 head is faster.
 

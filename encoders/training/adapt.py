@@ -52,7 +52,7 @@ class AdaptConfig:
 
     ``steps`` is an upper bound: a small corpus stops after ``max_epochs`` passes over its
     documents. On a CPU that is still up to 1,000 steps (minutes; MED's 1,033 documents took
-    29 on 2 loaded cores): ``time_budget_s`` or fewer ``steps`` cut it.
+    29 minutes on 2 loaded cores): ``time_budget_s`` or fewer ``steps`` cut it.
     """
 
     # Chosen on SciFact *train* queries (adaptation reads no query), the 8,192-latent model
