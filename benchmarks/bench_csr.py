@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_bench.json")
     args = p.parse_args(argv)
 
-    encoder = load_csr(args.model, device=args.device)
+    encoder = load_csr(args.model, device=args.device, normalize=args.normalize)
     ks = [k for k in args.ks if k <= encoder.max_k]
     cache = load_embedding_cache(args.embeddings_cache)
     colls = {name: load_beir(args.data_dir / name, "test") for name in args.collections}
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = sys.argv[1:] if argv is None else argv
     write_report(args.out, "bench_csr.py", cmd, {
         "model": str(args.model),
+        "normalize": encoder.settings.normalize,
         "device": str(encoder.device),
         "search": args.search,
         "collections": results,

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.csr_args import add_csr_eval_args, load_embedding_cache  # noqa: E402
 from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import CSREncoder, load_csr  # noqa: E402
-from encoders.training.adapt import AdaptConfig, adapt_sae, pseudo_pairs  # noqa: E402
+from encoders.training.adapt import AdaptConfig, adapt_sae, adapted_settings, pseudo_pairs  # noqa: E402
 from encoders.training.evaluate import (  # noqa: E402
     embeddings_for,
     evaluate_collection,
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_adapt.json")
     args = p.parse_args(argv)
 
-    general = load_csr(args.model, device=args.device)
+    general = load_csr(args.model, device=args.device, normalize=args.normalize)
     ks = [k for k in args.ks if k <= general.max_k]
     cache = load_embedding_cache(args.embeddings_cache)
     n_cached = len(cache)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             config,
             device=general.device,
         )
-        adapted = CSREncoder(result.sae, general.settings, device=general.device)
+        adapted = CSREncoder(result.sae, adapted_settings(general.settings), device=general.device)
         row = evaluate_collection(adapted, coll, ks, cache, bm25=False)
         rows[name] = {
             "docs": base["docs"],
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = sys.argv[1:] if argv is None else argv
     write_report(args.out, "bench_csr_adapt.py", cmd, {
         "model": str(args.model),
+        "normalize": {"general": general.settings.normalize, "adapted": False},
         "device": str(general.device),
         "adapt_config": asdict(config),
         "collections": rows,

@@ -14,13 +14,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def add_csr_eval_args(p: argparse.ArgumentParser) -> None:
-    """``--model --data-dir --collections --ks --device --embeddings-cache``."""
+    """``--model --data-dir --collections --ks --device --embeddings-cache --normalize``."""
     p.add_argument("--model", type=Path, default=ROOT / "encoders" / "models" / "csr-minilm")
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--collections", nargs="+", default=list(COLLECTIONS))
     p.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
     p.add_argument("--device", default="auto")
     p.add_argument("--embeddings-cache", type=Path, default=None, help="npz of dense embeddings")
+    p.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="codes scaled to unit length or not (default: the model's own setting)",
+    )
 
 
 def load_embedding_cache(path: Path | None) -> dict[str, np.ndarray]:

@@ -29,12 +29,19 @@ class CSRSettings:
     """CSR-specific settings, stored under ``extra`` in ``lsr_encoder.json``.
 
     ``default_k``: active latents per vector when the caller gives no ``k``;
-    ``query_k``: the same for queries (None -> ``default_k``).
+    ``query_k``: the same for queries (None -> ``default_k``);
+    ``normalize``: each code scaled to unit length, so that the inner product the index
+    computes is the cosine of the two codes. A document whose code is larger overall (more
+    mass in its top ``k``, not closer to the query) then no longer outranks for that alone;
+    with the shipped general model it lifts nDCG@10 at k = 64 from 89% to 91% of dense on
+    average, 83% to 86% at worst (the model card). Off for model directories that do not say
+    so, which keep the plain inner product they were measured with.
     """
 
     dense_model: str = DEFAULT_DENSE_MODEL
     default_k: int = 64
     query_k: int | None = None
+    normalize: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CSRSettings:
@@ -132,6 +139,8 @@ class CSREncoder(SparseEncoder):
         if x.shape[0] == 0:
             return empty_csr(0, self.dim)
         values, indices = self.sae.encode(torch.from_numpy(x).to(self.device), k)
+        if self.settings.normalize:
+            values = torch.nn.functional.normalize(values, dim=1)
         values, indices = values.cpu().numpy(), indices.cpu().numpy()
         # Columns ascending within a row (CSR convention); ReLU zeros dropped.
         order = np.argsort(indices, axis=1)
@@ -175,6 +184,7 @@ def load_csr(
     """Load a CSR model directory (the ``csr`` loader of :mod:`encoders.registry`).
 
     ``options``: ``device`` ("auto"), ``k`` (default k for both sides), ``query_k``,
+    ``normalize`` (codes scaled to unit length; default: the directory's setting),
     ``max_length``, ``dense_model_dir`` (where all-MiniLM-L6-v2 lives), ``embedder``
     (a ready :class:`DenseEmbedder`), ``batch_size`` / ``token_budget`` (the embedder's
     batching), ``num_threads`` (torch threads on the CPU; default from the CPUs this process
@@ -190,6 +200,8 @@ def load_csr(
         settings.default_k = int(options["k"])
     if options.get("query_k") is not None:
         settings.query_k = int(options["query_k"])
+    if options.get("normalize") is not None:
+        settings.normalize = bool(options["normalize"])
     sae_cfg = SAEConfig.from_dict(cfg.extra["sae"]) if "sae" in cfg.extra else None
     sae = TopKSAE.load(model_dir, sae_cfg)
     max_length = options.get("max_length") or cfg.max_length

@@ -34,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.getcwd())
 from encoders.csr_sae import TopKSAE  # noqa: E402
-from encoders.training.adapt import AdaptConfig, pseudo_pairs  # noqa: E402
+from encoders.training.adapt import AdaptConfig, adapt_sae, pseudo_pairs  # noqa: E402
 from encoders.training.retrieval import COLLECTIONS, load_beir, ndcg_at_10, top_of  # noqa: E402
 from encoders.training.trainer import train_sae  # noqa: E402
 
@@ -93,11 +94,11 @@ def prepare(data_dir: Path, out: Path) -> None:
 
 
 class Sweep:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, model: Path = MODEL) -> None:
         self.z = np.load(folder / "adapt_cache.npz")
         self.meta = json.loads((folder / "adapt_meta.json").read_text())
         self.dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.base = TopKSAE.load(MODEL).float().eval()
+        self.base = TopKSAE.load(model).float().eval()
 
     def rows(self, key: str) -> np.ndarray:
         x = self.z[key]
@@ -112,18 +113,30 @@ class Sweep:
         out = torch.zeros(x.shape[0], sae.config.latent_dim, device=self.dev)
         return out.scatter_(1, i, v)
 
-    def ndcg(self, sae: TopKSAE, coll: str, split: str, qk: int = 64) -> float:
-        """nDCG@10, documents at k = 64, queries at ``qk``; only documents sharing a latent
-        with the query are hits (as the sparse exact search ranks)."""
+    def ndcg(
+        self, sae: TopKSAE, coll: str, split: str, qk: int = 64, normalize: bool = False
+    ) -> float:
+        """nDCG@10, documents at k = 64, queries at ``qk``, codes scaled to unit length when
+        ``normalize`` (``CSRSettings.normalize``); only documents sharing a latent with the
+        query are hits (as the sparse exact search ranks)."""
         q = self.rows(f"{coll}/{'queries' if split == 'test' else 'train_queries'}")
         d = self.rows(f"{coll}/docs")
-        scores = (self.codes(sae, q, qk) @ self.codes(sae, d, 64).T).cpu().numpy()
+        cq, cd = self.codes(sae, q, qk), self.codes(sae, d, 64)
+        if normalize:
+            cq, cd = F.normalize(cq, dim=1), F.normalize(cd, dim=1)
+        scores = (cq @ cd.T).cpu().numpy()
         scores[scores <= 0] = -np.inf
         rows, top = top_of(scores, 100)
         rows[np.isneginf(top)] = -1
         top[np.isneginf(top)] = 0
         m = self.meta[coll]
         return ndcg_at_10(rows, top, m[f"{split}_qids"], m["doc_ids"], m[f"{split}_qrels"])
+
+    def dense(self, coll: str) -> float:
+        """The dense model's test nDCG@10 on ``coll`` (exact cosine)."""
+        q, d = self.rows(f"{coll}/queries"), self.rows(f"{coll}/docs")
+        m = self.meta[coll]
+        return ndcg_at_10(*top_of(q @ d.T, 100), m["test_qids"], m["doc_ids"], m["test_qrels"])
 
     def adapt(self, coll: str, pairs: str = "heads", qdistill: float = 0.0, **over):
         """``adapt_sae``'s training: the base recentred on the documents' mean, trained on the
@@ -187,10 +200,7 @@ def run(folder: Path, out: Path) -> None:
     print("selected on scifact train:", best, flush=True)
     final = {}
     for coll in COLLECTIONS:
-        q, d = s.rows(f"{coll}/queries"), s.rows(f"{coll}/docs")
-        m = s.meta[coll]
-        dense = ndcg_at_10(*top_of(q @ d.T, 100), m["test_qids"], m["doc_ids"], m["test_qrels"])
-        row = {"dense": dense, "general": s.ndcg(s.base, coll, "test")}
+        row = {"dense": s.dense(coll), "general": s.ndcg(s.base, coll, "test")}
         for name in dict.fromkeys(["v0_default", best]):
             sae, seconds, steps = s.adapt(coll, **VARIANTS[name])
             row[name] = s.ndcg(sae, coll, "test")
@@ -202,6 +212,74 @@ def run(folder: Path, out: Path) -> None:
     (out / "sweep.json").write_text(json.dumps(report, indent=1) + "\n")
 
 
+# Round 2 (after codes scaled to unit length, CSRSettings.normalize, became the shipped
+# setting): AdaptConfig fields over the round-1 default (4,000 steps, query distillation 1),
+# through the product's adapt_sae; selection on SciFact train nDCG@10 at k = 64 with
+# normalised codes. ``cosine``: the ranking losses score the codes' cosine, as they are served.
+ROUND2 = {
+    "r2_default": {},
+    "r2_cos": dict(cosine=True),
+    "r2_qd3": dict(query_distill_coef=3.0),
+    "r2_qd3_cos": dict(query_distill_coef=3.0, cosine=True),
+    "r2_6k_qd3_cos": dict(steps=6000, query_distill_coef=3.0, cosine=True),
+    "r2_6k": dict(steps=6000),
+}
+
+
+def scores(s: Sweep, sae: TopKSAE, coll: str, splits: tuple[str, ...]) -> dict[str, float]:
+    """nDCG@10 of ``splits`` at documents 64 / queries 64 and 128, raw and normalised."""
+    out = {}
+    for split in splits:
+        for qk in (64, 128):
+            for norm in (False, True):
+                key = f"{split}_q{qk}" + ("_norm" if norm else "")
+                out[key] = s.ndcg(sae, coll, split, qk, norm)
+    return out
+
+
+def adapt2(s: Sweep, coll: str, over: dict) -> tuple[TopKSAE, float, int]:
+    """``adapt_sae`` (the product's adaptation) of the base to ``coll``'s documents."""
+    heads = s.rows(f"{coll}/heads")
+    start = time.perf_counter()
+    result = adapt_sae(
+        s.base,
+        s.rows(f"{coll}/docs"),
+        heads,
+        s.z[f"{coll}/head_doc"],
+        AdaptConfig(**over),
+        device=s.dev,
+    )
+    return result.sae.float().eval(), time.perf_counter() - start, result.steps
+
+
+def run2(folder: Path, out: Path, model: Path, variants: list[str], final: list[str]) -> None:
+    """Round 2: ``variants`` on SciFact (train selects), then ``final`` on every collection."""
+    s = Sweep(folder, model)
+    report: dict = {"model": str(model), "sweep": {}, "final": {}}
+    if variants:
+        report["sweep"]["general"] = scores(s, s.base, "scifact", ("train", "test"))
+        print("general", report["sweep"]["general"], flush=True)
+    for name in variants:
+        sae, seconds, steps = adapt2(s, "scifact", ROUND2[name])
+        row = scores(s, sae, "scifact", ("train", "test"))
+        report["sweep"][name] = {**row, "seconds": seconds, "steps": steps, "set": ROUND2[name]}
+        print(name, report["sweep"][name], flush=True)
+    if variants:
+        best = max(variants, key=lambda n: report["sweep"][n]["train_q64_norm"])
+        report["selected"] = best
+        print("selected on scifact train (k = 64, normalised):", best, flush=True)
+        final = [best if name == "selected" else name for name in final]
+    for coll in COLLECTIONS if final else ():
+        row = {"dense": s.dense(coll), "general": scores(s, s.base, coll, ("test",))}
+        for name in final:
+            sae, seconds, steps = adapt2(s, coll, ROUND2[name])
+            row[name] = {**scores(s, sae, coll, ("test",)), "seconds": seconds, "steps": steps}
+        report["final"][coll] = row
+        print(coll, row, flush=True)
+    tag = "_".join(variants or final)[:60]
+    (out / f"sweep2_{tag}.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="step", required=True)
@@ -210,11 +288,27 @@ def main() -> None:
     prep.add_argument("--out", type=Path, default=Path(".devcarry"))
     go = sub.add_parser("run", help="the sweep (GPU)")
     go.add_argument("folder", type=Path)
+    two = sub.add_parser("run2", help="round 2 (GPU): ROUND2 variants, then the final ones")
+    two.add_argument("folder", type=Path)
+    two.add_argument("--model", type=Path, default=MODEL, help="the base model directory")
+    two.add_argument("--variants", nargs="*", default=[], choices=sorted(ROUND2))
+    two.add_argument(
+        "--final",
+        nargs="*",
+        default=[],
+        choices=[*sorted(ROUND2), "selected"],
+        help="variants to run on every collection ('selected': the sweep's choice)",
+    )
     args = p.parse_args()
+    if args.step == "run2" and "selected" in args.final and not args.variants:
+        p.error("--final selected needs --variants to select from")
+    out = Path(os.environ.get("OUT", "/tmp"))
     if args.step == "prepare":
         prepare(args.data_dir, args.out)
+    elif args.step == "run":
+        run(args.folder, out)
     else:
-        run(args.folder, Path(os.environ.get("OUT", "/tmp")))
+        run2(args.folder, out, args.model, args.variants, args.final)
 
 
 if __name__ == "__main__":

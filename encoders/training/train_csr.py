@@ -73,7 +73,9 @@ def embed_cached(texts: list[str], embedder_factory, cache: Path | None) -> np.n
     return emb
 
 
-def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
+def dev_callback(
+    data: TrainingTexts, emb: np.ndarray, device: torch.device, normalize: bool = True
+):
     """``on_log`` hook: the label-free fidelity of each BEIR corpus at k = 64, the share of
     the held-out SciFact train queries' variance their k = 64 codes explain, and their nDCG@10
     at k = 32 and 64 (when ir_measures is installed).
@@ -115,7 +117,8 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
         logger.info("dev (held-out SciFact train queries) dense nDCG@10 = %.4f", dense)
 
     def on_log(step: int, sae: TopKSAE) -> dict[str, float]:
-        enc = CSREncoder(sae, CSRSettings(default_k=min(64, sae.config.k)), device=device)
+        settings = CSRSettings(default_k=min(64, sae.config.k), normalize=normalize)
+        enc = CSREncoder(sae, settings, device=device)
         row: dict[str, float] = {}
         k64 = min(64, sae.config.k)
         for name, (fq, fd, dense_top) in fidelity.items():
@@ -142,6 +145,15 @@ def dev_callback(data: TrainingTexts, emb: np.ndarray, device: torch.device):
     return on_log
 
 
+def served_settings(args: argparse.Namespace, k: int) -> CSRSettings:
+    """The settings the trained model is saved (and evaluated) with."""
+    return CSRSettings(
+        default_k=min(args.default_k, k),
+        query_k=min(args.query_k, k),
+        normalize=args.normalize_codes,
+    )
+
+
 def evaluate_model(
     args: argparse.Namespace, sae: TopKSAE, device: torch.device, trained_on: tuple[str, ...]
 ) -> dict:
@@ -154,9 +166,7 @@ def evaluate_model(
         with np.load(args.eval_cache) as z:
             cache = {k: z[k] for k in z.files}
     embedder = DenseEmbedder(args.dense_model, device=device, batch_size=args.embed_batch_size)
-    settings = CSRSettings(
-        default_k=min(args.default_k, sae.config.k), query_k=min(args.query_k, sae.config.k)
-    )
+    settings = served_settings(args, sae.config.k)
     enc = CSREncoder(sae.to(device), settings, embedder=embedder)
     names = [c for c in args.eval_collections if (args.data_dir / c / "corpus.jsonl").is_file()]
     options = {"cache": cache, "in_training": trained_on}
@@ -344,6 +354,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # nDCG@10 0.561 / 0.575 / 0.581 at query k = 64 / 96 / 128, for ~13% more search time.
     p.add_argument("--query-k", type=int, default=128, help="k of a query's code by default")
     p.add_argument(
+        "--normalize-codes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the saved model scales each code to unit length (CSRSettings.normalize)",
+    )
+    p.add_argument(
         "--dev-fraction",
         type=float,
         default=0.2,
@@ -414,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     emb = embed_cached(data.texts, factory, args.cache)
-    on_log = None if args.no_dev else dev_callback(data, emb, device)
+    on_log = None if args.no_dev else dev_callback(data, emb, device, args.normalize_codes)
     result = train_sae(
         emb,
         arrays["recon"],
@@ -428,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         domain_groups=arrays["domain_groups"],
     )
     sae = result.sae.cpu().eval()
-    settings = CSRSettings(default_k=min(args.default_k, cfg.k), query_k=min(args.query_k, cfg.k))
+    settings = served_settings(args, cfg.k)
     save_csr_model(
         args.out,
         sae,

@@ -78,6 +78,9 @@ class TrainConfig:
     # (dense cosine) of a random row: a narrow domain made on the fly anywhere in the corpus,
     # where codes must keep the fine distinctions that a narrow unseen collection needs.
     distill_neighbourhood: float = 0.0
+    # The ranking losses score codes by their cosine (each code scaled to unit length), as a
+    # model with ``CSRSettings.normalize`` ranks, instead of by their plain inner product.
+    cosine: bool = False
     seed: int = 0
     log_every: int = 50
     time_budget_s: float = 0.0  # > 0: stop early (logged) once training took this long
@@ -207,9 +210,7 @@ def train_sae(
             else:
                 xd, dv, di = x[:nb], values[:nb], indices[:nb]
             distill = [
-                similarity_distillation(
-                    dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim), xd, scale=distill_scale
-                )
+                similarity_distillation(ranking_codes(dv, di, k, cfg), xd, scale=distill_scale)
                 for k in ranking_levels(cfg, step)
             ]
             parts["distill"] = torch.stack(distill).mean()
@@ -313,6 +314,15 @@ def neighbourhood(
     return pool[sims.topk(min(n, len(pool))).indices]
 
 
+def ranking_codes(
+    values: torch.Tensor, indices: torch.Tensor, k: int, cfg: TrainConfig
+) -> torch.Tensor:
+    """The first ``k`` latents of sorted codes ``(B, >= k)`` as dense ``(B, latent_dim)`` rows,
+    scaled to unit length when ``cfg.cosine``: what the ranking losses score."""
+    codes = dense_codes(values[:, :k], indices[:, :k], cfg.latent_dim)
+    return torch.nn.functional.normalize(codes, dim=1) if cfg.cosine else codes
+
+
 def ranking_levels(cfg: TrainConfig, step: int) -> tuple[int, ...]:
     """The ``k`` levels the ranking losses use at ``step``: all, or one in turn."""
     if cfg.ranking_level_per_step:
@@ -348,8 +358,8 @@ def _contrastive(
     dv, di = sae.encode(data[pair_d[idx]], cfg.k)
     losses = [
         info_nce(
-            dense_codes(qv[:, :k], qi[:, :k], cfg.latent_dim),
-            dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim),
+            ranking_codes(qv, qi, k, cfg),
+            ranking_codes(dv, di, k, cfg),
             scale=cfg.scale,
             doc_ids=pair_d[idx],
         )
@@ -374,9 +384,9 @@ def _query_distill(
     same = q_rows[:, None] == d_rows[None, :]
     losses = [
         cross_distillation(
-            dense_codes(qv[:, :k], qi[:, :k], cfg.latent_dim),
+            ranking_codes(qv, qi, k, cfg),
             xq,
-            dense_codes(dv[:, :k], di[:, :k], cfg.latent_dim),
+            ranking_codes(dv, di, k, cfg),
             xd,
             scale=scale,
             exclude=same,

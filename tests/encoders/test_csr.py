@@ -69,6 +69,44 @@ def test_sparsify_interchange_type_and_k_at_encode_time(
     np.testing.assert_allclose(dense4[dense4 > 0], dense8[dense4 > 0], rtol=1e-6)
 
 
+def test_normalized_codes_rank_by_their_cosine(
+    sae: TopKSAE, embeddings: np.ndarray, tmp_path: Path
+) -> None:
+    raw = CSREncoder(sae, CSRSettings(default_k=6), device="cpu").sparsify(embeddings)
+    unit = CSREncoder(sae, CSRSettings(default_k=6, normalize=True), device="cpu").sparsify(
+        embeddings
+    )
+    # Same latents, each row scaled to unit length: the inner product is the codes' cosine.
+    assert np.array_equal(raw.indices, unit.indices) and np.array_equal(raw.indptr, unit.indptr)
+    np.testing.assert_allclose(sp.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)
+    dense = raw.toarray()
+    lengths = np.linalg.norm(dense, axis=1)
+    np.testing.assert_allclose(
+        (unit @ unit.T).toarray(), dense @ dense.T / np.outer(lengths, lengths), atol=1e-5
+    )
+    # Rankings change: a document's raw score grows with its code's length, its cosine not.
+    assert not np.array_equal(
+        np.argsort(-(raw[:5] @ raw.T).toarray(), axis=1),
+        np.argsort(-(unit[:5] @ unit.T).toarray(), axis=1),
+    )
+    # The setting is saved with the model and may be overridden when loading; a directory
+    # written before it existed keeps the plain inner product.
+    save_csr_model(tmp_path, sae, CSRSettings(default_k=6, normalize=True))
+    assert load_csr(tmp_path, device="cpu").settings.normalize
+    assert not load_csr(tmp_path, device="cpu", normalize=False).settings.normalize
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    del config["extra"]["normalize"]
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    assert not load_csr(tmp_path, device="cpu").settings.normalize
+    empty = CSREncoder(sae, CSRSettings(default_k=6, normalize=True), device="cpu")
+    assert empty.sparsify(np.zeros((0, 16), np.float32)).shape == (0, 64)
+
+
+def test_shipped_model_normalizes_its_codes() -> None:
+    config = json.loads((MODEL_DIR / CONFIG_FILE).read_text())
+    assert config["extra"]["normalize"] is True
+
+
 @pytest.mark.parametrize("bad_k", [0, 9, -1, 2.5, True, "4"])
 def test_k_outside_trained_range_is_rejected(sae: TopKSAE, embeddings: np.ndarray, bad_k) -> None:
     enc = CSREncoder(sae, CSRSettings(default_k=4), device="cpu")

@@ -130,7 +130,8 @@ class _HashEmbedder:
 def test_adapt_model_writes_a_loadable_model_dir(base_sae: TopKSAE, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(_tiny_docs()) + "\n")
-    enc = CSREncoder(base_sae, CSRSettings(default_k=8), embedder=_HashEmbedder(), device="cpu")
+    settings = CSRSettings(default_k=8, normalize=True)
+    enc = CSREncoder(base_sae, settings, embedder=_HashEmbedder(), device="cpu")
     out, result = adapt_model(
         "tiny-base", corpus, tmp_path / "adapted", AdaptConfig(steps=40, lr=3e-3), encoder=enc
     )
@@ -140,6 +141,9 @@ def test_adapt_model_writes_a_loadable_model_dir(base_sae: TopKSAE, tmp_path: Pa
     assert (out / "README.md").is_file()
     loaded = load_csr(out, device="cpu", embedder=_HashEmbedder())
     assert loaded.default_k == 8 and loaded.sae.config == base_sae.config
+    # The adapted model ranks by the plain inner product its training taught, whatever the
+    # base does (a normalising general model here); the base's settings are left as they were.
+    assert not loaded.settings.normalize and settings.normalize
     codes = loaded.encode_documents(_tiny_docs(3))
     assert codes.shape == (3, 256) and 0 < codes.nnz <= 3 * 8
     assert not torch.equal(loaded.sae.encoder_weight, base_sae.encoder_weight)

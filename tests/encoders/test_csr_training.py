@@ -224,6 +224,33 @@ def test_query_distillation_and_distill_scale_train() -> None:
     assert qdistill[-1] < qdistill[0]
 
 
+def test_cosine_ranking_losses_score_unit_codes_and_train() -> None:
+    from encoders.training.trainer import ranking_codes
+
+    values = torch.tensor([[3.0, 4.0, 1.0], [0.5, 0.0, 0.0]])
+    indices = torch.tensor([[2, 0, 5], [1, 3, 4]])
+    plain = ranking_codes(values, indices, 2, _tiny_config())
+    assert plain[0, 2] == 3.0 and plain[0, 0] == 4.0 and plain[0, 5] == 0.0
+    unit = ranking_codes(values, indices, 2, _tiny_config(cosine=True))
+    torch.testing.assert_close(unit[0, [2, 0]], torch.tensor([0.6, 0.8]))
+    torch.testing.assert_close(unit[1, 1], torch.tensor(1.0))
+    x = _synthetic(n=900)
+    queries = np.arange(0, 300)
+    cfg = _tiny_config(
+        steps=30,
+        batch_size=128,
+        pair_batch_size=32,
+        query_distill_coef=1.0,
+        query_distill_batch=16,
+        cosine=True,
+    )
+    result = _train_three_groups(x, queries, queries + 300, np.zeros(len(queries), bool), cfg)
+    for term in ("distill", "qdistill", "infonce"):
+        curve = [row[term] for row in result.history if term in row]
+        assert len(curve) >= 3 and all(np.isfinite(curve)), term
+        assert curve[-1] < curve[0], term
+
+
 def test_learning_rate_decays_over_the_time_budget() -> None:
     from encoders.training.trainer import _lr_factor
 
