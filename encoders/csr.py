@@ -149,15 +149,23 @@ class CSREncoder(SparseEncoder):
         keep = values > 0
         return csr_from_parts(keep.sum(1), indices[keep], values[keep], self.dim)
 
-    def _encode(self, texts: Sequence[str], k: int | None) -> sp.csr_array:
+    def _encode(
+        self, texts: Sequence[str], k: int | None, embeddings: np.ndarray | None = None
+    ) -> sp.csr_array:
         texts = validate_texts(texts)
+        if embeddings is not None and len(embeddings) != len(texts):
+            raise EncoderError(f"{len(embeddings)} embeddings for {len(texts)} texts")
         if not texts:
             return empty_csr(0, self.dim)
         k = self.sae.check_k(k) if k is not None else None
         rows = np.array([i for i, t in enumerate(texts) if t.strip()], dtype=np.int64)
         if len(rows) == 0:
             return empty_csr(len(texts), self.dim)
-        codes = self.sparsify(self.embedder.embed([texts[i] for i in rows]), k)
+        if embeddings is None:
+            embedded = self.embedder.embed([texts[i] for i in rows])
+        else:
+            embedded = np.asarray(embeddings)[rows]
+        codes = self.sparsify(embedded, k)
         if len(rows) == len(texts):
             return codes
         # Scatter the non-empty rows back among empty ones.
@@ -166,10 +174,17 @@ class CSREncoder(SparseEncoder):
         return csr_from_parts(counts, codes.indices, codes.data, self.dim)
 
     def encode_documents(
-        self, texts: Sequence[str], *, k: int | None = None, **_: object
+        self,
+        texts: Sequence[str],
+        *,
+        k: int | None = None,
+        embeddings: np.ndarray | None = None,
+        **_: object,
     ) -> sp.csr_array:
-        """Documents -> codes with at most ``k`` (default ``default_k``) non-zeros each."""
-        return self._encode(texts, self.default_k if k is None else k)
+        """Documents -> codes with at most ``k`` (default ``default_k``) non-zeros each.
+        ``embeddings``: the texts' dense embeddings ``(len(texts), input_dim)`` when already
+        made (an evaluation's cache), so that no text goes through the dense model again."""
+        return self._encode(texts, self.default_k if k is None else k, embeddings)
 
     def encode_queries(
         self, texts: Sequence[str], *, k: int | None = None, **_: object

@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import ir_measures
+import numpy as np
 import pytest
 
 from app.cli import main as lsr
 from app.jobs.evaluation.metrics import MEASURES
 from app.jobs.evaluation.run import EvalConfig, run_eval
+from tests.conftest import needs_minilm
 
 SWEEP = ((5, 0.8), (10, 0.9))
 
@@ -214,3 +216,49 @@ def test_warm_search_takes_the_one_query_and_the_batch_path() -> None:
     sizes: list[int] = []
     warm_search(lambda q: sizes.append(q.shape[0]), queries)
     assert sizes[0] == 1 and sizes[1] > SERIAL_BATCH
+
+
+@needs_minilm
+def test_csr_documents_are_codes_of_the_cached_dense_embeddings(
+    mini_med: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CSR model's documents are its codes of the dense embeddings, made once a corpus and
+    cached: the same codes as encoding the texts, and a second CSR model over the same dense
+    model (an adapted one, another setting) sends no document through the transformer."""
+    import shutil
+
+    from app.jobs.evaluation.run import Evaluation
+    from encoders import load_encoder, resolve_model_dir
+
+    general = load_encoder("csr-minilm", device="cpu")
+    evaluation = Evaluation(
+        EvalConfig(dataset=str(mini_med), encoder="csr-minilm", cache_dir=tmp_path, progress=False),
+        encoder=general,
+    )
+    data, _, doc_texts = evaluation.load()
+    docs, _ = evaluation.encode(data.corpus, doc_texts, ["a query"])
+    assert len(list(tmp_path.glob("dense-*.npy"))) == 1
+    direct = general.encode_documents(doc_texts)
+    assert np.array_equal(docs.indptr, direct.indptr)
+    assert np.array_equal(docs.indices, direct.indices)
+    np.testing.assert_allclose(docs.data, direct.data, atol=1e-5)
+
+    other_dir = tmp_path / "other"
+    shutil.copytree(resolve_model_dir("csr-minilm", fetch=False), other_dir)
+    other = load_encoder(str(other_dir), device="cpu", normalize=False)
+    embedded: list[int] = []
+    real_embed = other.embedder.embed
+    monkeypatch.setattr(
+        other.embedder, "embed", lambda t, **kw: embedded.append(len(t)) or real_embed(t, **kw)
+    )
+    second = Evaluation(
+        EvalConfig(
+            dataset=str(mini_med), encoder=str(other_dir), cache_dir=tmp_path, progress=False
+        ),
+        encoder=other,
+    )
+    codes, queries = second.encode(data.corpus, doc_texts, ["a query"])
+    assert embedded == [1]  # the query alone
+    assert codes.shape == docs.shape and queries.shape == (1, other.dim)
+    with pytest.raises(ValueError, match="embeddings for"):
+        other.encode_documents(doc_texts, embeddings=np.zeros((1, 384), np.float32))

@@ -11,9 +11,7 @@ e.g. SciFact's train split), never on the queries reported.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from app.jobs.evaluation.metrics import MEASURES, Qrels, evaluate_run
 from app.jobs.evaluation.run import (
     EvalConfig,
     Evaluation,
+    dense_doc_embeddings,
     latency_keys,
     time_per_query,
     warm_search,
@@ -336,24 +335,6 @@ class HybridEvaluation:
                 self.dense = DenseEmbedder(device=self.config.device or "auto")
         return self.dense
 
-    def doc_embeddings(self, dense: Any, data: Any, doc_texts: list[str]) -> np.ndarray:
-        """(n_docs, dim) float32 dense document embeddings, cached next to the sparse ones."""
-        cache = None
-        if self.config.cache_dir is not None:
-            key = json.dumps({"corpus": data.corpus.describe(), "dense": str(dense.model_dir)},
-                             sort_keys=True)  # fmt: skip
-            digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-            cache = Path(self.config.cache_dir) / f"dense-{digest}.npy"
-            if cache.is_file():
-                return np.load(cache)
-        emb = dense.embed(doc_texts, progress=self.config.progress)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.tmp.npy")
-            np.save(tmp, emb)
-            tmp.replace(cache)
-        return emb
-
     def dense_candidates(
         self, fused: Run, fields: list[FieldRuns], data: Any, doc_ids: list[str],
         doc_texts: list[str], before: list[float],
@@ -364,7 +345,9 @@ class HybridEvaluation:
         at a time on the first ``rerank_latency_queries`` queries after ``before``'s seconds
         (a CPU transformer call per query is slow; the rest are embedded in one batch)."""
         dense = self.dense_embedder(fields)
-        emb = self.doc_embeddings(dense, data, doc_texts)
+        emb = dense_doc_embeddings(
+            self.config.cache_dir, data.corpus, dense, doc_texts, progress=self.config.progress
+        )
         row_of = {d: i for i, d in enumerate(doc_ids)}
         depth = self.config.rerank_depth
         qids = list(fused)

@@ -98,6 +98,39 @@ def model_fingerprint(encoder: str) -> list[list[str]]:
             for p in sorted(Path(folder).iterdir()) if p.is_file()]  # fmt: skip
 
 
+def cache_digest(corpus: Corpus, extra: dict[str, Any]) -> str:
+    """A cache file's key: the corpus (its description and, for a file, its mtime) and
+    ``extra`` (what was computed from it)."""
+    describe = corpus.describe()
+    path = Path(corpus.source)
+    if path.exists():
+        describe["mtime"] = str(path.stat().st_mtime_ns)
+    key = json.dumps({"corpus": describe, **extra}, sort_keys=True)
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def dense_doc_embeddings(
+    cache_dir: Path | None, corpus: Corpus, dense: Any, doc_texts: list[str], *, progress: bool
+) -> np.ndarray:
+    """(n_docs, dim) float32 embeddings of the documents by the dense model ``dense`` (a
+    :class:`encoders.csr_embedder.DenseEmbedder`), cached in ``cache_dir`` by corpus and dense
+    model: the dense re-rank and every CSR model over that dense model (general, adapted)
+    share them, so a CSR model of its own costs no transformer pass over the corpus."""
+    cache = None
+    if cache_dir is not None:
+        digest = cache_digest(corpus, {"dense": str(dense.model_dir)})
+        cache = Path(cache_dir) / f"dense-{digest}.npy"
+        if cache.is_file():
+            return np.load(cache)
+    emb = dense.embed(doc_texts, progress=progress)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.tmp.npy")
+        np.save(tmp, emb)
+        tmp.replace(cache)
+    return emb
+
+
 def needs_fit(encoder: Any) -> bool:
     """True for an encoder fitted on the corpus (BM25) that has not been fitted yet."""
     return callable(getattr(encoder, "fit", None)) and getattr(encoder, "stats", False) is None
@@ -182,20 +215,9 @@ class Evaluation:
         """Where encoded documents of this corpus + encoder are cached (None: no cache)."""
         if self.config.cache_dir is None:
             return None
-        describe = corpus.describe()
-        path = Path(corpus.source)
-        if path.exists():
-            describe["mtime"] = str(path.stat().st_mtime_ns)
-        key = json.dumps(
-            {
-                "corpus": describe,
-                "encoder": self.config.encoder,
-                "model_files": model_fingerprint(self.config.encoder),
-            },
-            sort_keys=True,
-        )
-        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-        return Path(self.config.cache_dir) / f"docs-{digest}.npz"
+        encoder = self.config.encoder
+        key = {"encoder": encoder, "model_files": model_fingerprint(encoder)}
+        return Path(self.config.cache_dir) / f"docs-{cache_digest(corpus, key)}.npz"
 
     def encode(self, corpus: Corpus, doc_texts: list[str], query_texts: list[str]):  # noqa: ANN201
         start = time.perf_counter()
@@ -210,12 +232,19 @@ class Evaluation:
             docs = load_matrix(cache)
             self.meta["documents_from_cache"] = str(cache)
         else:
-            with tqdm(total=len(doc_texts), desc="encode documents", unit="doc",
-                      disable=not self.config.progress) as bar:  # fmt: skip
-                docs = encode_in_chunks(
-                    self._encode_fn("encode_documents"), doc_texts, self.encoder.dim,
-                    on_chunk=bar.update,
+            if hasattr(self.encoder, "sparsify"):  # CSR: codes of the cached dense embeddings
+                emb = dense_doc_embeddings(
+                    self.config.cache_dir, corpus, self.encoder.embedder, doc_texts,
+                    progress=self.config.progress,
                 )  # fmt: skip
+                docs = self.encoder.encode_documents(doc_texts, embeddings=emb)
+            else:
+                with tqdm(total=len(doc_texts), desc="encode documents", unit="doc",
+                          disable=not self.config.progress) as bar:  # fmt: skip
+                    docs = encode_in_chunks(
+                        self._encode_fn("encode_documents"), doc_texts, self.encoder.dim,
+                        on_chunk=bar.update,
+                    )  # fmt: skip
             if cache is not None:
                 save_matrix(cache, docs)
         self._stage("encode_documents", start)
