@@ -61,6 +61,7 @@ def test_default_fusion_is_the_shipped_selection_for_its_pair() -> None:
     # The pair selected on SciFact train keeps its weights with its fields, in either order.
     assert default_fusion(("splade-tiny", "bm25")) == FusionSpec("linear", (0.3, 0.7))
     assert default_fusion(("bm25", "splade-tiny")) == FusionSpec("linear", (0.7, 0.3))
+    assert default_fusion(("csr-minilm", "bm25")) == FusionSpec("linear", (0.4, 0.6))
     # Fields nobody selected a fusion for: RRF, equal weights (no score scale to trust).
     assert default_fusion(("csr-minilm-indomain", "bm25")) == FusionSpec("rrf")
     assert default_fusion(("splade-tiny", "bm25", "csr-minilm")) == FusionSpec("rrf")
@@ -114,7 +115,7 @@ def test_rerank_weight_selection_follows_the_judged_queries() -> None:
 
     # The shipped shares follow their pair in either order; other fields get an equal share.
     assert default_rerank_weight(("bm25", "splade-tiny")) == 0.5
-    assert default_rerank_weight(("csr-minilm", "bm25")) == 0.2
+    assert default_rerank_weight(("csr-minilm", "bm25")) == 0.3
     assert default_rerank_weight(("bm25", "csr-minilm-indomain")) == 0.5
 
 
