@@ -216,13 +216,13 @@ def run(folder: Path, out: Path) -> None:
 # setting): AdaptConfig fields over the round-1 default (4,000 steps, query distillation 1),
 # through the product's adapt_sae; selection on SciFact train nDCG@10 at k = 64 with
 # normalised codes. ``cosine``: the ranking losses score the codes' cosine, as they are served.
+# What ran on one H100 (benchmarks/results/csr_adapt_sweep2_h100.json): all four, then the
+# selected one (r2_default) on every collection.
 ROUND2 = {
     "r2_default": {},
     "r2_cos": dict(cosine=True),
-    "r2_qd3": dict(query_distill_coef=3.0),
     "r2_qd3_cos": dict(query_distill_coef=3.0, cosine=True),
     "r2_6k_qd3_cos": dict(steps=6000, query_distill_coef=3.0, cosine=True),
-    "r2_6k": dict(steps=6000),
 }
 
 
