@@ -204,21 +204,26 @@ def test_neighbourhood_batches_are_nearest_rows_and_train() -> None:
     assert result.history[-1]["distill"] < result.history[0]["distill"]
 
 
-def test_query_distillation_and_distill_scale_train() -> None:
-    x = _synthetic(n=900)
+def _train_query_distillation(**overrides):
+    """30 steps over three groups of synthetic rows, the first 300 rows pseudo queries of the
+    next 300, with query distillation on."""
     queries = np.arange(0, 300)
     cfg = _tiny_config(
         steps=30,
         batch_size=128,
         pair_batch_size=32,
-        dead_after=1_000_000,
-        distill_by_group=True,
-        distill_scale=40.0,
         query_distill_coef=1.0,
         query_distill_batch=16,
-        contrastive_coef=0.0,
+        **overrides,
     )
-    result = _train_three_groups(x, queries, queries + 300, np.zeros(len(queries), bool), cfg)
+    labeled = np.zeros(len(queries), bool)
+    return _train_three_groups(_synthetic(n=900), queries, queries + 300, labeled, cfg)
+
+
+def test_query_distillation_and_distill_scale_train() -> None:
+    result = _train_query_distillation(
+        dead_after=1_000_000, distill_by_group=True, distill_scale=40.0, contrastive_coef=0.0
+    )
     qdistill = [row["qdistill"] for row in result.history if "qdistill" in row]
     assert len(qdistill) >= 3 and all(np.isfinite(qdistill))
     assert qdistill[-1] < qdistill[0]
@@ -234,17 +239,7 @@ def test_cosine_ranking_losses_score_unit_codes_and_train() -> None:
     unit = ranking_codes(values, indices, 2, _tiny_config(cosine=True))
     torch.testing.assert_close(unit[0, [2, 0]], torch.tensor([0.6, 0.8]))
     torch.testing.assert_close(unit[1, 1], torch.tensor(1.0))
-    x = _synthetic(n=900)
-    queries = np.arange(0, 300)
-    cfg = _tiny_config(
-        steps=30,
-        batch_size=128,
-        pair_batch_size=32,
-        query_distill_coef=1.0,
-        query_distill_batch=16,
-        cosine=True,
-    )
-    result = _train_three_groups(x, queries, queries + 300, np.zeros(len(queries), bool), cfg)
+    result = _train_query_distillation(cosine=True)
     for term in ("distill", "qdistill", "infonce"):
         curve = [row[term] for row in result.history if term in row]
         assert len(curve) >= 3 and all(np.isfinite(curve)), term
