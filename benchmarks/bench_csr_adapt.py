@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     general = load_csr(args.model, device=args.device, normalize=args.normalize)
+    settings = adapted_settings(general.settings)  # what `lsr models adapt` writes
     ks = [k for k in args.ks if k <= general.max_k]
     cache = load_embedding_cache(args.embeddings_cache)
     n_cached = len(cache)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             config,
             device=general.device,
         )
-        adapted = CSREncoder(result.sae, adapted_settings(general.settings), device=general.device)
+        adapted = CSREncoder(result.sae, settings, device=general.device)
         row = evaluate_collection(adapted, coll, ks, cache, bm25=False)
         rows[name] = {
             "docs": base["docs"],
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = sys.argv[1:] if argv is None else argv
     write_report(args.out, "bench_csr_adapt.py", cmd, {
         "model": str(args.model),
-        "normalize": {"general": general.settings.normalize, "adapted": False},
+        "normalize": {"general": general.settings.normalize, "adapted": settings.normalize},
         "device": str(general.device),
         "adapt_config": asdict(config),
         "collections": rows,
