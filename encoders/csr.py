@@ -28,8 +28,15 @@ from encoders.resources import cpu_lanes
 class CSRSettings:
     """CSR-specific settings, stored under ``extra`` in ``lsr_encoder.json``.
 
-    ``default_k``: active latents per vector when the caller gives no ``k``;
-    ``query_k``: the same for queries (None -> ``default_k``);
+    ``default_k``: active latents per document when the caller gives no ``k`` (at most the
+    trained ``k``);
+    ``query_k``: the same for queries (None -> ``default_k``). It may exceed the trained
+    ``k``, up to ``latent_dim``: a query's code is then the top ``query_k`` of its latent
+    activations (all positive ones at ``latent_dim``), and its inner product with a
+    document's ``default_k`` code weighs every latent the document uses, not only those
+    the query's own short code would keep. The index stays as small (documents keep
+    ``default_k``); a search walks more lists. The shipped general model serves queries at
+    1,024 (chosen on SciFact train queries; the model card has the table);
     ``normalize``: each code scaled to unit length, so that the inner product the index
     computes is the cosine of the two codes. A document whose code is larger overall (more
     mass in its top ``k``, not closer to the query) then no longer outranks for that alone;
@@ -96,7 +103,7 @@ class CSREncoder(SparseEncoder):
         self.device = resolve_device(device)
         self.sae = sae.to(self.device).eval()
         self.default_k = self.sae.check_k(settings.default_k)
-        self.query_k = self.sae.check_k(settings.query_k or settings.default_k)
+        self.query_k = self.sae.check_k(settings.query_k or settings.default_k, wide=True)
         self._embedder = embedder
         self._embedder_args = {
             "model_dir": dense_model_dir,
@@ -128,9 +135,12 @@ class CSREncoder(SparseEncoder):
         return [f"latent_{i}" for i in range(self.dim)]
 
     @torch.inference_mode()
-    def sparsify(self, embeddings: np.ndarray, k: int | None = None) -> sp.csr_array:
-        """Embeddings ``(n, input_dim)`` -> ``(n, dim)`` codes with at most ``k`` non-zeros."""
-        k = self.sae.check_k(self.default_k if k is None else k)
+    def sparsify(
+        self, embeddings: np.ndarray, k: int | None = None, *, wide: bool = False
+    ) -> sp.csr_array:
+        """Embeddings ``(n, input_dim)`` -> ``(n, dim)`` codes with at most ``k`` non-zeros
+        (``k`` up to ``latent_dim`` with ``wide``, as queries may be; see CSRSettings)."""
+        k = self.sae.check_k(self.default_k if k is None else k, wide=wide)
         x = np.asarray(embeddings, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.sae.config.input_dim:
             raise EncoderError(
@@ -138,7 +148,7 @@ class CSREncoder(SparseEncoder):
             )
         if x.shape[0] == 0:
             return empty_csr(0, self.dim)
-        values, indices = self.sae.encode(torch.from_numpy(x).to(self.device), k)
+        values, indices = self.sae.encode(torch.from_numpy(x).to(self.device), k, wide=wide)
         if self.settings.normalize:
             values = torch.nn.functional.normalize(values, dim=1)
         values, indices = values.cpu().numpy(), indices.cpu().numpy()
@@ -150,14 +160,19 @@ class CSREncoder(SparseEncoder):
         return csr_from_parts(keep.sum(1), indices[keep], values[keep], self.dim)
 
     def _encode(
-        self, texts: Sequence[str], k: int | None, embeddings: np.ndarray | None = None
+        self,
+        texts: Sequence[str],
+        k: int | None,
+        embeddings: np.ndarray | None = None,
+        *,
+        wide: bool = False,
     ) -> sp.csr_array:
         texts = validate_texts(texts)
         if embeddings is not None and len(embeddings) != len(texts):
             raise EncoderError(f"{len(embeddings)} embeddings for {len(texts)} texts")
         if not texts:
             return empty_csr(0, self.dim)
-        k = self.sae.check_k(k) if k is not None else None
+        k = self.sae.check_k(k, wide=wide) if k is not None else None
         rows = np.array([i for i, t in enumerate(texts) if t.strip()], dtype=np.int64)
         if len(rows) == 0:
             return empty_csr(len(texts), self.dim)
@@ -165,7 +180,7 @@ class CSREncoder(SparseEncoder):
             embedded = self.embedder.embed([texts[i] for i in rows])
         else:
             embedded = np.asarray(embeddings)[rows]
-        codes = self.sparsify(embedded, k)
+        codes = self.sparsify(embedded, k, wide=wide)
         if len(rows) == len(texts):
             return codes
         # Scatter the non-empty rows back among empty ones.
@@ -189,8 +204,9 @@ class CSREncoder(SparseEncoder):
     def encode_queries(
         self, texts: Sequence[str], *, k: int | None = None, **_: object
     ) -> sp.csr_array:
-        """Queries -> codes with at most ``k`` (default ``query_k``) non-zeros each."""
-        return self._encode(texts, self.query_k if k is None else k)
+        """Queries -> codes with at most ``k`` (default ``query_k``; up to ``latent_dim``)
+        non-zeros each."""
+        return self._encode(texts, self.query_k if k is None else k, wide=True)
 
 
 def load_csr(

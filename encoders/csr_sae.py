@@ -76,9 +76,12 @@ class TopKSAE(nn.Module):
         values, indices = pre.topk(k, dim=-1, sorted=True)
         return F.relu(values), indices
 
-    def encode(self, x: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sparse code of ``x`` at ``k`` (default: the trained ``k``) as ``(values, indices)``."""
-        k = self.check_k(k)
+    def encode(
+        self, x: torch.Tensor, k: int | None = None, *, wide: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sparse code of ``x`` at ``k`` (default: the trained ``k``; up to ``latent_dim``
+        with ``wide``) as ``(values, indices)``."""
+        k = self.check_k(k, wide=wide)
         return self.topk(self.pre_activations(x), k)
 
     def decode(
@@ -97,14 +100,15 @@ class TopKSAE(nn.Module):
         """Reconstruction of ``x`` through a ``k``-sparse code."""
         return self.decode(*self.encode(x, k))
 
-    def check_k(self, k: int | None) -> int:
-        """``k`` validated against the trained ``k`` (``None`` -> trained ``k``)."""
+    def check_k(self, k: int | None, *, wide: bool = False) -> int:
+        """``k`` validated against the trained ``k`` (``None`` -> trained ``k``); with
+        ``wide``, against ``latent_dim`` instead (a query's code may be wider than the
+        documents' codes the autoencoder was trained to reconstruct with)."""
         if k is None:
             return self.config.k
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.config.k:
-            raise EncoderError(
-                f"k must be an int in [1, {self.config.k}] (the trained k), got {k!r}"
-            )
+        top, what = (self.config.latent_dim, "latent_dim") if wide else (self.config.k, "trained k")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= top:
+            raise EncoderError(f"k must be an int in [1, {top}] (the {what}), got {k!r}")
         return k
 
     @torch.no_grad()

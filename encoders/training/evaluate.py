@@ -85,7 +85,7 @@ def evaluate_collection(
             row["csr_served"] = row[f"csr_k{encoder.default_k}"]  # the symmetric column
         else:
             ranked = top_sparse(
-                encoder.sparsify(q, encoder.query_k),
+                encoder.sparsify(q, encoder.query_k, wide=True),
                 encoder.sparsify(d, encoder.default_k),
                 search=search,
             )

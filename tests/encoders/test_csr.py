@@ -114,6 +114,34 @@ def test_k_outside_trained_range_is_rejected(sae: TopKSAE, embeddings: np.ndarra
         enc.sparsify(embeddings, k=bad_k)
 
 
+def test_query_codes_may_be_wider_than_the_trained_k(
+    sae: TopKSAE, embeddings: np.ndarray, tmp_path: Path
+) -> None:
+    """A query's code may take up to latent_dim latents (query_k beyond the trained k = 8);
+    documents stay within the trained k; the wide code's top k is the ordinary code."""
+    enc = CSREncoder(sae, CSRSettings(default_k=4, query_k=32), device="cpu")
+    assert enc.query_k == 32
+    wide = enc.sparsify(embeddings, 32, wide=True)
+    assert np.diff(wide.indptr).max() > 8 and np.diff(wide.indptr).max() <= 32
+    narrow = enc.sparsify(embeddings, 8).toarray()
+    for w, n in zip(wide.toarray(), narrow, strict=True):
+        top = np.argsort(-w, kind="stable")[:8]
+        assert set(top[w[top] > 0]) == set(np.flatnonzero(n))
+    every = enc.sparsify(embeddings, 64, wide=True).toarray()
+    pre = sae.pre_activations(torch.from_numpy(embeddings)).detach().numpy()
+    assert np.array_equal(every > 0, pre > 0)  # the whole width: every positive latent
+    with pytest.raises(ValueError, match="k must be"):
+        enc.sparsify(embeddings, 32)  # documents: the trained k at most
+    with pytest.raises(ValueError, match=r"\[1, 64\] \(the latent_dim\)"):
+        enc.sparsify(embeddings, 65, wide=True)
+    with pytest.raises(ValueError, match="k must be"):
+        enc.encode_documents(["a"], k=32)
+    save_csr_model(tmp_path, sae, CSRSettings(default_k=4, query_k=64))
+    assert load_csr(tmp_path, device="cpu").query_k == 64
+    with pytest.raises(EncoderError, match="latent_dim"):
+        load_csr(tmp_path, device="cpu", query_k=65)
+
+
 def test_sparsify_bad_shapes(sae: TopKSAE) -> None:
     enc = CSREncoder(sae, CSRSettings(default_k=4), device="cpu")
     assert enc.sparsify(np.zeros((0, 16), np.float32)).shape == (0, 64)
