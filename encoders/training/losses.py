@@ -70,15 +70,22 @@ def info_nce(
 
 
 def similarity_distillation(
-    codes: torch.Tensor, x: torch.Tensor, *, scale: float = 20.0
+    codes: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    scale: float = 20.0,
+    query_codes: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """KL(dense || sparse) between in-batch similarity distributions, row by row.
 
     Teaches code inner products to rank neighbours as the dense cosine does, which is what
-    retrieval over the codes needs. ``codes`` ``(B, n)``; ``x`` ``(B, d)`` unit-norm inputs.
+    retrieval over the codes needs. ``codes`` ``(B, n)``; ``x`` ``(B, d)`` unit-norm inputs;
+    ``query_codes`` ``(B, n)``: the same rows coded as queries, when a query's code differs
+    from a document's (wider), else ``codes`` on both sides.
     """
     eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
-    return cross_distillation(codes, x, codes, x, scale=scale, exclude=eye)
+    queries = codes if query_codes is None else query_codes
+    return cross_distillation(queries, x, codes, x, scale=scale, exclude=eye)
 
 
 def cross_distillation(

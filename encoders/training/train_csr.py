@@ -74,11 +74,16 @@ def embed_cached(texts: list[str], embedder_factory, cache: Path | None) -> np.n
 
 
 def dev_callback(
-    data: TrainingTexts, emb: np.ndarray, device: torch.device, normalize: bool = True
+    data: TrainingTexts,
+    emb: np.ndarray,
+    device: torch.device,
+    normalize: bool = True,
+    query_k: int | None = None,
 ):
     """``on_log`` hook: the label-free fidelity of each BEIR corpus at k = 64, the share of
     the held-out SciFact train queries' variance their k = 64 codes explain, and their nDCG@10
-    at k = 32 and 64 (when ir_measures is installed).
+    at k = 32 and 64 (when ir_measures is installed), and as served (``dev_ndcg10_served``:
+    documents at k = 64, queries at ``query_k``, which may be wider) when ``query_k`` is given.
 
     Fidelity: the share of the dense model's top 10 that code retrieval also puts in its top
     10, for the corpus's held-out pseudo queries; ``dev_fidelity_min`` is the worst corpus.
@@ -140,6 +145,11 @@ def dev_callback(
                     row[f"dev_ndcg10_k{k}"] = ndcg_at_10(
                         *ranked, data.dev_query_ids, data.dev_doc_ids, data.dev_qrels
                     )
+            if query_k is not None:
+                ranked = top_sparse(enc.sparsify(q, query_k, wide=True), enc.sparsify(d, k64))
+                row["dev_ndcg10_served"] = ndcg_at_10(
+                    *ranked, data.dev_query_ids, data.dev_doc_ids, data.dev_qrels
+                )
         return row
 
     return on_log
@@ -149,7 +159,7 @@ def served_settings(args: argparse.Namespace, k: int) -> CSRSettings:
     """The settings the trained model is saved (and evaluated) with."""
     return CSRSettings(
         default_k=min(args.default_k, k),
-        query_k=min(args.query_k, k),
+        query_k=min(args.query_k, args.latent_dim),
         normalize=args.normalize_codes,
     )
 
@@ -350,9 +360,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--limit-per-source", type=int, default=None, help="cap texts per source")
     p.add_argument("--default-k", type=int, default=64, help="k the encoder uses by default")
-    # Chosen on SciFact *train* queries with the general model (documents at k = 64):
-    # nDCG@10 0.561 / 0.575 / 0.581 at query k = 64 / 96 / 128, for ~13% more search time.
-    p.add_argument("--query-k", type=int, default=128, help="k of a query's code by default")
+    # Chosen on SciFact *train* queries with the general model (documents at k = 64): the
+    # narrowest query k within 0.002 of the best nDCG@10 of those tried
+    # (benchmarks/bench_csr_query_k.py, benchmarks/results/csr_query_k.json).
+    p.add_argument(
+        "--query-k",
+        type=int,
+        default=1024,
+        help="k of a query's code by default (may exceed --k, up to --latent-dim)",
+    )
     p.add_argument(
         "--normalize-codes",
         action=argparse.BooleanOptionalAction,
@@ -430,7 +446,12 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     emb = embed_cached(data.texts, factory, args.cache)
-    on_log = None if args.no_dev else dev_callback(data, emb, device, args.normalize_codes)
+    served = served_settings(args, cfg.k)
+    on_log = (
+        None
+        if args.no_dev
+        else dev_callback(data, emb, device, args.normalize_codes, served.query_k)
+    )
     result = train_sae(
         emb,
         arrays["recon"],
@@ -444,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         domain_groups=arrays["domain_groups"],
     )
     sae = result.sae.cpu().eval()
-    settings = served_settings(args, cfg.k)
+    settings = served
     save_csr_model(
         args.out,
         sae,

@@ -81,6 +81,11 @@ class TrainConfig:
     # The ranking losses score codes by their cosine (each code scaled to unit length), as a
     # model with ``CSRSettings.normalize`` ranks, instead of by their plain inner product.
     cosine: bool = False
+    # Queries served wider than documents (``CSRSettings.query_k`` > ``default_k``): the
+    # ranking losses score a query side by its top ``wide_query_k`` latents (up to
+    # ``latent_dim``) against the document side's code at each ``k`` of ``k_levels``, as such
+    # a model ranks; 0 scores both sides at the same ``k``.
+    wide_query_k: int = 0
     seed: int = 0
     log_every: int = 50
     time_budget_s: float = 0.0  # > 0: stop early (logged) once training took this long
@@ -91,6 +96,8 @@ class TrainConfig:
             raise EncoderError(f"k_levels {self.k_levels} must lie in [1, k={self.k}]")
         if 4 * self.k > self.latent_dim:
             raise EncoderError(f"4k = {4 * self.k} exceeds latent_dim = {self.latent_dim}")
+        if not 0 <= self.wide_query_k <= self.latent_dim:
+            raise EncoderError(f"wide_query_k must lie in [0, latent_dim = {self.latent_dim}]")
 
 
 @dataclass
@@ -209,8 +216,11 @@ def train_sae(
                 dv, di = sae.encode(xd, cfg.k)
             else:
                 xd, dv, di = x[:nb], values[:nb], indices[:nb]
+            wide = query_side(sae, xd, cfg)
             distill = [
-                similarity_distillation(ranking_codes(dv, di, k, cfg), xd, scale=distill_scale)
+                similarity_distillation(
+                    ranking_codes(dv, di, k, cfg), xd, scale=distill_scale, query_codes=wide
+                )
                 for k in ranking_levels(cfg, step)
             ]
             parts["distill"] = torch.stack(distill).mean()
@@ -323,6 +333,16 @@ def ranking_codes(
     return torch.nn.functional.normalize(codes, dim=1) if cfg.cosine else codes
 
 
+def query_side(sae: TopKSAE, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor | None:
+    """The codes the ranking losses give ``x`` ``(B, d)`` as queries when they are served
+    wider than documents (``cfg.wide_query_k``), dense ``(B, latent_dim)``; None otherwise
+    (a query is then scored at each level's ``k``, as a document)."""
+    if cfg.wide_query_k <= 0:
+        return None
+    values, indices = sae.encode(x, cfg.wide_query_k, wide=True)
+    return ranking_codes(values, indices, cfg.wide_query_k, cfg)
+
+
 def ranking_levels(cfg: TrainConfig, step: int) -> tuple[int, ...]:
     """The ``k`` levels the ranking losses use at ``step``: all, or one in turn."""
     if cfg.ranking_level_per_step:
@@ -356,9 +376,10 @@ def _contrastive(
     idx = torch.cat(chosen)
     qv, qi = sae.encode(data[pair_q[idx]], cfg.k)
     dv, di = sae.encode(data[pair_d[idx]], cfg.k)
+    wide = query_side(sae, data[pair_q[idx]], cfg)
     losses = [
         info_nce(
-            ranking_codes(qv, qi, k, cfg),
+            ranking_codes(qv, qi, k, cfg) if wide is None else wide,
             ranking_codes(dv, di, k, cfg),
             scale=cfg.scale,
             doc_ids=pair_d[idx],
@@ -381,10 +402,11 @@ def _query_distill(
     xq, xd = data[q_rows], data[d_rows]
     qv, qi = sae.encode(xq, cfg.k)
     dv, di = sae.encode(xd, cfg.k)
+    wide = query_side(sae, xq, cfg)
     same = q_rows[:, None] == d_rows[None, :]
     losses = [
         cross_distillation(
-            ranking_codes(qv, qi, k, cfg),
+            ranking_codes(qv, qi, k, cfg) if wide is None else wide,
             xq,
             ranking_codes(dv, di, k, cfg),
             xd,

@@ -246,6 +246,29 @@ def test_cosine_ranking_losses_score_unit_codes_and_train() -> None:
         assert curve[-1] < curve[0], term
 
 
+def test_wide_query_ranking_losses_score_wide_queries_and_train() -> None:
+    """With wide_query_k, the query side of every ranking loss is the row's top
+    wide_query_k latents (wider than the trained k = 8), the document side its code at each
+    level; the three terms still fall."""
+    from encoders.training.trainer import query_side
+
+    torch.manual_seed(0)
+    cfg = _tiny_config(wide_query_k=32)
+    sae = TopKSAE(SAEConfig(24, cfg.latent_dim, cfg.k))
+    x = torch.from_numpy(_synthetic(n=5))
+    assert query_side(sae, x, _tiny_config()) is None
+    wide = query_side(sae, x, cfg)
+    assert wide.shape == (5, cfg.latent_dim)
+    assert int((wide > 0).sum(1).max()) > cfg.k and int((wide > 0).sum(1).max()) <= 32
+    with pytest.raises(ValueError, match="wide_query_k"):
+        _tiny_config(wide_query_k=cfg.latent_dim + 1)
+    result = _train_query_distillation(wide_query_k=32)
+    for term in ("distill", "qdistill", "infonce"):
+        curve = [row[term] for row in result.history if term in row]
+        assert len(curve) >= 3 and all(np.isfinite(curve)), term
+        assert curve[-1] < curve[0], term
+
+
 def test_learning_rate_decays_over_the_time_budget() -> None:
     from encoders.training.trainer import _lr_factor
 
