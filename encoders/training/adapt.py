@@ -82,6 +82,9 @@ class AdaptConfig:
     # The ranking losses score codes by their cosine (TrainConfig.cosine), as a model with
     # CSRSettings.normalize ranks.
     cosine: bool = False
+    # Queries served wider than documents: the ranking losses score the pseudo queries at
+    # this width (TrainConfig.wide_query_k; 0: at each level's k, as documents).
+    wide_query_k: int = 0
     recenter: bool = True
     seed: int = 0
     time_budget_s: float = 0.0
@@ -111,6 +114,7 @@ class AdaptConfig:
             distill_neighbourhood=self.distill_neighbourhood,
             query_distill_coef=self.query_distill_coef,
             cosine=self.cosine,
+            wide_query_k=self.wide_query_k,
             # the cheap settings of the CPU recipe: adaptation must run on a CPU in minutes
             recon_4k_coef=0.0,
             ranking_level_per_step=True,
