@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from encoders.config import CONFIG_FILE, read_config_dict
+from encoders.errors import EncoderError
 from encoders.loader import resolve_model_dir
 from encoders.registry import models_dir
 
@@ -66,10 +67,14 @@ def model_fingerprint(name_or_path: str | Path, *, fetch: bool = False) -> str:
     """``"sha256:<16 hex>"`` of the model a name, directory or Hugging Face id resolves to.
 
     ``fetch=False`` (the default) never downloads: a registered model not pulled yet or a
-    Hugging Face id not in the local cache raises :class:`ModelNotFoundError`.
+    Hugging Face id not in the local cache raises :class:`ModelNotFoundError`; an unreadable
+    file, :class:`EncoderError`.
     """
     model_dir = resolve_model_dir(name_or_path, fetch=fetch)
-    return fingerprint_files(model_files(model_dir))
+    try:
+        return fingerprint_files(model_files(model_dir))
+    except OSError as exc:
+        raise EncoderError(f"cannot read the model files of {model_dir}: {exc}") from exc
 
 
 def model_files(model_dir: Path) -> list[tuple[str, Path]]:
