@@ -31,6 +31,13 @@ class ConflictError(ServiceError):
     code = "conflict"
 
 
+class EncoderChangedError(ConflictError):
+    """The model behind a field's encoder is not the one its stored vectors came from:
+    encoding text with it would mix two models' codes in one index."""
+
+    code = "encoder_changed"
+
+
 class UnauthorizedError(ServiceError):
     status = 401
     code = "unauthorized"

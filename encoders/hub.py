@@ -23,8 +23,9 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def snapshot_dir(repo_id: str, revision: str | None = None) -> Path:
-    """The local snapshot of ``repo_id``: from the hub cache, downloading when online.
+def snapshot_dir(repo_id: str, revision: str | None = None, *, download: bool = True) -> Path:
+    """The local snapshot of ``repo_id``: from the hub cache, downloading when online and
+    ``download``.
 
     Honours ``HF_HUB_OFFLINE`` and ``HF_HUB_CACHE`` as read at call time, so a cache laid
     out like the hub's (``models--org--name/snapshots/<rev>/``) works with no network.
@@ -35,7 +36,7 @@ def snapshot_dir(repo_id: str, revision: str | None = None) -> Path:
         raise ModelNotFoundError("huggingface_hub is needed to load Hugging Face ids") from exc
     cache_dir = os.environ.get("HF_HUB_CACHE") or None
     allow = ["*.json", "*.safetensors", "*.txt", "*.model", "*.bin"]
-    attempts = [True] if _offline() else [False, True]
+    attempts = [True] if _offline() or not download else [False, True]
     last_exc: Exception | None = None
     for local_only in attempts:
         try:
@@ -54,5 +55,5 @@ def snapshot_dir(repo_id: str, revision: str | None = None) -> Path:
     where = cache_dir or "the default Hugging Face cache"
     raise ModelNotFoundError(
         f"Hugging Face model {repo_id!r} is not in {where} and could not be downloaded "
-        f"(offline={_offline()}): {last_exc}"
+        f"(offline={_offline() or not download}): {last_exc}"
     ) from last_exc

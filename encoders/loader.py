@@ -15,7 +15,10 @@ from encoders.registry import ENCODER_TYPES, MODELS, import_object, resolve_regi
 
 
 def resolve_model_dir(name_or_path: str | Path, *, fetch: bool = True) -> Path:
-    """A registered name, a local directory, or a Hugging Face id -> a local model directory."""
+    """A registered name, a local directory, or a Hugging Face id -> a local model directory.
+
+    ``fetch=False``: never download (a registered model not pulled yet, or a Hugging Face id
+    not in the local cache, raises :class:`ModelNotFoundError`)."""
     name = str(name_or_path)
     if not name.strip():
         raise ModelNotFoundError("empty model name")
@@ -32,7 +35,7 @@ def resolve_model_dir(name_or_path: str | Path, *, fetch: bool = True) -> Path:
             )
         return path
     if looks_like_hub_id(name):
-        return snapshot_dir(name)
+        return snapshot_dir(name, download=fetch)
     raise ModelNotFoundError(
         f"{name!r} is not a registered model ({', '.join(sorted(MODELS))}), not an existing "
         "directory, and not a Hugging Face id (org/name)"

@@ -47,7 +47,13 @@ def collection_spec(req: schemas.CollectionCreate) -> models.CollectionSpec:
 
 
 def collection_update(req: schemas.CollectionPatch) -> models.CollectionUpdate:
-    return _plain(models.CollectionUpdate, req)
+    """What was given changes; ``target_recall`` left out is kept (null clears it)."""
+    return models.CollectionUpdate(
+        target_recall=req.target_recall,
+        sets_target_recall="target_recall" in req.model_fields_set,
+        encoder_fingerprint=req.encoder_fingerprint,
+        field_fingerprints={n: f.encoder_fingerprint for n, f in (req.fields or {}).items()},
+    )
 
 
 def documents(req: schemas.DocumentsIn) -> list[models.DocumentInput]:
@@ -72,7 +78,11 @@ def job_request(req: schemas.JobIn) -> models.JobRequest:
 
 # ------------------------------------------------------------------------------ responses
 def collection_info(summary: models.CollectionSummary) -> schemas.CollectionInfo:
-    return schemas.CollectionInfo(**summary.config.to_dict(), documents=summary.documents)
+    return schemas.CollectionInfo(
+        **summary.config.to_dict(),
+        documents=summary.documents,
+        encoder_pins=[schemas.EncoderPin(**_values(pin)) for pin in summary.pins],
+    )
 
 
 def collection_list(listing: models.CollectionListing) -> schemas.CollectionList:

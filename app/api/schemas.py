@@ -15,6 +15,7 @@ from pydantic import (
     StrictInt,
     field_validator,
     model_serializer,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -146,10 +147,48 @@ class CollectionCreate(Strict):
     )
 
 
-class CollectionPatch(Strict):
-    target_recall: Recall | None = Field(
-        description="the new Recall@10 target; null returns to the collection's query_params"
+Fingerprint = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class FieldPatch(Strict):
+    encoder_fingerprint: Fingerprint = Field(
+        description="accept the model now behind this field's encoder: its fingerprint "
+        "(encoder_pins[].current); then re-index the documents by text"
     )
+
+
+class CollectionPatch(Strict):
+    """At least one change; what is left out stays as it is."""
+
+    target_recall: Recall | None = Field(
+        None,
+        description="the new Recall@10 target; null returns to the collection's query_params",
+    )
+    encoder_fingerprint: Fingerprint | None = Field(
+        None,
+        description="accept the model now behind the encoder: its fingerprint "
+        "(encoder_pins[].current); then re-index the documents by text",
+    )
+    fields: dict[str, FieldPatch] | None = Field(
+        None, description="per field of a multi-field collection: its encoder_fingerprint"
+    )
+
+    @model_validator(mode="after")
+    def _some_change(self) -> CollectionPatch:
+        if not self.model_fields_set:
+            raise ValueError("give target_recall, encoder_fingerprint or fields")
+        return self
+
+
+class EncoderPin(BaseModel):
+    """A field's encoder model: the one its documents were encoded with, and the one this
+    server encodes with now (texts are refused with 409 encoder_changed while they differ)."""
+
+    field: str | None = Field(description="null: the collection's one encoder")
+    encoder: str
+    pinned: str | None = Field(description="fingerprint of the model the stored vectors are from")
+    current: str | None = Field(description="fingerprint of the model behind the encoder now")
+    matches: bool | None = Field(description="null when either fingerprint is unknown")
 
 
 class CollectionInfo(BaseModel):
@@ -163,6 +202,8 @@ class CollectionInfo(BaseModel):
     target_recall: float | None = None
     fields: dict[str, dict[str, Any]] | None = None
     fusion: dict[str, Any] | None = None
+    encoder_fingerprint: str | None = None
+    encoder_pins: list[EncoderPin] = Field(default_factory=list)
 
 
 class DamagedCollection(BaseModel):

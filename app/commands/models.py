@@ -54,6 +54,25 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fingerprint(args: argparse.Namespace) -> int:
+    import time
+
+    from encoders.errors import EncoderError
+    from encoders.fingerprint import model_fingerprint
+
+    status = 0
+    for name in args.names:
+        start = time.perf_counter()
+        try:
+            found = model_fingerprint(name)
+        except EncoderError as exc:
+            print(f"{name}: error: {exc}")
+            status = 1
+            continue
+        print(f"{name}  {found}  ({(time.perf_counter() - start) * 1000:.1f} ms)")
+    return status
+
+
 def _build_inference_free(args: argparse.Namespace) -> int:
     from encoders.errors import EncoderError
     from encoders.inference_free import build_inference_free, read_corpus_texts
@@ -92,7 +111,7 @@ def _adapt(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``lsr models {pull,list,build-inference-free,adapt}``."""
+    """Add ``lsr models {pull,list,fingerprint,build-inference-free,adapt}``."""
     parser = subparsers.add_parser("models", help="fetch, list and adapt offline models")
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     pull = sub.add_parser("pull", help="fetch a registered model (checksums verified)")
@@ -107,6 +126,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pull.set_defaults(func=_pull)
     lst = sub.add_parser("list", help="registered models and where they are")
     lst.set_defaults(func=_list)
+    fingerprint = sub.add_parser(
+        "fingerprint",
+        help="the digest of what decides a model's codes (collections pin it; never downloads)",
+    )
+    fingerprint.add_argument("names", nargs="+", help="model names, directories or HF ids")
+    fingerprint.set_defaults(func=_fingerprint)
     build = sub.add_parser(
         "build-inference-free",
         help="make an inference-free SPLADE model dir (doc model + IDF table)",

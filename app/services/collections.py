@@ -1,12 +1,13 @@
 """Collection management of the search service (a mixin of
 :class:`app.services.search.SearchService`): create (one encoder, several fields, or the
-default configuration), change the recall target, describe, list, seal, merge, drop, health
-and stats."""
+default configuration), change the recall target or accept a changed encoder model,
+describe, list, seal, merge, drop, health and stats."""
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from app.errors import InvalidInputError, NotFoundError
@@ -28,6 +29,8 @@ from app.services.params import checked_query_params, checked_recall
 from app.services.recall import CollectionRecall
 from app.storage.collection import Collection, CollectionConfig
 from app.storage.fields import LEXICAL_ENCODER
+
+log = logging.getLogger(__name__)
 
 
 class CollectionAdmin:
@@ -70,6 +73,7 @@ class CollectionAdmin:
             query_params=dict(req.query_params),
             created_at=time.time(),
             target_recall=checked_recall(req.target_recall, "target_recall"),
+            encoder_fingerprint=self.encoders.fingerprint(req.encoder),
         )
         return self._info(self.registry.create(config))
 
@@ -98,15 +102,29 @@ class CollectionAdmin:
             raise InvalidInputError(f"{where}.{exc.message}") from exc
 
     def update_collection(self, name: str, req: CollectionUpdate) -> CollectionSummary:
-        """Change a collection's recall target (None clears it); its live estimate and
-        controller start afresh."""
+        """Change a collection's recall target (None clears it; its live estimate and
+        controller start afresh), and/or accept the models now behind its encoders
+        (:meth:`app.services.pins.EncoderPins.accept`)."""
         coll = self.registry.get(name)
-        if coll.config.fields is not None and req.target_recall is not None:
+        multi = coll.config.fields is not None
+        if multi and req.target_recall is not None:
             raise InvalidInputError(
                 "target_recall is for single-encoder collections; on a multi-field collection "
                 'give "recall" per request'
             )
-        coll.set_target_recall(checked_recall(req.target_recall, "target_recall"))
+        target = checked_recall(req.target_recall, "target_recall")
+        if (req.encoder_fingerprint is not None) if multi else bool(req.field_fingerprints):
+            raise InvalidInputError(
+                'encoder_fingerprint: on a multi-field collection give it per field ("fields":'
+                ' {"NAME": {"encoder_fingerprint": ...}}), on a single-encoder one at the top'
+                " level"
+            )
+        pins = dict(req.field_fingerprints)
+        if req.encoder_fingerprint is not None:
+            pins[""] = req.encoder_fingerprint  # the one field of a single-encoder collection
+        self.inputs.pins.accept(coll, pins)
+        if req.sets_target_recall:
+            coll.set_target_recall(target)
         return self._info(coll)
 
     @staticmethod
@@ -119,9 +137,17 @@ class CollectionAdmin:
             raise InvalidInputError(f"index_params: {exc}") from exc
         checked_query_params(query_params)
 
-    @staticmethod
-    def _info(coll: Collection) -> CollectionSummary:
-        return CollectionSummary(coll.config, len(coll.id_map))
+    def _info(self, coll: Collection) -> CollectionSummary:
+        return CollectionSummary(coll.config, len(coll.id_map), self.inputs.pins.status(coll))
+
+    def pin_encoders(self) -> None:
+        """At start-up: pin the open collections created before encoder pins existed, and
+        log those whose encoder's model changed."""
+        for name in self.registry.names():
+            try:
+                self.inputs.pins.pin_unpinned(self.registry.get(name))
+            except OSError:  # config.json not writable: pinned at first use, if ever
+                log.exception("%s: encoder pins not written", name)
 
     def describe(self, name: str) -> CollectionSummary:
         return self._info(self.registry.get(name))
@@ -183,6 +209,7 @@ class CollectionAdmin:
                 else {}
             ),
             **coll.stats(),
+            "encoder_pins": [asdict(pin) for pin in self.inputs.pins.status(coll)],
             "recall": {**live.snapshot(), "sampler": self.recall.snapshot()},
         }
 

@@ -36,6 +36,9 @@ class EncoderPool:
         self.unavailable: dict[str, str] = {}  # encoder name -> why it cannot run here
         self._token_maps: dict[str, dict[str, int]] = {}
         self._batchers: dict[str, QueryBatcher] = {}
+        # encoder name -> fingerprint of its model: of the files when the model was loaded,
+        # or when first asked before that (encoders.fingerprint)
+        self._fingerprints: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Any:
@@ -57,17 +60,35 @@ class EncoderPool:
         """Load ``name`` and encode one short text both ways: optional parts (the CSR's dense
         model) are loaded lazily, so loading alone proves nothing."""
         from encoders import load_encoder
+        from encoders.fingerprint import model_fingerprint
 
         enc = None
         try:
             enc = load_encoder(name)
+            # the files just loaded (resolved again: a fetch or download is done by now)
+            fingerprint = model_fingerprint(name)
             enc.encode_queries([TRIAL_TEXT])
             enc.encode_documents([TRIAL_TEXT])
         except Exception as exc:  # whatever the loader raises, this encoder cannot serve
             why = f"encoder {name[:200]!r} cannot run here: {str(exc)[:500]}"
             self.unavailable[name] = why + install_hint(encoder_type(enc))
             raise EncoderUnavailableError(self.unavailable[name]) from exc
+        self._fingerprints[name] = fingerprint
         return enc
+
+    def fingerprint(self, name: str) -> str | None:
+        """The fingerprint of the model this process encodes with for ``name``: taken when it
+        was loaded, or before that from its files now (never downloading); None for
+        ``"none"``. A model changed on disk after loading is seen at the next start.
+        Raises :class:`encoders.EncoderError` when the model cannot be found."""
+        if name == NO_ENCODER:
+            return None
+        found = self._fingerprints.get(name)
+        if found is None:
+            from encoders.fingerprint import model_fingerprint
+
+            found = self._fingerprints.setdefault(name, model_fingerprint(name))
+        return found
 
     def check_usable(self, name: str) -> None:
         """At collection create: the encoder loads and runs, else a 422 naming what is missing."""

@@ -70,9 +70,14 @@ class FieldInputs:
         texts: Sequence[str],
         metadata: Sequence[Any] | None = None,
     ) -> DocumentBatch:
-        """The learned fields' vectors side by side, and the BM25 fields' analysed texts."""
+        """The learned fields' vectors side by side, and the BM25 fields' analysed texts;
+        every learned field's model must be its pinned one (else a 409, before any work)."""
         from encoders.bm25 import BM25Settings, analyse
 
+        for layout in coll.layouts:
+            if not layout.lexical:
+                self.encoders.get(layout.encoder)
+                self.inputs.pins.check(coll, layout)
         n = len(texts)
         parts = []
         terms: dict[str, list[list[str]]] = {}
@@ -162,6 +167,7 @@ class FieldInputs:
                 vecs[name] = shifted(pre[name], layout)
             else:
                 enc = self.encoders.get(layout.encoder)
+                self.inputs.pins.check(coll, layout)
                 local = rows_from_csr(enc.encode_queries([req.query]))[0]
                 vecs[name] = shifted(local, layout)
             times[name] = _ms(start)

@@ -83,6 +83,8 @@ def field_layouts(
         check_params(index_params, query_params, where)
         layout = FieldLayout(name, field.encoder, offset, width, index_params, query_params, k1, b)
         out[name] = layout.to_dict()
+        if not layout.lexical:  # the model its vectors will come from (app.services.pins)
+            out[name]["encoder_fingerprint"] = encoders.fingerprint(field.encoder)
         offset += width
     if offset > MAX_DIM:
         raise InvalidInputError(f"fields: {offset} columns in all; the limit is {MAX_DIM}")

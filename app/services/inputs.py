@@ -10,6 +10,7 @@ from typing import Any
 from app.errors import InvalidInputError
 from app.services.encoders import NO_ENCODER, EncoderPool
 from app.services.models import DocumentInput, IndexedWeights, SearchRequest, VectorInput
+from app.services.pins import EncoderPins
 from app.settings import Settings
 from app.storage.batch import DocumentBatch
 from app.storage.collection import Collection
@@ -23,6 +24,7 @@ class RequestInputs:
     def __init__(self, settings: Settings, encoders: EncoderPool) -> None:
         self.settings = settings
         self.encoders = encoders
+        self.pins = EncoderPins(encoders)
 
     # -------------------------------------------------------------- vectors
     def to_vector(self, coll: Collection, raw: VectorInput, where: str) -> SparseVector:
@@ -63,12 +65,14 @@ class RequestInputs:
             )
 
     def encoder_for_text(self, coll: Collection, where: str) -> Any:
-        """The collection's encoder; a vector-only collection refuses text."""
+        """The collection's encoder, if it is still the pinned model (else a 409); a
+        vector-only collection refuses text."""
         enc = self.encoders.get(coll.config.encoder)
         if enc is None:
             raise InvalidInputError(
                 f"{where}: collection {coll.config.name!r} has no encoder; send a vector instead"
             )
+        self.pins.check(coll, coll.layouts[0])
         return enc
 
     # -------------------------------------------------------------- writes
@@ -113,7 +117,7 @@ class RequestInputs:
                 given[i] = self.to_vector(coll, doc.vector, f"{where}.vector")
         encoded = None
         if texts:
-            encoded = self.encoders.get(coll.config.encoder).encode_documents(texts)
+            encoded = self.encoder_for_text(coll, "documents").encode_documents(texts)
         if encoded is not None and not given:
             vectors = encoded
         else:

@@ -81,6 +81,9 @@ class JobManager:
                 f"collection {name!r} has no encoder: give a file of vectors (JSONL lines with "
                 "a 'vector', a big-ann .csr file, or Parquet with indices/values columns)"
             )
+        if not corpus.has_vectors:  # texts: each field's model must be its pinned one
+            for layout in coll.layouts:
+                self.service.inputs.pins.check(coll, layout)
         active = sum(j.state in ("queued", "running") for j in self._jobs.values())
         if active >= MAX_QUEUED_JOBS:
             raise OverloadedError(f"{active} jobs are queued or running; wait for some to finish")
@@ -174,7 +177,7 @@ class JobManager:
         if vocab is not None:
             matrix = vectors_to_csr(ids, [d.vector for d in unique], vocab, coll.config.dim)
         else:
-            enc = self.service.encoders.get(coll.config.encoder)
+            enc = self.service.inputs.encoder_for_text(coll, "job")
             matrix = enc.encode_documents([d.text[:limit] for d in unique])
         coll.write(DocumentBatch.of(ids, matrix), upsert=job.request.upsert)
         job.done += len(batch)

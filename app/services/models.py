@@ -70,17 +70,39 @@ class CollectionSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class CollectionUpdate:
-    """A change to a collection: its recall target (None clears it)."""
+    """A change to a collection: its recall target (None clears it; ``sets_target_recall``
+    False leaves it), and model fingerprints to pin: a single-encoder collection's
+    ``encoder_fingerprint``, a multi-field one's ``field_fingerprints`` by field; each must be
+    the fingerprint of the model now behind the encoder."""
 
     target_recall: float | None = None
+    sets_target_recall: bool = True
+    encoder_fingerprint: str | None = None
+    field_fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EncoderPin:
+    """A field's encoder pin (:mod:`app.services.pins`): ``field`` None for a single-encoder
+    collection; ``pinned`` the fingerprint of the model its stored vectors came from;
+    ``current`` the model's this server encodes with (None: not found here); ``matches``
+    None when either is unknown."""
+
+    field: str | None
+    encoder: str
+    pinned: str | None
+    current: str | None
+    matches: bool | None
 
 
 @dataclass(frozen=True)
 class CollectionSummary:
-    """A collection as it was created, and how many live documents it holds."""
+    """A collection as it was created, how many live documents it holds, and the encoder
+    pins of its fields that have a model."""
 
     config: CollectionConfig
     documents: int
+    pins: list[EncoderPin] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ class SearchService(CollectionAdmin):
         batcher = self.encoders.loaded_batcher(encoder) or await self.write_pool.run(
             self.encoders.batcher, encoder
         )
+        self.inputs.pins.check(coll, coll.layouts[0])  # the encoder is loaded by now
         return await batcher.encode(req.query)
 
     async def _encode_fields(
@@ -169,10 +170,11 @@ class SearchService(CollectionAdmin):
         times: dict[str, float] = {}
         for field_name in self.fields.learned_to_encode(coll, req, where):
             start = time.perf_counter()
-            encoder = next(f.encoder for f in coll.layouts if f.name == field_name)
-            batcher = self.encoders.loaded_batcher(encoder) or await self.write_pool.run(
-                self.encoders.batcher, encoder
+            layout = next(f for f in coll.layouts if f.name == field_name)
+            batcher = self.encoders.loaded_batcher(layout.encoder) or await self.write_pool.run(
+                self.encoders.batcher, layout.encoder
             )
+            self.inputs.pins.check(coll, layout)
             pre[field_name] = await batcher.encode(req.query)
             times[field_name] = _ms(start)
         return pre, times
@@ -256,7 +258,7 @@ class SearchService(CollectionAdmin):
             else:
                 vecs[i] = self.inputs.query_vector(coll, s, f"searches[{i}]")
         if texts:
-            enc = self.encoders.get(coll.config.encoder)
+            enc = self.inputs.encoder_for_text(coll, "searches")
             encoded = rows_from_csr(enc.encode_queries([searches[i].query for i in texts]))
             for i, v in zip(texts, encoded, strict=True):
                 vecs[i] = v

@@ -67,7 +67,12 @@ class CollectionConfig:
     ``fields`` (None: one field, ``encoder``): field name -> :class:`FieldLayout` as a dict
     (encoder, columns, its own index / query parameters); ``dim`` is then all fields'
     columns together. ``fusion``: the default fusion of the fields' rankings
-    (``{"method": "rrf"|"linear", "weights": {field: w}, "rrf_k": 60}``)."""
+    (``{"method": "rrf"|"linear", "weights": {field: w}, "rrf_k": 60}``).
+
+    ``encoder_fingerprint`` (one field; each field's own in ``fields[name]``): the
+    fingerprint of the model the stored vectors came from (:mod:`encoders.fingerprint`),
+    pinned at creation; None for encoders without model files (``"none"``, live BM25) and in
+    files written before pins existed, which the service pins when it opens them."""
 
     name: str
     encoder: str
@@ -78,12 +83,31 @@ class CollectionConfig:
     target_recall: float | None = None
     fields: dict[str, dict[str, Any]] | None = None
     fusion: dict[str, Any] | None = None
+    encoder_fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         if self.fields is None:  # single-field files stay as they were
             del out["fields"], out["fusion"]
+        if self.encoder_fingerprint is None:  # and so do unpinned ones
+            del out["encoder_fingerprint"]
         return out
+
+    def pinned_fingerprint(self, field_name: str) -> str | None:
+        """The fingerprint pinned for a field (``""``: the one encoder), or None."""
+        if self.fields is None:
+            return self.encoder_fingerprint
+        return self.fields[field_name].get("encoder_fingerprint")
+
+    def with_fingerprints(self, pins: dict[str, str]) -> CollectionConfig:
+        """The same config with these fields' (``""``: the one encoder's) pins replaced."""
+        if self.fields is None:
+            return replace(self, encoder_fingerprint=pins.get("", self.encoder_fingerprint))
+        fields = {
+            name: {**body, "encoder_fingerprint": pins[name]} if name in pins else body
+            for name, body in self.fields.items()
+        }
+        return replace(self, fields=fields)
 
     def layouts(self) -> list[FieldLayout]:
         """The fields, in their column order (one field ``""`` for a single encoder)."""
@@ -362,9 +386,18 @@ class Collection(SealAndMerge, FieldState):
         before the change is visible."""
         with self._lock:
             self._check_open()
-            config = replace(self.config, target_recall=target)
-            write_checked_json(self.path / CONFIG, config.to_dict())
-            self.config = config
+            return self._store_config(replace(self.config, target_recall=target))
+
+    def set_encoder_fingerprints(self, pins: dict[str, str]) -> CollectionConfig:
+        """Pin these fields' (``""``: the one encoder's) model fingerprints; ``config.json``
+        is rewritten atomically before the change is visible."""
+        with self._lock:
+            self._check_open()
+            return self._store_config(self.config.with_fingerprints(pins))
+
+    def _store_config(self, config: CollectionConfig) -> CollectionConfig:
+        write_checked_json(self.path / CONFIG, config.to_dict())
+        self.config = config
         return config
 
     def _check_open(self) -> None:

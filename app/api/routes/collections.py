@@ -1,4 +1,5 @@
-"""Collections: create, list, describe, change the recall target, stats, seal/merge, drop."""
+"""Collections: create, list, describe, change the recall target or accept a changed encoder
+model, stats, seal/merge, drop."""
 
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ async def describe_collection(name: str, state: State) -> schemas.CollectionInfo
 async def update_collection(
     name: str, req: schemas.CollectionPatch, state: State
 ) -> schemas.CollectionInfo:
-    """Change the collection's ``target_recall`` (null: back to its ``query_params``)."""
+    """Change the collection's ``target_recall`` (null: back to its ``query_params``), or
+    accept the model now behind an encoder (``encoder_fingerprint``, or per field in
+    ``fields``: the fingerprint GET shows as ``encoder_pins[].current``): texts are then
+    encoded again; re-index the documents by text, whose stored vectors came from the old
+    model."""
     change = convert.collection_update(req)
     info = await state.write_pool.run(state.service.update_collection, name, change)
     return convert.collection_info(info)
