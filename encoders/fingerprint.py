@@ -11,7 +11,10 @@ the directory and of the sub-directories its ``model`` / ``query_model`` name; f
 ``lsr_encoder.json`` names (``idf_file``, ``stats_file``); for CSR, the dense model's
 directory as the loader finds it. Not digested: model cards, evaluation reports, training
 logs and plots (``README.md``, ``eval.json``, ``train_log.json``, ``*.png``), which are
-rewritten without changing a code, and the encoders' own Python code.
+rewritten without changing a code, and the encoders' own Python code. ``lsr_encoder.json`` is
+digested as its settings (canonical JSON), less those that change no stored code: its
+``description``, and the query side's ``query_max_length`` and ``extra.query_k`` (a query's
+code may be re-chosen, as csr-minilm's width was, without mixing two models' document codes).
 
 Each file's sha256 is cached in ``$LSR_MODELS_DIR/.file-digests.json`` under its real path,
 keyed by size, ``mtime_ns``, ``ctime_ns``, inode and device: writing a file gives it a new
@@ -60,6 +63,9 @@ CONFIG_NAMES = frozenset(
 # Tokenizer / autoencoder configs (tokenizer_config.json, sae_config.json, ...).
 CONFIG_SUFFIX = "_config.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".npy", ".npz", ".model")
+# Settings of ``lsr_encoder.json`` that change no document's code (see the module docstring).
+QUERY_ONLY_SETTINGS = ("description", "query_max_length")
+QUERY_ONLY_EXTRA = ("query_k",)
 _CHUNK = 1 << 20
 
 
@@ -104,7 +110,10 @@ def fingerprint_files(files: list[tuple[str, Path]]) -> str:
     changed = False
     digest = hashlib.sha256(FINGERPRINT_VERSION.encode() + b"\n")
     for label, path in files:
-        file_digest, hit = _file_digest(path, cache)
+        if label == CONFIG_FILE:
+            file_digest, hit = _settings_digest(path), True
+        else:
+            file_digest, hit = _file_digest(path, cache)
         changed |= not hit
         digest.update(f"{label}\t{file_digest}\n".encode())
     if changed:
@@ -136,6 +145,22 @@ def _is_inside(relative: str) -> bool:
     """A relative path that stays inside the model directory."""
     parts = PurePosixPath(relative).parts
     return bool(relative) and not relative.startswith(("/", "~")) and ".." not in parts
+
+
+def _settings_digest(path: Path) -> str:
+    """The sha256 of a model's settings that decide its documents' codes: canonical JSON of
+    ``lsr_encoder.json`` less :data:`QUERY_ONLY_SETTINGS` and :data:`QUERY_ONLY_EXTRA`."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise EncoderError(f"{path} is not valid JSON: {exc}") from exc
+    if isinstance(config, dict):
+        config = {k: v for k, v in config.items() if k not in QUERY_ONLY_SETTINGS}
+        if isinstance(config.get("extra"), dict):
+            extra = config["extra"]
+            config["extra"] = {k: v for k, v in extra.items() if k not in QUERY_ONLY_EXTRA}
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _file_digest(path: Path, cache: dict[str, Any]) -> tuple[str, bool]:

@@ -82,6 +82,21 @@ def test_reports_and_cards_do_not_change_it(tmp_path: Path) -> None:
     assert model_fingerprint(model) == before
 
 
+def test_query_side_settings_and_formatting_do_not_change_it(tmp_path: Path) -> None:
+    """A query's width (extra.query_k), the query's token budget and the description change
+    no stored document code; nor does rewriting the settings file with another layout."""
+    model = fake_model(tmp_path / "m")
+    set_setting(model, extra={"query_k": 128, "default_k": 64})
+    before = model_fingerprint(model)
+    set_setting(model, extra={"default_k": 64, "query_k": 1024}, description="wider queries")
+    set_setting(model, query_max_length=64)
+    config = json.loads((model / "lsr_encoder.json").read_text())
+    (model / "lsr_encoder.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    assert model_fingerprint(model) == before
+    set_setting(model, extra={"default_k": 32, "query_k": 1024})  # documents' k: a new model
+    assert model_fingerprint(model) != before
+
+
 def test_weights_rewritten_in_place_with_the_old_size_and_mtime(tmp_path: Path) -> None:
     """The digest cache is keyed by ctime too: a copy that keeps size and mtime (``cp -p``,
     ``rsync -t``) of different weights is read again."""
