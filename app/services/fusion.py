@@ -59,8 +59,9 @@ def _check_weights(weights: Sequence[float]) -> None:
 # models: what `lsr eval` fuses those fields with when given neither --fusion nor --select-on,
 # and what the service's default collection fuses. Keys are the fields in weight order.
 # csr-minilm's was selected again once its codes were normalised (CSRSettings.normalize):
-# linear 0.4 / 0.6, 0.7264 on the train queries (0.3 / 0.7: 0.7244;
-# benchmarks/results/hybrid_eval_rerank.json).
+# linear 0.4 / 0.6, 0.7264 on the train queries (0.3 / 0.7: 0.7244), and again once its
+# queries were coded at 1,024 latents: linear 0.4 / 0.6 again, 0.7342
+# (benchmarks/results/hybrid_eval_rerank.json).
 SELECTED_FUSIONS: dict[tuple[str, ...], FusionSpec] = {
     ("splade-tiny", "bm25"): FusionSpec("linear", (0.3, 0.7)),
     ("csr-minilm", "bm25"): FusionSpec("linear", (0.4, 0.6)),

@@ -115,7 +115,7 @@ def test_rerank_weight_selection_follows_the_judged_queries() -> None:
 
     # The shipped shares follow their pair in either order; other fields get an equal share.
     assert default_rerank_weight(("bm25", "splade-tiny")) == 0.5
-    assert default_rerank_weight(("csr-minilm", "bm25")) == 0.3
+    assert default_rerank_weight(("csr-minilm", "bm25")) == 0.2
     assert default_rerank_weight(("bm25", "csr-minilm-indomain")) == 0.5
 
 

@@ -46,12 +46,13 @@ RERANK_METHODS = ("dense",)
 # over the fused top 100, selected once per pair of offline models on SciFact's 809 *train*
 # queries, each pair fused as SELECTED_FUSIONS says (grid 0, 0.1, ..., 1; nDCG@10 at 0 / the
 # pick / 1, the cosine alone: splade-tiny + bm25 0.711 / 0.744 at 0.5 / 0.676, csr-minilm
-# (normalised codes) + bm25 0.730 / 0.736 at 0.3 / 0.663; benchmarks/bench_hybrid.py --rerank dense,
-# benchmarks/results/hybrid_eval_rerank.json). What ``--rerank dense`` uses without
-# ``--rerank-weight`` or ``--select-on``; other fields get an equal share, 0.5.
+# (normalised codes, queries at 1,024 latents) + bm25 0.734 / 0.735 at 0.2 / 0.662;
+# benchmarks/bench_hybrid.py --rerank dense, benchmarks/results/hybrid_eval_rerank.json). What
+# ``--rerank dense`` uses without ``--rerank-weight`` or ``--select-on``; other fields get an
+# equal share, 0.5.
 SELECTED_RERANK_WEIGHTS: dict[tuple[str, ...], float] = {
     ("splade-tiny", "bm25"): 0.5,
-    ("csr-minilm", "bm25"): 0.3,
+    ("csr-minilm", "bm25"): 0.2,
 }
 RERANK_DENSE_WEIGHT = 0.5
 RERANK_GRID = tuple(round(0.1 * i, 1) for i in range(11))
