@@ -29,7 +29,13 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.csr_args import add_csr_eval_args, load_embedding_cache  # noqa: E402
 from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import CSREncoder, load_csr  # noqa: E402
-from encoders.training.adapt import AdaptConfig, adapt_sae, adapted_settings, pseudo_pairs  # noqa: E402
+from encoders.training.adapt import (  # noqa: E402
+    AdaptConfig,
+    adapt_sae,
+    adapted_settings,
+    pseudo_pairs,
+    resolved,
+)
 from encoders.training.evaluate import (  # noqa: E402
     embeddings_for,
     evaluate_collection,
@@ -56,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     general = load_csr(args.model, device=args.device, normalize=args.normalize)
-    settings = adapted_settings(general.settings)  # what `lsr models adapt` writes
     ks = [k for k in args.ks if k <= general.max_k]
     cache = load_embedding_cache(args.embeddings_cache)
     n_cached = len(cache)
@@ -66,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(config, field):
             p.error(f"--set: AdaptConfig has no field {field!r}")
         kind = type(getattr(config, field))
+        kind = int if kind is type(None) else kind  # wide_query_k: None until resolved
         setattr(config, field, value.lower() in ("1", "true") if kind is bool else kind(value))
+    config = resolved(config, general.settings, general.sae)  # as `lsr models adapt` does
+    settings = adapted_settings(general.settings, config)  # what `lsr models adapt` writes
     rows: dict[str, dict] = {}
     for name in args.collections:
         coll = load_beir(args.data_dir / name, "test")

@@ -83,8 +83,14 @@ class AdaptConfig:
     # CSRSettings.normalize ranks.
     cosine: bool = False
     # Queries served wider than documents: the ranking losses score the pseudo queries at
-    # this width (TrainConfig.wide_query_k; 0: at each level's k, as documents).
-    wide_query_k: int = 0
+    # this width (TrainConfig.wide_query_k; 0: at each level's k, as documents). None: the
+    # width the base model serves queries at, when wider than its trained k (csr-minilm:
+    # 1,024), else 0 (:func:`trained_query_width`). Chosen on SciFact *train* queries, the
+    # general model adapted to SciFact's documents on this CPU for 1,000 steps, documents at
+    # 64 and queries at 1,024: nDCG@10 0.5979 trained at each level's k (plain codes; 0.5958
+    # normalised), 0.6063 trained for the wide queries (normalised; 0.6001 plain;
+    # benchmarks/bench_csr_adapt_width.py, benchmarks/results/csr_adapt_width.json).
+    wide_query_k: int | None = None
     recenter: bool = True
     seed: int = 0
     time_budget_s: float = 0.0
@@ -114,7 +120,7 @@ class AdaptConfig:
             distill_neighbourhood=self.distill_neighbourhood,
             query_distill_coef=self.query_distill_coef,
             cosine=self.cosine,
-            wide_query_k=self.wide_query_k,
+            wide_query_k=self.wide_query_k or 0,
             # the cheap settings of the CPU recipe: adaptation must run on a CPU in minutes
             recon_4k_coef=0.0,
             ranking_level_per_step=True,
@@ -259,13 +265,31 @@ def adapt_sae(
     )
 
 
-def adapted_settings(base: CSRSettings) -> CSRSettings:
-    """An adapted model's settings: the base's ``k`` and dense model, ranking by the plain
-    inner product of the codes (``normalize`` off), the score adaptation trains. Chosen on
-    SciFact *train* queries, the general model adapted to SciFact's documents, k = 64:
-    nDCG@10 0.6086 plain, 0.6083 normalised; training the cosine instead scored 0.6018
-    (``benchmarks/results/csr_adapt_sweep2_h100.json``)."""
-    return replace(base, normalize=False)
+def trained_query_width(settings: CSRSettings, sae: TopKSAE) -> int:
+    """The query width adaptation trains the ranking losses for by default: the base's
+    ``query_k`` when it is wider than the trained ``k``, else 0 (queries coded as documents)."""
+    query_k = settings.query_k or settings.default_k
+    return query_k if query_k > sae.config.k else 0
+
+
+def resolved(config: AdaptConfig, settings: CSRSettings, sae: TopKSAE) -> AdaptConfig:
+    """``config`` with ``wide_query_k`` None replaced by :func:`trained_query_width`."""
+    if config.wide_query_k is not None:
+        return config
+    return replace(config, wide_query_k=trained_query_width(settings, sae))
+
+
+def adapted_settings(base: CSRSettings, config: AdaptConfig | None = None) -> CSRSettings:
+    """An adapted model's settings: the base's ``k``, query width (``query_k``) and dense
+    model; codes scaled to unit length (``normalize``) when the adaptation trained for wide
+    queries (``config.wide_query_k`` > 0), the plain inner product otherwise. Both chosen on
+    SciFact *train* queries, the general model adapted to SciFact's documents: trained at
+    each level's k (GPU, 4,000 steps, k = 64 both sides) 0.6086 plain, 0.6083 normalised
+    (training the cosine instead 0.6018; ``benchmarks/results/csr_adapt_sweep2_h100.json``);
+    trained for queries at 1,024 (this CPU, 1,000 steps, queries at 1,024) 0.6063
+    normalised, 0.6001 plain."""
+    wide = config is not None and bool(config.wide_query_k)
+    return replace(base, normalize=wide)
 
 
 def read_documents(path: str | Path, limit: int | None = None) -> list[str]:
@@ -309,6 +333,7 @@ def adapt_model(
     logger.info("adapting to %d documents (%d pseudo pairs)", len(texts), len(heads))
     docs = enc.embedder.embed(texts, progress=True)
     head_emb = enc.embedder.embed(heads) if heads else None
+    cfg = resolved(cfg, enc.settings, enc.sae)
     result = adapt_sae(
         enc.sae, docs, head_emb, np.asarray(head_doc, np.int64), cfg, device=enc.device
     )
@@ -316,7 +341,7 @@ def adapt_model(
     save_csr_model(
         out,
         result.sae,
-        adapted_settings(enc.settings),
+        adapted_settings(enc.settings, cfg),
         max_length=enc.embedder.max_length,
         description=f"CSR adapted (unsupervised, documents only) from {base} to {corpus}",
     )
