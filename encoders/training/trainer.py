@@ -343,6 +343,19 @@ def query_side(sae: TopKSAE, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor 
     return ranking_codes(values, indices, cfg.wide_query_k, cfg)
 
 
+def query_codes(
+    sae: TopKSAE, x: torch.Tensor, cfg: TrainConfig, levels: tuple[int, ...]
+) -> list[torch.Tensor]:
+    """The query side of a ranking loss at each of ``levels``: the wide code
+    (:func:`query_side`, the same at every level), or ``x``'s code at each level's ``k``;
+    ``x`` is encoded once either way."""
+    wide = query_side(sae, x, cfg)
+    if wide is not None:
+        return [wide] * len(levels)
+    values, indices = sae.encode(x, cfg.k)
+    return [ranking_codes(values, indices, k, cfg) for k in levels]
+
+
 def ranking_levels(cfg: TrainConfig, step: int) -> tuple[int, ...]:
     """The ``k`` levels the ranking losses use at ``step``: all, or one in turn."""
     if cfg.ranking_level_per_step:
@@ -374,17 +387,16 @@ def _contrastive(
     if n_unl:
         chosen.append(unlabeled.sample(n_unl))
     idx = torch.cat(chosen)
-    qv, qi = sae.encode(data[pair_q[idx]], cfg.k)
+    queries = query_codes(sae, data[pair_q[idx]], cfg, levels)
     dv, di = sae.encode(data[pair_d[idx]], cfg.k)
-    wide = query_side(sae, data[pair_q[idx]], cfg)
     losses = [
         info_nce(
-            ranking_codes(qv, qi, k, cfg) if wide is None else wide,
+            q,
             ranking_codes(dv, di, k, cfg),
             scale=cfg.scale,
             doc_ids=pair_d[idx],
         )
-        for k in levels
+        for q, k in zip(queries, levels, strict=True)
     ]
     return torch.stack(losses).mean()
 
@@ -400,20 +412,19 @@ def _query_distill(
 ) -> torch.Tensor:
     """Query-to-document distillation at each ``k`` of ``k_levels`` (mean)."""
     xq, xd = data[q_rows], data[d_rows]
-    qv, qi = sae.encode(xq, cfg.k)
+    queries = query_codes(sae, xq, cfg, levels)
     dv, di = sae.encode(xd, cfg.k)
-    wide = query_side(sae, xq, cfg)
     same = q_rows[:, None] == d_rows[None, :]
     losses = [
         cross_distillation(
-            ranking_codes(qv, qi, k, cfg) if wide is None else wide,
+            q,
             xq,
             ranking_codes(dv, di, k, cfg),
             xd,
             scale=scale,
             exclude=same,
         )
-        for k in levels
+        for q, k in zip(queries, levels, strict=True)
     ]
     return torch.stack(losses).mean()
 
