@@ -70,8 +70,9 @@ def write_summary(summary: dict, meta: dict) -> None:
     lines += [
         "",
         "None of these systems saw these collections: `csr-minilm` is the general model, trained "
-        "on no text of them (its normalised codes, documents at k = 64, queries at k = 128; see "
-        "`encoders/models/csr-minilm/README.md`); `splade-tiny` and BM25 never saw them either.",
+        "on no text of them (its normalised codes, documents at k = 64, queries at 1,024 latents; "
+        "see `encoders/models/csr-minilm/README.md`); `splade-tiny` and BM25 never saw them "
+        "either.",
         "",
         "Per-run reports: `<dataset>-<encoder>/report.md`.",
         "",
