@@ -15,12 +15,15 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
-from app.jobs.evaluation.run import EvalConfig, run_eval
-
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))  # run as a script: the repo's packages first
+
+from app.jobs.evaluation.run import EvalConfig, run_eval  # noqa: E402
+
 SHARED = Path(os.environ.get("LSR_SHARED_DIR", ROOT.parents[1] / "shared")) / "data"
 OUT = ROOT / "results" / "eval"
 DATASETS = ("scifact", "cranfield", "cisi", "cacm", "med")
