@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=[],
         metavar="FIELD=VALUE",
-        help="other AdaptConfig fields, e.g. query_distill_coef=1 max_epochs=400",
+        help="other AdaptConfig fields, e.g. query_distill_coef=1 max_epochs=400 wide_query_k=none",
     )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_adapt.json")
     args = p.parse_args(argv)
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(config, field):
             p.error(f"--set: AdaptConfig has no field {field!r}")
         kind = type(getattr(config, field))
-        kind = int if kind is type(None) else kind  # wide_query_k: None until resolved
+        if value.lower() == "none":  # wide_query_k=none: the base's query width
+            setattr(config, field, None)
+            continue
         setattr(config, field, value.lower() in ("1", "true") if kind is bool else kind(value))
     config = resolved(config, general.settings, general.sae)  # as `lsr models adapt` does
     settings = adapted_settings(general.settings, config)  # what `lsr models adapt` writes

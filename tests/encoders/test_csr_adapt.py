@@ -149,12 +149,13 @@ def test_adapt_model_writes_a_loadable_model_dir(base_sae: TopKSAE, tmp_path: Pa
     assert not torch.equal(loaded.sae.encoder_weight, base_sae.encoder_weight)
 
 
-def test_adaptation_trains_for_the_query_width_the_base_serves(
+def test_adaptation_trains_for_the_query_width_the_base_serves_on_request(
     base_sae: TopKSAE, tmp_path: Path
 ) -> None:
-    """A base serving queries wider than its trained k: by default the adaptation trains its
-    ranking losses for that width and the adapted model, which keeps the width, ranks by the
-    codes' cosine; wide_query_k=0 trains queries as documents and keeps the plain product."""
+    """A base serving queries wider than its trained k: by default (wide_query_k=0) the
+    adaptation trains queries as documents and the adapted model, which keeps the width,
+    keeps the plain product; wide_query_k=None trains the ranking losses for the base's width
+    and the adapted model ranks by the codes' cosine."""
     from encoders.training.adapt import trained_query_width
 
     corpus = tmp_path / "corpus.txt"
@@ -165,21 +166,22 @@ def test_adaptation_trains_for_the_query_width_the_base_serves(
     assert trained_query_width(CSRSettings(default_k=8), base_sae) == 0
     enc = CSREncoder(base_sae, settings, embedder=_HashEmbedder(), device="cpu")
     out, result = adapt_model(
-        "tiny-base", corpus, tmp_path / "wide", AdaptConfig(steps=10, lr=3e-3), encoder=enc
+        "tiny-base", corpus, tmp_path / "narrow", AdaptConfig(steps=10, lr=3e-3), encoder=enc
+    )
+    loaded = load_csr(out, device="cpu", embedder=_HashEmbedder())
+    assert result.config.wide_query_k == 0
+    assert loaded.query_k == wide_k and not loaded.settings.normalize
+    out, result = adapt_model(
+        "tiny-base",
+        corpus,
+        tmp_path / "wide",
+        AdaptConfig(steps=10, lr=3e-3, wide_query_k=None),
+        encoder=enc,
     )
     assert result.config.wide_query_k == wide_k
     assert json.loads((out / ADAPT_LOG).read_text())["config"]["wide_query_k"] == wide_k
     loaded = load_csr(out, device="cpu", embedder=_HashEmbedder())
     assert loaded.query_k == wide_k and loaded.settings.normalize
-    out, result = adapt_model(
-        "tiny-base",
-        corpus,
-        tmp_path / "narrow",
-        AdaptConfig(steps=10, lr=3e-3, wide_query_k=0),
-        encoder=enc,
-    )
-    loaded = load_csr(out, device="cpu", embedder=_HashEmbedder())
-    assert result.config.wide_query_k == 0 and not loaded.settings.normalize
 
 
 @needs_minilm
