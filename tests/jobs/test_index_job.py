@@ -93,6 +93,29 @@ def test_changed_settings_are_refused(shared_data: Path, splade_tiny, tmp_path: 
         run_index_job(job(shared_data, tmp_path, limit=40, shard_size=32), encoder=splade_tiny)
 
 
+def test_a_resume_with_another_model_behind_the_name_is_refused(
+    shared_data: Path, splade_tiny, tmp_path: Path
+) -> None:
+    """The manifest records the encoding model's fingerprint: the same encoder name with
+    other files behind it (here: the recorded fingerprint edited) cannot resume the job and
+    mix two models' vectors; a manifest from before fingerprints resumes on the rest."""
+    from encoders.fingerprint import model_fingerprint
+
+    stopped = run_index_job(job(shared_data, tmp_path, max_shards=1), encoder=splade_tiny)
+    assert not stopped.complete
+    store = ShardStore(tmp_path / "shards")
+    manifest = store.read_manifest()
+    assert manifest["settings"]["encoder_fingerprint"] == model_fingerprint("splade-tiny")
+    store.write_manifest({**manifest, "settings": {**manifest["settings"],
+                          "encoder_fingerprint": "sha256:0000000000000000"}})  # fmt: skip
+    with pytest.raises(JobStateError, match="model behind encoder 'splade-tiny' changed"):
+        run_index_job(job(shared_data, tmp_path), encoder=splade_tiny)
+    old = {k: v for k, v in manifest["settings"].items() if k != "encoder_fingerprint"}
+    store.write_manifest({**manifest, "settings": old})
+    resumed = run_index_job(job(shared_data, tmp_path), encoder=splade_tiny)
+    assert resumed.complete and resumed.shards_reused == 1
+
+
 def test_empty_corpus_is_an_error(splade_tiny, tmp_path: Path) -> None:
     corpus = tmp_path / "empty.jsonl"
     corpus.write_text("\n")
@@ -177,6 +200,10 @@ def test_publish_as_a_service_collection(shared_data: Path, splade_tiny, tmp_pat
     registry.open_all()
     collection = registry.get("packages")
     try:
+        # pinned to the model that encoded the shards, as a collection created over REST is
+        from encoders.fingerprint import model_fingerprint
+
+        assert collection.config.encoder_fingerprint == model_fingerprint("splade-tiny")
         assert len(collection.sealed_segments()) == 1
         _, docs = ShardStore(tmp_path / "out" / "shards").read_all(splade_tiny.dim)
         hits = collection.search(rows_from_csr(docs[[7]]), k=3, exact=True)[0]

@@ -39,7 +39,7 @@ from app.jobs.indexing.shard_encoders import (
     VectorShardReader,
     pick_devices,
 )
-from app.jobs.indexing.shards import ShardStore, atomic_write_bytes
+from app.jobs.indexing.shards import FINGERPRINT_KEY, ShardStore, atomic_write_bytes
 from app.jobs.indexing.vocab import VOCAB_MODES, VOCAB_NAME, Vocabulary, load_saved
 from app.jobs.sources import open_corpus
 from app.storage.vectors import MAX_DIM
@@ -136,7 +136,26 @@ def job_settings(corpus: Corpus, config: IndexJobConfig) -> dict[str, Any]:
     }
     if corpus.has_vectors:
         settings.update(vocab=vocab_mode(config), dim=config.dim)
+    elif (fingerprint := text_encoder_fingerprint(config.encoder)) is not None:
+        # the model's files, not only its name: a model replaced under the same name between
+        # a run and its resume would encode the rest of the corpus differently
+        settings[FINGERPRINT_KEY] = fingerprint
     return settings
+
+
+def text_encoder_fingerprint(name: str) -> str | None:
+    """The fingerprint (:func:`encoders.fingerprint.model_fingerprint`) of the model that
+    encodes a text corpus; None without one, or when ``name`` resolves to no model (an
+    encoder handed to :func:`run_index_job` in its place: the encode step then says why)."""
+    if name == NO_ENCODER:
+        return None
+    from encoders import EncoderError
+    from encoders.fingerprint import model_fingerprint
+
+    try:
+        return model_fingerprint(name, fetch=True)  # the job loads (fetches) it next anyway
+    except EncoderError:
+        return None
 
 
 def iter_shards(
@@ -357,6 +376,7 @@ def run_index_job(config: IndexJobConfig, encoder: Any | None = None) -> IndexJo
 
         start = time.perf_counter()
         data_dir = Path(config.data_dir or "lsr-data")
+        settings = (store.read_manifest() or {}).get("settings", {})
         summary.collection = publish_collection(
             store,
             data_dir,
@@ -365,6 +385,7 @@ def run_index_job(config: IndexJobConfig, encoder: Any | None = None) -> IndexJo
             int(summary.dim or 0),
             config.index_params,
             vocab_path,
+            encoder_fingerprint=settings.get(FINGERPRINT_KEY),
         )
         summary.stages_s["publish_collection"] = round(time.perf_counter() - start, 3)
     summary.complete = complete

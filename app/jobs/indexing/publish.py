@@ -17,11 +17,14 @@ from app.jobs.indexing.vocab import load_saved
 
 
 def publish_collection(store: ShardStore, data_dir: Path, name: str, encoder: str, dim: int,
-                       index_params: dict[str, Any],
-                       vocab_path: Path | None = None) -> dict[str, Any]:  # fmt: skip
+                       index_params: dict[str, Any], vocab_path: Path | None = None, *,
+                       encoder_fingerprint: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Create collection ``name`` under ``data_dir`` from every shard in ``store``, sealed.
     ``vocab_path``: the column -> token list of given vectors, kept with the collection so
-    that ``{token: weight}`` vectors sent to it map the same way."""
+    that ``{token: weight}`` vectors sent to it map the same way. ``encoder_fingerprint``:
+    the model that encoded the shards, pinned in the collection (the service then refuses
+    to encode text for it with another model, as for a collection created over REST); None
+    (vectors given): pinned by the service when it first opens the collection."""
     from app.services.registry import CollectionRegistry
     from app.settings import Settings
     from app.storage.batch import DocumentBatch
@@ -32,7 +35,8 @@ def publish_collection(store: ShardStore, data_dir: Path, name: str, encoder: st
     if (registry.root / name).exists():
         raise JobStateError(f"collection {name!r} already exists in {data_dir}; pick another name")
     config = CollectionConfig(name=name, encoder=encoder, dim=dim, index_params=dict(index_params),
-                              query_params={}, created_at=time.time())  # fmt: skip
+                              query_params={}, created_at=time.time(),
+                              encoder_fingerprint=encoder_fingerprint)  # fmt: skip
     collection = registry.create(config)
     if vocab_path is not None:
         collection.set_vocabulary(load_saved(vocab_path))

@@ -27,6 +27,8 @@ from app.storage.files import write_bytes_atomic as atomic_write_bytes
 
 SHARD_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+# The job setting that names the encoding model's files (encoders.fingerprint).
+FINGERPRINT_KEY = "encoder_fingerprint"
 SHARD_SCHEMA = pa.schema(
     [
         ("doc_id", pa.string()),
@@ -68,6 +70,31 @@ def table_to_matrix(table: pa.Table, dim: int) -> tuple[list[str], sparse.csr_ar
     return doc_ids, matrix
 
 
+def same_job(stored: Any, settings: dict[str, Any]) -> bool:
+    """True when a manifest's ``stored`` settings are those of ``settings``'s job. A manifest
+    written before jobs recorded their model's fingerprint matches on the rest."""
+    if stored == settings:
+        return True
+    if not isinstance(stored, dict) or FINGERPRINT_KEY in stored:
+        return False
+    return stored == {k: v for k, v in settings.items() if k != FINGERPRINT_KEY}
+
+
+def raise_model_changed(folder: Path, stored: Any, settings: dict[str, Any]) -> None:
+    """Raise a :class:`JobStateError` that says so when the only difference between the two
+    jobs is the model behind the same encoder name."""
+    if not isinstance(stored, dict) or FINGERPRINT_KEY not in stored:
+        return
+    rest = {k: v for k, v in stored.items() if k != FINGERPRINT_KEY}
+    if rest == {k: v for k, v in settings.items() if k != FINGERPRINT_KEY}:
+        raise JobStateError(
+            f"{folder}: the model behind encoder {stored.get('encoder')!r} changed since its "
+            f"shards were encoded (was {stored[FINGERPRINT_KEY]}, now "
+            f"{settings.get(FINGERPRINT_KEY)}); resuming would mix two models' vectors in one "
+            "index. Put the model back, or pass --overwrite to encode every document again"
+        )
+
+
 @dataclass
 class ShardStore:
     """The ``shards/`` folder of one job: manifest, complete shard files, and their contents."""
@@ -97,8 +124,9 @@ class ShardStore:
         ``overwrite``, which deletes its shards first).
         """
         manifest = self.read_manifest()
-        if manifest is not None and manifest.get("settings") != settings:
+        if manifest is not None and not same_job(manifest.get("settings"), settings):
             if not overwrite:
+                raise_model_changed(self.folder, manifest.get("settings"), settings)
                 raise JobStateError(
                     f"{self.folder} holds shards of another job (settings "
                     f"{manifest.get('settings')} differ from {settings}); use another --out or "
