@@ -190,15 +190,20 @@ def test_document_cache_key_follows_corpus_and_model_files(shared_data: Path, tm
     from app.jobs.evaluation.run import Evaluation
     from app.jobs.sources import open_corpus
 
+    """The key is the corpus and the model's content fingerprint: retrained weights under the
+    same name miss the cache, a rewritten model card does not."""
     model = tmp_path / "model"
     model.mkdir()
-    (model / "weights.bin").write_bytes(b"1")
+    (model / "config.json").write_text('{"model_type": "bert"}')
+    (model / "model.safetensors").write_bytes(b"1")
     config = EvalConfig(dataset=str(shared_data / "med"), encoder=str(model), cache_dir=tmp_path)
     evaluation = Evaluation(config)
     med, cisi = open_corpus(shared_data / "med"), open_corpus(shared_data / "cisi")
     first = evaluation.cache_path(med)
     assert first == evaluation.cache_path(med) != evaluation.cache_path(cisi)
-    (model / "weights.bin").write_bytes(b"retrained")
+    (model / "README.md").write_text("a model card, rewritten")
+    assert evaluation.cache_path(med) == first
+    (model / "model.safetensors").write_bytes(b"retrained")
     assert evaluation.cache_path(med) != first
     assert Evaluation(EvalConfig(dataset="x", cache_dir=None)).cache_path(med) is None
 

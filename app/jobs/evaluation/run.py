@@ -81,21 +81,19 @@ def load_matrix(path: Path) -> sparse.csr_array:
     return matrix
 
 
-def model_fingerprint(encoder: str) -> list[list[str]]:
-    """(name, size, mtime) of the model directory's files, so a retrained model under the
-    same name never reuses stale cached vectors; empty when the directory is unknown."""
-    folder = Path(encoder).expanduser()
-    if not folder.is_dir():
-        if "/" in encoder:  # a Hugging Face id: never reach for the network here
-            return []
-        try:
-            from encoders import resolve_model_dir
+def model_files_key(encoder: str) -> str:
+    """The content fingerprint of the model behind ``encoder``
+    (:func:`encoders.fingerprint.model_fingerprint`: its weights, configs and tokenizer, a CSR
+    model's dense model too, not its model card), so a retrained model under the same name
+    never reuses stale cached vectors; empty when the model is not found here (a Hugging
+    Face id not downloaded yet: never reach for the network for a cache key)."""
+    from encoders import EncoderError
+    from encoders.fingerprint import model_fingerprint
 
-            folder = resolve_model_dir(encoder, fetch=False)
-        except Exception:  # noqa: BLE001 - no fingerprint means: key on the name alone
-            return []
-    return [[p.name, str(p.stat().st_size), str(p.stat().st_mtime_ns)]
-            for p in sorted(Path(folder).iterdir()) if p.is_file()]  # fmt: skip
+    try:
+        return model_fingerprint(encoder, fetch=False)
+    except EncoderError:  # no fingerprint means: key on the name alone
+        return ""
 
 
 def cache_digest(corpus: Corpus, extra: dict[str, Any]) -> str:
@@ -216,7 +214,7 @@ class Evaluation:
         if self.config.cache_dir is None:
             return None
         encoder = self.config.encoder
-        key = {"encoder": encoder, "model_files": model_fingerprint(encoder)}
+        key = {"encoder": encoder, "model": model_files_key(encoder)}
         return Path(self.config.cache_dir) / f"docs-{cache_digest(corpus, key)}.npz"
 
     def encode(self, corpus: Corpus, doc_texts: list[str], query_texts: list[str]):  # noqa: ANN201
