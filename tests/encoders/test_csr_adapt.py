@@ -204,3 +204,25 @@ def test_cli_adapts_a_real_model_and_load_encoder_reads_it(tmp_path: Path) -> No
     enc = load_encoder(str(out), device="cpu")
     codes = enc.encode_queries(["lift of a wing"])
     assert codes.shape == (1, 512) and 0 < codes.nnz <= 16
+    assert log["config"]["wide_query_k"] == 0 and not enc.settings.normalize
+
+
+@needs_minilm
+def test_cli_wide_queries_trains_for_the_base_query_width(tmp_path: Path) -> None:
+    """``lsr models adapt --wide-queries``: the ranking losses at the base's query width, and
+    the adapted model, which keeps that width, ranks by the codes' cosine."""
+    from app.cli import main
+    from encoders import load_encoder
+
+    torch.manual_seed(0)
+    base = tmp_path / "base"
+    settings = CSRSettings(default_k=16, query_k=128)
+    save_csr_model(base, TopKSAE(SAEConfig(384, 512, 32)).eval(), settings)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_tiny_docs()) + "\n")
+    out = tmp_path / "adapted"
+    argv = ["models", "adapt", "--base", str(base), "--corpus", str(corpus), "--out", str(out)]
+    assert main([*argv, "--steps", "10", "--device", "cpu", "--wide-queries"]) == 0
+    assert json.loads((out / ADAPT_LOG).read_text())["config"]["wide_query_k"] == 128
+    enc = load_encoder(str(out), device="cpu")
+    assert enc.query_k == 128 and enc.settings.normalize
