@@ -187,11 +187,11 @@ def test_cli_eval_end_to_end_with_cache(
 
 
 def test_document_cache_key_follows_corpus_and_model_files(shared_data: Path, tmp_path: Path):
+    """The key is the corpus and the model's content fingerprint: retrained weights under the
+    same name miss the cache, a rewritten model card does not."""
     from app.jobs.evaluation.run import Evaluation
     from app.jobs.sources import open_corpus
 
-    """The key is the corpus and the model's content fingerprint: retrained weights under the
-    same name miss the cache, a rewritten model card does not."""
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text('{"model_type": "bert"}')
