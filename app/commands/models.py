@@ -103,11 +103,18 @@ def _adapt(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         return 1
     k = headline_k(result)
+    held = result.heldout
+    overlap = (
+        f"; share of the dense top {held['depth']} also in the codes' top {held['depth']}, "
+        f"{held['queries']} held-out sentences: {held['base']:.3f} -> {held['adapted']:.3f}"
+        if held
+        else ""
+    )
     print(
         f"adapted model written to {out}: {result.documents} documents, {result.steps} steps, "
         f"{result.seconds:.0f} s; documents' variance explained at {k} "
-        f"{result.fve_before[k]:.3f} -> {result.fve_after[k]:.3f}. Use it for a collection "
-        f'with {{"encoder": "{out}"}}.'
+        f"{result.fve_before[k]:.3f} -> {result.fve_after[k]:.3f}{overlap}. Use it for a "
+        f'collection with {{"encoder": "{out}"}}.'
     )
     return 0
 

@@ -147,6 +147,8 @@ class AdaptResult:
     fve_before: dict[str, float] = field(default_factory=dict)
     fve_after: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    # :func:`heldout_overlap` of the base and the adapted model (set by :func:`adapt_model`).
+    heldout: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -156,6 +158,7 @@ class AdaptResult:
             "seconds": round(self.seconds, 1),
             "fve_before": self.fve_before,
             "fve_after": self.fve_after,
+            "heldout_dense_overlap": self.heldout,
             "config": asdict(self.config),
         }
 
@@ -269,6 +272,70 @@ def adapt_sae(
     )
 
 
+# Held-out pseudo queries for :func:`heldout_overlap`, and the depth compared.
+HELDOUT_QUERIES = 256
+OVERLAP_DEPTH = 10
+
+
+def heldout_queries(texts: list[str], n: int = HELDOUT_QUERIES, seed: int = 0) -> list[str]:
+    """Query-like texts of the corpus that adaptation does not train on: a random sentence
+    after the first (:func:`encoders.training.data.split_sentences`) of up to ``n`` random
+    documents. The first sentences are the training's pseudo queries; later sentences are
+    only ever part of their document (with ``sentences_per_doc`` 0, the default)."""
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    for i in rng.permutation(len(texts)):
+        later = split_sentences(texts[int(i)])[1:]
+        if later:
+            out.append(later[int(rng.integers(len(later)))])
+            if len(out) == n:
+                break
+    return out
+
+
+def _codes(sae: TopKSAE, settings: CSRSettings, x: np.ndarray, *, query: bool) -> Any:
+    """``x``'s codes as ``settings`` serve them (queries at ``query_k``, wide), a scipy CSR
+    array, encoded a block at a time (a block's pre-activations are ``block x latent_dim``)."""
+    from scipy import sparse
+
+    k = (settings.query_k or settings.default_k) if query else settings.default_k
+    k = sae.check_k(k, wide=query)
+    device = next(sae.parameters()).device
+    blocks = []
+    with torch.no_grad():
+        for start in range(0, len(x), 4096):
+            t = torch.as_tensor(np.asarray(x[start : start + 4096], np.float32), device=device)
+            values, indices = sae.encode(t, k, wide=query)
+            if settings.normalize:
+                values = torch.nn.functional.normalize(values, dim=1)
+            v, i = values.float().cpu().numpy(), indices.cpu().numpy()
+            rows = np.repeat(np.arange(len(v)), k)
+            shape = (len(v), sae.config.latent_dim)
+            blocks.append(sparse.csr_array((v.ravel(), (rows, i.ravel())), shape=shape))
+    return sparse.vstack(blocks).tocsr()
+
+
+def heldout_overlap(
+    sae: TopKSAE, settings: CSRSettings, docs: np.ndarray, queries: np.ndarray
+) -> float:
+    """Label-free: the mean share of the dense model's top :data:`OVERLAP_DEPTH` documents
+    for each query (cosine of the unit embeddings ``queries`` and ``docs``) that the codes,
+    as ``settings`` serve them, also rank in their top ``OVERLAP_DEPTH`` (documents sharing
+    no latent with the query are not ranked). The codes approximate the dense model, so this
+    says how close the sparse ranking is to it on the corpus's own query-like texts."""
+    depth = min(OVERLAP_DEPTH, len(docs))
+    dense = np.asarray(queries, np.float32) @ np.asarray(docs, np.float32).T
+    dense_top = np.argpartition(-dense, depth - 1, axis=1)[:, :depth]
+    scores = _codes(sae, settings, queries, query=True) @ _codes(sae, settings, docs, query=False).T
+    scores = scores.toarray()
+    shares = []
+    for row, want in zip(scores, dense_top, strict=True):
+        top = np.argpartition(-row, depth - 1)[:depth]
+        top = top[row[top] > 0]
+        shares.append(len(set(top.tolist()) & set(want.tolist())) / depth)
+    return float(np.mean(shares)) if shares else float("nan")
+
+
 def trained_query_width(settings: CSRSettings, sae: TopKSAE) -> int:
     """The query width adaptation trains the ranking losses for by default: the base's
     ``query_k`` when it is wider than the trained ``k``, else 0 (queries coded as documents)."""
@@ -342,11 +409,21 @@ def adapt_model(
     result = adapt_sae(
         enc.sae, docs, head_emb, np.asarray(head_doc, np.int64), cfg, device=enc.device
     )
+    settings = adapted_settings(enc.settings, cfg)
+    held = heldout_queries(texts)
+    if held:  # how close each model ranks to the dense one, on texts neither trained on
+        held_emb = enc.embedder.embed(held)
+        result.heldout = {
+            "queries": len(held),
+            "depth": OVERLAP_DEPTH,
+            "base": round(heldout_overlap(enc.sae, enc.settings, docs, held_emb), 4),
+            "adapted": round(heldout_overlap(result.sae, settings, docs, held_emb), 4),
+        }
     out = Path(out)
     save_csr_model(
         out,
         result.sae,
-        adapted_settings(enc.settings, cfg),
+        settings,
         max_length=enc.embedder.max_length,
         description=f"CSR adapted (unsupervised, documents only) from {base} to {corpus}",
     )
@@ -373,6 +450,19 @@ def _card(base: str | Path, corpus: str | Path, result: AdaptResult) -> str:
         f"Share of the documents' variance the codes explain at {k}: "
         f"{result.fve_before.get(k, float('nan')):.3f} before, "
         f"{result.fve_after.get(k, float('nan')):.3f} after.\n\n"
-        "Settings and the loss history: `adapt_log.json`. Use it for a collection by giving "
+        + _overlap_words(result.heldout)
+        + "Settings and the loss history: `adapt_log.json`. Use it for a collection by giving "
         "this directory as the encoder name.\n"
+    )
+
+
+def _overlap_words(heldout: dict[str, Any]) -> str:
+    """The card's sentence on :func:`heldout_overlap` (none when it was not measured)."""
+    if not heldout:
+        return ""
+    return (
+        f"Share of the dense model's top {heldout['depth']} documents the codes also rank in "
+        f"their top {heldout['depth']}, for {heldout['queries']} sentences of the corpus that "
+        f"the adaptation did not train on (label-free): {heldout['base']:.3f} for the base "
+        f"model, {heldout['adapted']:.3f} adapted.\n\n"
     )

@@ -18,6 +18,8 @@ from encoders.training.adapt import (
     AdaptConfig,
     adapt_model,
     adapt_sae,
+    heldout_overlap,
+    heldout_queries,
     pseudo_pairs,
     read_documents,
 )
@@ -147,6 +149,43 @@ def test_adapt_model_writes_a_loadable_model_dir(base_sae: TopKSAE, tmp_path: Pa
     codes = loaded.encode_documents(_tiny_docs(3))
     assert codes.shape == (3, 256) and 0 < codes.nnz <= 3 * 8
     assert not torch.equal(loaded.sae.encoder_weight, base_sae.encoder_weight)
+    # How close each model ranks to the dense one on sentences it did not train on.
+    held = log["heldout_dense_overlap"]
+    assert held["queries"] == 36 and held["depth"] == 10
+    assert 0.0 <= held["base"] <= 1.0 and 0.0 <= held["adapted"] <= 1.0
+    assert "did not train on" in (out / "README.md").read_text()
+
+
+def test_heldout_queries_are_sentences_the_adaptation_does_not_train_on() -> None:
+    """Later sentences of random documents, never a first sentence (those are the training's
+    pseudo queries), one a document, at most ``n``, the same for the same seed."""
+    texts = _tiny_docs(12) + ["One sentence only, with no second one to hold out at all"]
+    held = heldout_queries(texts, n=5)
+    assert len(held) == 5 and held == heldout_queries(texts, n=5)
+    firsts = {pseudo_pairs([t])[0][0] for t in texts[:12]}
+    assert all(h.startswith("It reports measurements") for h in held) and not firsts & set(held)
+    assert len(heldout_queries(texts)) == 12  # every document with a later sentence, once
+
+
+def test_heldout_overlap_is_one_when_codes_rank_as_the_dense_model() -> None:
+    """Codes equal to the (non-negative) embeddings rank exactly as the dense cosine: overlap
+    1; a random autoencoder's codes do not."""
+    torch.manual_seed(0)
+    d = 8
+    exact = TopKSAE(SAEConfig(input_dim=d, latent_dim=2 * d, k=d)).eval()
+    with torch.no_grad():  # pre-activations [x, -x]: the top d of them are x itself
+        exact.encoder_weight.copy_(torch.cat([torch.eye(d), -torch.eye(d)]))
+        exact.latent_bias.zero_()
+        exact.pre_bias.zero_()
+    rng = np.random.default_rng(0)
+    docs, queries = rng.uniform(0.05, 1.0, (40, d)), rng.uniform(0.05, 1.0, (6, d))
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    settings = CSRSettings(default_k=d, query_k=2 * d)
+    assert heldout_overlap(exact, settings, docs, queries) == 1.0
+    scrambled = TopKSAE(SAEConfig(input_dim=d, latent_dim=2 * d, k=2)).eval()
+    narrow = CSRSettings(default_k=2, query_k=2)
+    assert heldout_overlap(scrambled, narrow, docs, queries) < 1.0
 
 
 def test_adaptation_trains_for_the_query_width_the_base_serves_on_request(
