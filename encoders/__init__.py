@@ -9,8 +9,8 @@ Public contract (see DESIGN.md)::
     enc.dim; enc.feature_names
 
 Adding an encoder (how CSR plugs in): a model directory holds ``lsr_encoder.json`` with
-``{"type": "splade" | "splade-inference-free" | "csr" | "bm25", ...}``; ``load_encoder`` looks the
-type up in :data:`encoders.registry.ENCODER_TYPES` (``"csr"`` ->
+``{"type": "splade" | "splade-inference-free" | "csr" | "bm25" | "dense", ...}``;
+``load_encoder`` looks the type up in :data:`encoders.registry.ENCODER_TYPES` (``"csr"`` ->
 ``encoders.csr:load_csr``, called as ``load_csr(model_dir: Path, config: dict, *, device,
 dtype, max_length, **options)`` and returning a :class:`encoders.base.SparseEncoder`).
 Registered names live in :data:`encoders.registry.MODELS`: ``csr-minilm`` (general) and

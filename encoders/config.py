@@ -11,7 +11,7 @@ from encoders.errors import EncoderError
 
 CONFIG_FILE = "lsr_encoder.json"
 FORMAT_VERSION = 1
-ENCODER_TYPES = ("splade", "splade-inference-free", "csr", "bm25")
+ENCODER_TYPES = ("splade", "splade-inference-free", "csr", "bm25", "dense")
 
 
 @dataclass

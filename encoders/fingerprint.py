@@ -96,7 +96,7 @@ def model_files(model_dir: Path) -> list[tuple[str, Path]]:
     for value in _strings(config):
         if _is_inside(value) and (model_dir / value).is_file():
             found[str(PurePosixPath(value))] = model_dir / value
-    if config.get("type") == "csr":  # the frozen dense model under the autoencoder
+    if config.get("type") in ("csr", "dense"):  # the (frozen) dense model they run
         from encoders.csr_embedder import find_dense_model_dir
 
         found.update(_model_dir_files(find_dense_model_dir(), "dense:"))

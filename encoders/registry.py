@@ -32,6 +32,7 @@ ENCODER_TYPES: dict[str, str] = {
     "splade-inference-free": "encoders.inference_free:load_inference_free",
     "csr": "encoders.csr:load_csr",
     "bm25": "encoders.bm25:load_bm25",
+    "dense": "encoders.dense:load_dense",
 }
 
 
@@ -62,6 +63,12 @@ MODELS: dict[str, ModelSpec] = {
         description="the earlier CSR, trained on the shared collections' documents and SciFact "
         "train pairs: in-domain numbers there, 71% of dense on an unseen collection",
         package_dir=PACKAGE_MODELS / "csr-minilm-indomain",
+    ),
+    "minilm-dense": ModelSpec(
+        name="minilm-dense",
+        description="all-MiniLM-L6-v2 dense embeddings, for re-ranking a collection's sparse "
+        "candidates (a rerank field: stored, never indexed); needs the csr extra",
+        package_dir=PACKAGE_MODELS / "minilm-dense",
     ),
     "bm25": ModelSpec(
         name="bm25",

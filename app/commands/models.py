@@ -20,14 +20,15 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def missing_extra(model_dir: Path) -> str | None:
-    """The package extra a model needs and this install lacks (the CSR's dense model)."""
+    """The package extra a model needs and this install lacks (the dense model of a CSR or
+    dense model)."""
     import json
 
     try:
         kind = json.loads((model_dir / "lsr_encoder.json").read_text()).get("type")
     except (OSError, ValueError):
         return None
-    if kind != "csr":
+    if kind not in ("csr", "dense"):
         return None
     from encoders.csr_embedder import find_dense_model_dir
     from encoders.errors import ModelNotFoundError
