@@ -39,6 +39,10 @@ def fusion(raw: schemas.FusionIn | None) -> models.FusionRequest | None:
     return None if raw is None else _plain(models.FusionRequest, raw)
 
 
+def rerank(raw: schemas.RerankIn | None) -> models.RerankRequest | None:
+    return None if raw is None else _plain(models.RerankRequest, raw)
+
+
 def collection_spec(req: schemas.CollectionCreate) -> models.CollectionSpec:
     fields = None
     if req.fields is not None:
@@ -61,7 +65,13 @@ def documents(req: schemas.DocumentsIn) -> list[models.DocumentInput]:
 
 
 def search_request(req: schemas.SearchIn) -> models.SearchRequest:
-    return _plain(models.SearchRequest, req, vector=vector(req.vector), fusion=fusion(req.fusion))
+    return _plain(
+        models.SearchRequest,
+        req,
+        vector=vector(req.vector),
+        fusion=fusion(req.fusion),
+        rerank=rerank(req.rerank),
+    )
 
 
 def search_requests(req: schemas.BatchSearchIn) -> list[models.SearchRequest]:
@@ -69,7 +79,13 @@ def search_requests(req: schemas.BatchSearchIn) -> list[models.SearchRequest]:
 
 
 def explain_request(req: schemas.ExplainIn) -> models.ExplainRequest:
-    return _plain(models.ExplainRequest, req, vector=vector(req.vector), fusion=fusion(req.fusion))
+    return _plain(
+        models.ExplainRequest,
+        req,
+        vector=vector(req.vector),
+        fusion=fusion(req.fusion),
+        rerank=rerank(req.rerank),
+    )
 
 
 def job_request(req: schemas.JobIn) -> models.JobRequest:

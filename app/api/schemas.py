@@ -120,6 +120,23 @@ class FusionIn(Strict):
     rrf_k: int | None = Field(None, ge=0, le=1_000_000, description="default 60")
 
 
+class RerankIn(Strict):
+    """Re-score the fused candidates with the collection's re-rank field (a dense model)."""
+
+    field: str | None = Field(
+        None, max_length=64, description="the re-rank field (default: the collection's one)"
+    )
+    depth: int = Field(100, ge=1, le=10_000, description="fused candidates re-scored (>= k)")
+    weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="the dense cosine's share: (1 - w) minmax(fused) + w minmax(cosine); "
+        "default: the share selected for the searched fields' encoders, else 0.5",
+    )
+
+
 class CollectionCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="letters, digits, _ and -; 1-64 chars")
     encoder: str | None = Field(
@@ -279,6 +296,11 @@ class SearchIn(Strict):
     )
     fusion: FusionIn | None = Field(
         None, description="multi-field collections: this request's fusion"
+    )
+    rerank: RerankIn | None = Field(
+        None,
+        description="multi-field collections with a re-rank field: re-score the fused top "
+        "depth by the dense model's cosine with the query (text queries only)",
     )
 
 

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="hybrid: the dense cosine's share of the re-rank score, 0-1 (default: selected "
         "with --select-on, else the share selected once on SciFact train for the pair, "
-        "SELECTED_RERANK_WEIGHTS in app/jobs/evaluation/hybrid.py; 0.5 for other fields)",
+        "SELECTED_RERANK_WEIGHTS in app/services/fusion.py; 0.5 for other fields)",
     )
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default test)")
     p.add_argument("--k", type=int, default=1000, help="hits per query for the metrics")

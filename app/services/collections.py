@@ -17,6 +17,7 @@ from app.services.fieldspec import (
     MULTI_FIELD,
     checked_fusion,
     field_layouts,
+    searched_fields,
 )
 from app.services.models import (
     CollectionListing,
@@ -56,6 +57,12 @@ class CollectionAdmin:
         self.encoders.check_allowed(req.encoder)
         self.encoders.check_usable(req.encoder)
         enc = self.encoders.get(req.encoder)
+        if getattr(enc, "rerank_only", False):
+            raise InvalidInputError(
+                f"{req.encoder} is a dense model for re-ranking: use it as a field beside one "
+                f'to search, e.g. "fields": {{"bm25": {{"encoder": "bm25"}}, "dense": '
+                f'{{"encoder": "{req.encoder}"}}}}'
+            )
         if enc is None:
             if req.dim is None:
                 raise InvalidInputError('a collection with encoder "none" needs "dim"')
@@ -88,7 +95,7 @@ class CollectionAdmin:
             query_params=dict(req.query_params),
             created_at=time.time(),
             fields=fields,
-            fusion=checked_fusion(req.fusion, list(fields)),
+            fusion=checked_fusion(req.fusion, searched_fields(fields)),
         )
         return self._info(self.registry.create(config))
 

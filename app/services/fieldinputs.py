@@ -109,12 +109,17 @@ class FieldInputs:
     def selected(self, coll: Collection, req: SearchRequest, where: str) -> tuple[list[str], dict]:
         """The fields a request searches (its ``fields``, else those with a weight > 0 in
         its fusion) and the fusion, checked."""
-        names = [f.name for f in coll.layouts]
+        names = [f.name for f in coll.layouts if not f.rerank]
         if req.fields is not None:
             if not req.fields:
                 raise InvalidInputError(f"{where}.fields: name at least one field")
             for name in req.fields:
-                layout_of(coll, name)
+                if layout_of(coll, name).rerank:
+                    raise InvalidInputError(
+                        f"{where}.fields: {name!r} is a re-rank field (a dense model's "
+                        f'embeddings, never searched): ask for it with "rerank": {{"field": '
+                        f'"{name}"}}'
+                    )
             if len(set(req.fields)) != len(req.fields):
                 raise InvalidInputError(f"{where}.fields: a field is named twice")
         if req.vector is not None and (req.fields is None or len(req.fields) != 1):

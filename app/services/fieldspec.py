@@ -69,6 +69,7 @@ def field_layouts(
             b = 0.4 if field.b is None else field.b
             if not (math.isfinite(k1) and k1 >= 0 and math.isfinite(b) and 0 <= b <= 1):
                 raise InvalidInputError(f"{where}: BM25 needs k1 >= 0 and 0 <= b <= 1")
+            rerank = False
         else:
             if field.encoder == NO_ENCODER:
                 raise InvalidInputError(f"{where}: a field needs an encoder (texts are encoded)")
@@ -76,19 +77,40 @@ def field_layouts(
                 raise InvalidInputError(f"{where}: k1 and b are for bm25 fields")
             encoders.check_allowed(field.encoder)
             encoders.check_usable(field.encoder)
-            width = int(encoders.get(field.encoder).dim)
+            encoder = encoders.get(field.encoder)
+            width = int(encoder.dim)
             if field.dim is not None and field.dim != width:
                 raise InvalidInputError(f"{where}: dim {field.dim} is not the encoder's {width}")
             k1, b = 0.9, 0.4
+            rerank = bool(getattr(encoder, "rerank_only", False))
+        if rerank and (field.index_params or field.query_params):
+            raise InvalidInputError(
+                f"{where}: a re-rank field ({field.encoder}) has no index: no index_params or "
+                "query_params"
+            )
         check_params(index_params, query_params, where)
-        layout = FieldLayout(name, field.encoder, offset, width, index_params, query_params, k1, b)
+        layout = FieldLayout(
+            name, field.encoder, offset, width, index_params, query_params, k1, b, rerank
+        )
         out[name] = layout.to_dict()
         if not layout.lexical:  # the model its vectors will come from (app.services.pins)
             out[name]["encoder_fingerprint"] = encoders.fingerprint(field.encoder)
         offset += width
     if offset > MAX_DIM:
         raise InvalidInputError(f"fields: {offset} columns in all; the limit is {MAX_DIM}")
+    if not searched_fields(out):
+        raise InvalidInputError(
+            "fields: a re-rank field only re-scores what other fields find; add a field to "
+            'search (e.g. {"encoder": "bm25"} or a sparse model)'
+        )
+    if sum(bool(body.get("rerank")) for body in out.values()) > 1:
+        raise InvalidInputError("fields: at most one re-rank field")
     return out, offset
+
+
+def searched_fields(fields: dict[str, dict[str, Any]]) -> list[str]:
+    """The fields a search runs and fuses (every field but a re-rank one), in order."""
+    return [name for name, body in fields.items() if not body.get("rerank")]
 
 
 def checked_fusion(

@@ -68,6 +68,38 @@ SELECTED_FUSIONS: dict[tuple[str, ...], FusionSpec] = {
 }
 
 
+# The dense cosine's share in the re-rank score, ``(1 - w) minmax(fused) + w minmax(cosine)``
+# over the fused top 100, selected once per pair of offline models on SciFact's 809 *train*
+# queries, each pair fused as SELECTED_FUSIONS says (grid 0, 0.1, ..., 1; nDCG@10 at 0 / the
+# pick / 1, the cosine alone: splade-tiny + bm25 0.711 / 0.744 at 0.5 / 0.676, csr-minilm
+# (normalised codes, queries at 1,024 latents) + bm25 0.734 / 0.735 at 0.2 / 0.662;
+# benchmarks/bench_hybrid.py --rerank dense, benchmarks/results/hybrid_eval_rerank.json). What
+# ``--rerank dense`` uses without ``--rerank-weight`` or ``--select-on``, and the service's
+# re-rank without a weight; other fields get an equal share, 0.5.
+SELECTED_RERANK_WEIGHTS: dict[tuple[str, ...], float] = {
+    ("splade-tiny", "bm25"): 0.5,
+    ("csr-minilm", "bm25"): 0.2,
+}
+RERANK_DENSE_WEIGHT = 0.5
+
+
+def default_rerank_weight(encoders: tuple[str, ...]) -> float:
+    """The dense share selected for these fields (in any order), else an equal share."""
+    for fields, weight in SELECTED_RERANK_WEIGHTS.items():
+        if sorted(fields) == sorted(encoders):
+            return weight
+    return RERANK_DENSE_WEIGHT
+
+
+def rerank(
+    ids: Sequence[str], fused: Sequence[float], cosines: Sequence[float], weight: float
+) -> list[tuple[str, float]]:
+    """Candidates ``ids`` re-scored ``(1 - weight) minmax(fused) + weight minmax(cosines)``,
+    the normalised linear fusion of the two lists (weight 1: the cosine alone), best first."""
+    spec = FusionSpec("linear", (round(1.0 - weight, 6), weight))
+    return fuse([(ids, fused), (ids, cosines)], spec, None)
+
+
 def _weights_for(runs: Sequence[RankedList], weights: Sequence[float] | None) -> list[float]:
     if weights is None:
         return [1.0] * len(runs)

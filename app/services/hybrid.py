@@ -21,7 +21,7 @@ from app.errors import InvalidInputError, NotFoundError
 from app.services.explain import segment_explanations
 from app.services.fieldinputs import FieldInputs, layout_of
 from app.services.fieldspec import FUSION_DEPTH, fusion_spec
-from app.services.fusion import fuse, min_max
+from app.services.fusion import default_rerank_weight, fuse, min_max, rerank
 from app.services.models import (
     ExplainedHit,
     ExplainRequest,
@@ -36,7 +36,7 @@ from app.services.models import (
 from app.services.params import search_plan
 from app.storage.collection import Collection
 from app.storage.fanout import Hit, search_view
-from app.storage.fields import FieldLayout
+from app.storage.fields import FieldLayout, split_columns
 from app.storage.filters import MetadataFilter
 from app.storage.vectors import SparseVector
 
@@ -53,6 +53,22 @@ class FieldRun:
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def rerank_depth(req: SearchRequest) -> int:
+    """How many fused candidates a request's re-rank scores (0: none)."""
+    return req.rerank.depth if req.rerank is not None else 0
+
+
+def dense_part(vec: SparseVector, layout: FieldLayout) -> np.ndarray:
+    """The dense embedding a re-rank field's columns hold in ``vec`` (collection columns):
+    ``[max(x, 0), max(-x, 0)]`` back to ``x`` (:func:`encoders.dense.split_signs`); zeros
+    for a document whose text was empty."""
+    cols, vals = split_columns(vec.indices, vec.values, layout)
+    stored = np.zeros(layout.width, np.float32)
+    stored[cols] = vals
+    half = layout.width // 2
+    return stored[:half] - stored[half:]
 
 
 class FieldSearch(FieldInputs):
@@ -72,6 +88,7 @@ class FieldSearch(FieldInputs):
         """Each field searched on its own index, ``max(k, 100)`` deep when fused."""
         flt = MetadataFilter.parse(req.filter)
         depth = req.k if fusion.get("raw") else max(req.k, FUSION_DEPTH)
+        depth = max(depth, rerank_depth(req))
         runs = []
         for name in names:
             layout = layout_of(coll, name)
@@ -111,6 +128,7 @@ class FieldSearch(FieldInputs):
         fields' query vectors encoded before (field-local columns) and their times."""
         start = time.perf_counter()
         search_plan(req, where)
+        layout = self.rerank_field(coll, req, where)
         names, fusion = self.selected(coll, req, where)
         vecs, enc_times = self.query_vectors(coll, req, names, where, pre)
         enc_times = {**enc_times, **(pre_ms or {})}
@@ -118,15 +136,19 @@ class FieldSearch(FieldInputs):
         encode_ms = round(_ms(start) + took_before, 3)
         runs = self.run_fields(coll, req, vecs, names, fusion, where)
         index_start = time.perf_counter()
-        top = self.fused(runs, fusion, req.k)
+        top = self.fused(runs, fusion, max(req.k, rerank_depth(req)))
         fused_ms = _ms(index_start)
-        fetched = time.perf_counter()
-        hits = [SearchHit(id=h.doc_id, score=s, metadata=h.segment.metadata_at(h.row))
-                for h, s in top]  # fmt: skip
         per_field = {
             r.name: {"encode": enc_times.get(r.name, 0.0), "index": r.index_ms, "hits": len(r.hits)}
             for r in runs
         }
+        if layout is not None:
+            top, per_field[layout.name] = self.reranked(coll, req, layout, top, names, where, pre)
+            fused_ms += per_field[layout.name]["rerank"]
+        top = top[: req.k]
+        fetched = time.perf_counter()
+        hits = [SearchHit(id=h.doc_id, score=s, metadata=h.segment.metadata_at(h.row))
+                for h, s in top]  # fmt: skip
         timings = Timings(
             encode=encode_ms,
             index=round(sum(r.index_ms for r in runs) + fused_ms, 3),
@@ -146,8 +168,82 @@ class FieldSearch(FieldInputs):
             raise InvalidInputError(f"{where}: give exactly one of 'query' (text) or 'vector'")
         self.inputs.check_text(req.query, f"{where}.query")
         search_plan(req, where)
+        layout = self.rerank_field(coll, req, where)
         names, _ = self.selected(coll, req, where)
-        return [n for n in names if not layout_of(coll, n).lexical]
+        learned = [n for n in names if not layout_of(coll, n).lexical]
+        return learned + ([layout.name] if layout is not None else [])
+
+    # --------------------------------------------------------------- re-rank
+    def rerank_field(self, coll: Collection, req: SearchRequest, where: str) -> FieldLayout | None:
+        """The re-rank field a request asks for, checked (None: no re-rank)."""
+        if req.rerank is None:
+            return None
+        here = f"{where}.rerank"
+        if req.query is None:
+            raise InvalidInputError(
+                f"{here}: re-ranking scores the query text with the dense model; give 'query'"
+            )
+        spec = req.rerank
+        if spec.field is not None:
+            layout = layout_of(coll, spec.field)
+            if not layout.rerank:
+                raise InvalidInputError(
+                    f"{here}.field: {spec.field!r} is searched, not a re-rank field (a field "
+                    'whose encoder is a dense model, e.g. "minilm-dense")'
+                )
+        else:
+            found = [f for f in coll.layouts if f.rerank]
+            if not found:
+                raise InvalidInputError(
+                    f"{here}: collection {coll.config.name!r} has no re-rank field; create it "
+                    'with one, e.g. "fields": {..., "dense": {"encoder": "minilm-dense"}}'
+                )
+            layout = found[0]
+        if isinstance(spec.depth, bool) or not isinstance(spec.depth, int) or spec.depth < 1:
+            raise InvalidInputError(f"{here}.depth: must be an integer >= 1, got {spec.depth!r}")
+        if spec.depth > self.settings.max_k:
+            raise InvalidInputError(f"{here}.depth: above the limit {self.settings.max_k}")
+        weight = spec.weight
+        if weight is not None and (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not 0.0 <= weight <= 1.0  # also refuses NaN
+        ):
+            raise InvalidInputError(f"{here}.weight: must be a number in [0, 1], got {weight!r}")
+        return layout
+
+    def reranked(
+        self,
+        coll: Collection,
+        req: SearchRequest,
+        layout: FieldLayout,
+        top: list[tuple[Hit, float]],
+        names: Sequence[str],
+        where: str,
+        pre: dict[str, SparseVector] | None,
+    ) -> tuple[list[tuple[Hit, float]], dict[str, float]]:
+        """The fused candidates ``top`` re-scored ``(1 - w) minmax(fused) + w minmax(cosine)``,
+        the cosine of the query's and each document's dense embedding (stored in
+        ``layout``'s columns); and the re-rank field's timings."""
+        assert req.rerank is not None
+        vecs, times = self.query_vectors(coll, req, [layout.name], where, pre)
+        start = time.perf_counter()
+        query = dense_part(vecs[layout.name], layout)
+        cosines = [
+            float(dense_part(coll.vector_of(h.segment, h.row), layout) @ query) for h, _ in top
+        ]
+        weight = req.rerank.weight
+        if weight is None:
+            weight = default_rerank_weight(tuple(layout_of(coll, n).encoder for n in names))
+        ranked = rerank([h.doc_id for h, _ in top], [s for _, s in top], cosines, float(weight))
+        by_id = {h.doc_id: h for h, _ in top}
+        timing = {
+            "encode": times.get(layout.name, 0.0),
+            "rerank": _ms(start),
+            "candidates": len(top),
+            "weight": float(weight),
+        }
+        return [(by_id[doc_id], score) for doc_id, score in ranked], timing
 
     # --------------------------------------------------------------- explain
     def explain(self, coll: Collection, req: ExplainRequest) -> Explanation:
@@ -155,6 +251,11 @@ class FieldSearch(FieldInputs):
         matched terms."""
         start = time.perf_counter()
         search_plan(req, "explain")
+        if req.rerank is not None:
+            raise InvalidInputError(
+                "explain.rerank: explanations are of the searched fields' scores; search with "
+                "'rerank' for the re-ranked order"
+            )
         names, fusion = self.selected(coll, req, "explain")
         vecs, _ = self.query_vectors(coll, req, names, "explain")
         runs = self.run_fields(coll, req, vecs, names, fusion, "explain")
@@ -205,6 +306,7 @@ class FieldSearch(FieldInputs):
         flat = [t for terms in query_terms.values() for t in terms]
         flt = MetadataFilter.parse(req.filter)
         depth = req.k if fusion.get("raw") else max(req.k, FUSION_DEPTH)
+        depth = max(depth, rerank_depth(req))
         segments = []
         for run in runs:
             if vecs[run.name].indices.size == 0:

@@ -133,11 +133,11 @@ class RequestInputs:
 
     @staticmethod
     def check_one_field(coll: Collection, req: SearchRequest, where: str) -> None:
-        """``fields`` and ``fusion`` are for collections with several fields."""
-        if req.fields is not None or req.fusion is not None:
+        """``fields``, ``fusion`` and ``rerank`` are for collections with several fields."""
+        if req.fields is not None or req.fusion is not None or req.rerank is not None:
             raise InvalidInputError(
-                f"{where}: collection {coll.config.name!r} has one encoder; 'fields' and "
-                "'fusion' are for collections created with several fields"
+                f"{where}: collection {coll.config.name!r} has one encoder; 'fields', "
+                "'fusion' and 'rerank' are for collections created with several fields"
             )
 
     def query_vector(self, coll: Collection, req: SearchRequest, where: str) -> SparseVector:

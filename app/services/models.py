@@ -49,6 +49,18 @@ class FusionRequest:
     rrf_k: int | None = None
 
 
+@dataclass(frozen=True)
+class RerankRequest:
+    """Re-score the fused top ``depth`` by the dense model's cosine with the query:
+    ``(1 - weight) minmax(fused) + weight minmax(cosine)``. ``field``: the collection's re-rank
+    field (None: its only one); ``weight`` None: the share selected for its searched fields'
+    encoders (:data:`app.services.fusion.SELECTED_RERANK_WEIGHTS`), else 0.5."""
+
+    field: str | None = None
+    depth: int = 100
+    weight: float | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class CollectionSpec:
     """A collection to create: its encoder (``"none"`` for vectors only, then ``dim`` is
@@ -183,6 +195,7 @@ class SearchRequest:
     certify: bool = False
     fields: list[str] | None = None
     fusion: FusionRequest | None = None
+    rerank: RerankRequest | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -170,7 +170,10 @@ class Collection(SealAndMerge, FieldState):
         self.token_columns: dict[str, int] = {}
         self.layouts = config.layouts()
         # Sealed segments index per field only in a multi-field collection.
-        self.index_fields = self.layouts if config.fields is not None else None
+        # The fields a sealed segment indexes (a re-rank field is stored, never indexed).
+        self.index_fields = (
+            [f for f in self.layouts if not f.rerank] if config.fields is not None else None
+        )
         self.lexical = {f.name: LiveBM25(f) for f in self.layouts if f.lexical}
         self._counting = False  # live BM25 statistics follow adds and deletes once open
         self._field_views: dict[str, tuple[View, View]] = {}

@@ -11,6 +11,9 @@ field's own build parameters, and a search on field ``f`` runs ``f``'s query vec
 only in ``f``'s columns) against ``f``'s index, or scores rows exactly (the other fields'
 columns meet nothing in the query, so the inner product is the field's own).
 
+A re-rank field (``rerank``: a dense model's embeddings) is stored the same way but has no
+index: it only re-scores candidates.
+
 A single-encoder collection is the one-field case: field ``""``, offset 0, its index in
 ``index/`` as before, so its files and behaviour are unchanged.
 """
@@ -50,6 +53,10 @@ class FieldLayout:
     query_params: dict[str, Any] = field(default_factory=dict)
     k1: float = 0.9
     b: float = 0.4
+    # A re-rank field (a dense model's embeddings, encoders.dense): stored in every row like
+    # the others, never indexed, never searched on its own; it re-scores the candidates the
+    # searched fields found (app.services.rerank).
+    rerank: bool = False
 
     @property
     def lexical(self) -> bool:
@@ -74,6 +81,8 @@ class FieldLayout:
         }
         if self.lexical:
             out.update(k1=self.k1, b=self.b)
+        if self.rerank:
+            out["rerank"] = True
         return out
 
     @classmethod
@@ -87,6 +96,7 @@ class FieldLayout:
             query_params=dict(body.get("query_params", {})),
             k1=float(body.get("k1", 0.9)),
             b=float(body.get("b", 0.4)),
+            rerank=bool(body.get("rerank", False)),
         )
 
 

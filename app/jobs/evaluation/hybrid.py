@@ -31,30 +31,21 @@ from app.jobs.evaluation.run import (
     warm_search,
 )
 from app.jobs.evaluation.runs import Run, hits_to_run
-from app.services.fusion import (
+from app.services.fusion import (  # noqa: F401 - re-exported: the eval's rerank weights
     FUSION_METHODS,
+    RERANK_DENSE_WEIGHT,
     SELECTED_FUSIONS,
+    SELECTED_RERANK_WEIGHTS,
     FusionSpec,
     RankedList,
+    default_rerank_weight,
     fuse,
+    rerank,
 )
 
 logger = logging.getLogger(__name__)
 
 RERANK_METHODS = ("dense",)
-# The dense cosine's share in the re-rank score, ``(1 - w) minmax(fused) + w minmax(cosine)``
-# over the fused top 100, selected once per pair of offline models on SciFact's 809 *train*
-# queries, each pair fused as SELECTED_FUSIONS says (grid 0, 0.1, ..., 1; nDCG@10 at 0 / the
-# pick / 1, the cosine alone: splade-tiny + bm25 0.711 / 0.744 at 0.5 / 0.676, csr-minilm
-# (normalised codes, queries at 1,024 latents) + bm25 0.734 / 0.735 at 0.2 / 0.662;
-# benchmarks/bench_hybrid.py --rerank dense, benchmarks/results/hybrid_eval_rerank.json). What
-# ``--rerank dense`` uses without ``--rerank-weight`` or ``--select-on``; other fields get an
-# equal share, 0.5.
-SELECTED_RERANK_WEIGHTS: dict[tuple[str, ...], float] = {
-    ("splade-tiny", "bm25"): 0.5,
-    ("csr-minilm", "bm25"): 0.2,
-}
-RERANK_DENSE_WEIGHT = 0.5
 RERANK_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 # One query's re-rank input: candidate ids (fused order), their fused scores, their cosines.
 Candidates = tuple[list[str], list[float], list[float]]
@@ -68,14 +59,6 @@ def selected_fusion(encoders: tuple[str, ...]) -> FusionSpec | None:
             weight = dict(zip(fields, spec.weights, strict=True))
             return FusionSpec(spec.method, tuple(weight[e] for e in encoders), spec.rrf_k)
     return None
-
-
-def default_rerank_weight(encoders: tuple[str, ...]) -> float:
-    """The dense share selected for these fields (in any order), else an equal share."""
-    for fields, weight in SELECTED_RERANK_WEIGHTS.items():
-        if sorted(fields) == sorted(encoders):
-            return weight
-    return RERANK_DENSE_WEIGHT
 
 
 def default_fusion(encoders: tuple[str, ...]) -> FusionSpec:
@@ -371,10 +354,9 @@ class HybridEvaluation:
 
 
 def rerank_run(candidates: dict[str, Candidates], weight: float) -> Run:
-    """Each query's candidates scored ``(1 - weight) minmax(fused) + weight minmax(cosine)``:
-    the normalised linear fusion of the two lists (weight 1: the cosine alone)."""
-    spec = FusionSpec("linear", (round(1.0 - weight, 6), weight))
-    return {qid: dict(fuse([(ids, fused), (ids, cosines)], spec, None))
+    """Each query's candidates scored ``(1 - weight) minmax(fused) + weight minmax(cosine)``
+    (:func:`app.services.fusion.rerank`, what the service's re-rank computes)."""
+    return {qid: dict(rerank(ids, fused, cosines, weight))
             for qid, (ids, fused, cosines) in candidates.items()}  # fmt: skip
 
 
