@@ -39,15 +39,22 @@ def fusion(raw: schemas.FusionIn | None) -> models.FusionRequest | None:
     return None if raw is None else _plain(models.FusionRequest, raw)
 
 
-def rerank(raw: schemas.RerankIn | None) -> models.RerankRequest | None:
-    return None if raw is None else _plain(models.RerankRequest, raw)
+def rerank(raw: schemas.RerankIn | bool | None) -> models.RerankRequest | bool | None:
+    """A re-rank, ``False`` (none, whatever the collection's default) or None (its default)."""
+    return raw if raw is None or raw is False else _plain(models.RerankRequest, raw)
 
 
 def collection_spec(req: schemas.CollectionCreate) -> models.CollectionSpec:
     fields = None
     if req.fields is not None:
         fields = {name: _plain(models.FieldSpec, f) for name, f in req.fields.items()}
-    return _plain(models.CollectionSpec, req, fields=fields, fusion=fusion(req.fusion))
+    return _plain(
+        models.CollectionSpec,
+        req,
+        fields=fields,
+        fusion=fusion(req.fusion),
+        rerank=rerank(req.rerank),
+    )
 
 
 def collection_update(req: schemas.CollectionPatch) -> models.CollectionUpdate:

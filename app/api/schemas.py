@@ -150,6 +150,11 @@ class CollectionCreate(Strict):
         None, description="several sparse fields by name, each with its own encoder"
     )
     fusion: FusionIn | None = Field(None, description="the fields' default fusion")
+    rerank: RerankIn | None = Field(
+        None,
+        description="the default re-rank of searches that give none (needs a re-rank field, "
+        'e.g. {"encoder": "minilm-dense"})',
+    )
     dim: int | None = Field(None, ge=1, le=2**31 - 1, description='required with encoder "none"')
     index_params: dict[str, Any] = Field(
         default_factory=dict, description="SeismicIndex.build params"
@@ -219,6 +224,7 @@ class CollectionInfo(BaseModel):
     target_recall: float | None = None
     fields: dict[str, dict[str, Any]] | None = None
     fusion: dict[str, Any] | None = None
+    rerank: dict[str, Any] | None = None
     encoder_fingerprint: str | None = None
     encoder_pins: list[EncoderPin] = Field(default_factory=list)
 
@@ -297,10 +303,11 @@ class SearchIn(Strict):
     fusion: FusionIn | None = Field(
         None, description="multi-field collections: this request's fusion"
     )
-    rerank: RerankIn | None = Field(
+    rerank: RerankIn | Literal[False] | None = Field(
         None,
         description="multi-field collections with a re-rank field: re-score the fused top "
-        "depth by the dense model's cosine with the query (text queries only)",
+        "depth by the dense model's cosine with the query (text queries only); false: none, "
+        "whatever the collection's default",
     )
 
 

@@ -16,6 +16,7 @@ from app.services.fieldspec import (
     DEFAULT_FUSION,
     MULTI_FIELD,
     checked_fusion,
+    checked_rerank,
     field_layouts,
     searched_fields,
 )
@@ -29,7 +30,7 @@ from app.services.models import (
 from app.services.params import checked_query_params, checked_recall
 from app.services.recall import CollectionRecall
 from app.storage.collection import Collection, CollectionConfig
-from app.storage.fields import LEXICAL_ENCODER
+from app.storage.fields import LEXICAL_ENCODER, FieldLayout
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ class CollectionAdmin:
             req = replace(req, fields=dict(DEFAULT_FIELDS), fusion=req.fusion or DEFAULT_FUSION)
         if req.fields is not None:
             return self._create_fields(req)
-        if req.fusion is not None:
-            raise InvalidInputError('"fusion" is for collections with several "fields"')
+        if req.fusion is not None or req.rerank is not None:
+            raise InvalidInputError(
+                '"fusion" and "rerank" are for collections with several "fields"'
+            )
         if req.encoder == LEXICAL_ENCODER:  # unfitted, it cannot encode: the live field can
             raise InvalidInputError(
                 "BM25 needs corpus statistics that a collection keeps live as a field: create "
@@ -87,6 +90,11 @@ class CollectionAdmin:
     def _create_fields(self, req: CollectionSpec) -> CollectionSummary:
         fields, dim = field_layouts(req, self.encoders, self._check_field_params)
         self._check_params(req.index_params, req.query_params)
+        rerank = None
+        if req.rerank is not None:  # the default re-rank of searches that give none
+            layouts = [FieldLayout.from_dict(n, body) for n, body in fields.items()]
+            field = checked_rerank(req.rerank, layouts, self.settings.max_k, "rerank", req.name)
+            rerank = {"field": field.name, "depth": req.rerank.depth, "weight": req.rerank.weight}
         config = CollectionConfig(
             name=req.name,
             encoder=MULTI_FIELD,
@@ -96,6 +104,7 @@ class CollectionAdmin:
             created_at=time.time(),
             fields=fields,
             fusion=checked_fusion(req.fusion, searched_fields(fields)),
+            rerank=rerank,
         )
         return self._info(self.registry.create(config))
 

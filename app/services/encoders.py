@@ -10,7 +10,7 @@ from app.services.batcher import QueryBatcher
 
 NO_ENCODER = "none"
 # Encoder types whose parts come with an optional extra of the package.
-TYPE_EXTRAS = {"csr": "csr"}
+TYPE_EXTRAS = {"csr": "csr", "dense": "csr"}
 TRIAL_TEXT = "dependency check"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from app.errors import InvalidInputError
 from app.services.encoders import NO_ENCODER, EncoderPool
 from app.services.fusion import FUSION_METHODS, RRF_K, SELECTED_FUSIONS, FusionSpec
-from app.services.models import CollectionSpec, FieldSpec, FusionRequest
+from app.services.models import CollectionSpec, FieldSpec, FusionRequest, RerankRequest
 from app.storage.fields import FIELD_NAME_RE, LEXICAL_ENCODER, FieldLayout
 from app.storage.vectors import MAX_DIM
 
@@ -157,3 +157,42 @@ def fusion_spec(fusion: dict[str, Any], names: Sequence[str]) -> FusionSpec:
         weights=tuple(float(fusion["weights"].get(n, 0.0)) for n in names),
         rrf_k=int(fusion["rrf_k"]),
     )
+
+
+def checked_rerank(
+    spec: RerankRequest, layouts: Sequence[FieldLayout], max_k: int, where: str, collection: str
+) -> FieldLayout:
+    """The re-rank field ``spec`` names (None: the collection's one) among ``layouts``, with
+    its ``depth`` (1..``max_k``) and ``weight`` (None or in [0, 1]) checked."""
+    if spec.field is not None:
+        found = [f for f in layouts if f.name == spec.field]
+        if not found:
+            raise InvalidInputError(
+                f"{where}.field: no field {str(spec.field)[:40]!r} in collection "
+                f"{collection!r}; its fields are {[f.name for f in layouts]}"
+            )
+        layout = found[0]
+        if not layout.rerank:
+            raise InvalidInputError(
+                f"{where}.field: {spec.field!r} is searched, not a re-rank field (a field "
+                'whose encoder is a dense model, e.g. "minilm-dense")'
+            )
+    else:
+        found = [f for f in layouts if f.rerank]
+        if not found:
+            raise InvalidInputError(
+                f"{where}: collection {collection!r} has no re-rank field; create it with one, "
+                'e.g. "fields": {..., "dense": {"encoder": "minilm-dense"}}'
+            )
+        layout = found[0]
+    depth = spec.depth
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise InvalidInputError(f"{where}.depth: must be an integer >= 1, got {depth!r}")
+    if depth > max_k:
+        raise InvalidInputError(f"{where}.depth: above the limit {max_k}")
+    weight = spec.weight
+    if weight is not None and (
+        isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1
+    ):  # not 0 <= NaN <= 1 either
+        raise InvalidInputError(f"{where}.weight: must be a number in [0, 1], got {weight!r}")
+    return layout

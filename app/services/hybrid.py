@@ -20,13 +20,14 @@ import numpy as np
 from app.errors import InvalidInputError, NotFoundError
 from app.services.explain import segment_explanations
 from app.services.fieldinputs import FieldInputs, layout_of
-from app.services.fieldspec import FUSION_DEPTH, fusion_spec
+from app.services.fieldspec import FUSION_DEPTH, checked_rerank, fusion_spec
 from app.services.fusion import default_rerank_weight, fuse, min_max, rerank
 from app.services.models import (
     ExplainedHit,
     ExplainRequest,
     Explanation,
     FieldContribution,
+    RerankRequest,
     SearchHit,
     SearchRequest,
     SearchResult,
@@ -57,7 +58,19 @@ def _ms(start: float) -> float:
 
 def rerank_depth(req: SearchRequest) -> int:
     """How many fused candidates a request's re-rank scores (0: none)."""
-    return req.rerank.depth if req.rerank is not None else 0
+    return req.rerank.depth if isinstance(req.rerank, RerankRequest) else 0
+
+
+def with_default_rerank(coll: Collection, req: SearchRequest) -> SearchRequest:
+    """``req`` with the collection's default re-rank when it asks for none and searches by
+    text (a vector search is not re-ranked by default: it has no text to embed); ``False``
+    (none asked for, whatever the default) becomes None."""
+    if req.rerank is False:
+        return replace(req, rerank=None)
+    default = coll.config.rerank
+    if req.rerank is None and default is not None and req.query is not None:
+        return replace(req, rerank=RerankRequest(**default))
+    return req
 
 
 def dense_part(vec: SparseVector, layout: FieldLayout) -> np.ndarray:
@@ -128,6 +141,7 @@ class FieldSearch(FieldInputs):
         fields' query vectors encoded before (field-local columns) and their times."""
         start = time.perf_counter()
         search_plan(req, where)
+        req = with_default_rerank(coll, req)
         layout = self.rerank_field(coll, req, where)
         names, fusion = self.selected(coll, req, where)
         vecs, enc_times = self.query_vectors(coll, req, names, where, pre)
@@ -168,49 +182,25 @@ class FieldSearch(FieldInputs):
             raise InvalidInputError(f"{where}: give exactly one of 'query' (text) or 'vector'")
         self.inputs.check_text(req.query, f"{where}.query")
         search_plan(req, where)
-        layout = self.rerank_field(coll, req, where)
+        layout = self.rerank_field(coll, with_default_rerank(coll, req), where)
         names, _ = self.selected(coll, req, where)
         learned = [n for n in names if not layout_of(coll, n).lexical]
         return learned + ([layout.name] if layout is not None else [])
 
     # --------------------------------------------------------------- re-rank
     def rerank_field(self, coll: Collection, req: SearchRequest, where: str) -> FieldLayout | None:
-        """The re-rank field a request asks for, checked (None: no re-rank)."""
+        """The re-rank field a request asks for (``req`` with the collection's default
+        applied, :func:`with_default_rerank`), checked; None: no re-rank."""
         if req.rerank is None:
             return None
         here = f"{where}.rerank"
+        if not isinstance(req.rerank, RerankRequest):
+            raise InvalidInputError(f"{here}: an object (field, depth, weight) or false")
         if req.query is None:
             raise InvalidInputError(
                 f"{here}: re-ranking scores the query text with the dense model; give 'query'"
             )
-        spec = req.rerank
-        if spec.field is not None:
-            layout = layout_of(coll, spec.field)
-            if not layout.rerank:
-                raise InvalidInputError(
-                    f"{here}.field: {spec.field!r} is searched, not a re-rank field (a field "
-                    'whose encoder is a dense model, e.g. "minilm-dense")'
-                )
-        else:
-            found = [f for f in coll.layouts if f.rerank]
-            if not found:
-                raise InvalidInputError(
-                    f"{here}: collection {coll.config.name!r} has no re-rank field; create it "
-                    'with one, e.g. "fields": {..., "dense": {"encoder": "minilm-dense"}}'
-                )
-            layout = found[0]
-        if isinstance(spec.depth, bool) or not isinstance(spec.depth, int) or spec.depth < 1:
-            raise InvalidInputError(f"{here}.depth: must be an integer >= 1, got {spec.depth!r}")
-        if spec.depth > self.settings.max_k:
-            raise InvalidInputError(f"{here}.depth: above the limit {self.settings.max_k}")
-        weight = spec.weight
-        if weight is not None and (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not 0.0 <= weight <= 1.0  # also refuses NaN
-        ):
-            raise InvalidInputError(f"{here}.weight: must be a number in [0, 1], got {weight!r}")
-        return layout
+        return checked_rerank(req.rerank, coll.layouts, self.settings.max_k, here, coll.config.name)
 
     def reranked(
         self,
@@ -251,7 +241,7 @@ class FieldSearch(FieldInputs):
         matched terms."""
         start = time.perf_counter()
         search_plan(req, "explain")
-        if req.rerank is not None:
+        if req.rerank not in (None, False):
             raise InvalidInputError(
                 "explain.rerank: explanations are of the searched fields' scores; search with "
                 "'rerank' for the re-ranked order"

@@ -134,7 +134,7 @@ class RequestInputs:
     @staticmethod
     def check_one_field(coll: Collection, req: SearchRequest, where: str) -> None:
         """``fields``, ``fusion`` and ``rerank`` are for collections with several fields."""
-        if req.fields is not None or req.fusion is not None or req.rerank is not None:
+        if req.fields is not None or req.fusion is not None or req.rerank not in (None, False):
             raise InvalidInputError(
                 f"{where}: collection {coll.config.name!r} has one encoder; 'fields', "
                 "'fusion' and 'rerank' are for collections created with several fields"

@@ -67,8 +67,9 @@ class CollectionSpec:
     needed), its default build and query parameters, and optionally a Recall@10 target that
     the live controller keeps its searches at (instead of the default query parameters).
 
-    Or several sparse ``fields`` (name -> :class:`FieldSpec`) and their default ``fusion``;
-    with neither ``encoder`` nor ``fields``, the service's default configuration."""
+    Or several sparse ``fields`` (name -> :class:`FieldSpec`), their default ``fusion`` and
+    default dense ``rerank`` (with a re-rank field); with neither ``encoder`` nor ``fields``,
+    the service's default configuration."""
 
     name: str
     encoder: str | None = None
@@ -78,6 +79,7 @@ class CollectionSpec:
     target_recall: float | None = None
     fields: dict[str, FieldSpec] | None = None
     fusion: FusionRequest | None = None
+    rerank: RerankRequest | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,7 +197,8 @@ class SearchRequest:
     certify: bool = False
     fields: list[str] | None = None
     fusion: FusionRequest | None = None
-    rerank: RerankRequest | None = None
+    # None: the collection's default re-rank (if any); False: none.
+    rerank: RerankRequest | bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -67,7 +67,8 @@ class CollectionConfig:
     ``fields`` (None: one field, ``encoder``): field name -> :class:`FieldLayout` as a dict
     (encoder, columns, its own index / query parameters); ``dim`` is then all fields'
     columns together. ``fusion``: the default fusion of the fields' rankings
-    (``{"method": "rrf"|"linear", "weights": {field: w}, "rrf_k": 60}``).
+    (``{"method": "rrf"|"linear", "weights": {field: w}, "rrf_k": 60}``); ``rerank``: the
+    default dense re-rank of the fused candidates (``{"field", "depth", "weight"}``).
 
     ``encoder_fingerprint`` (one field; each field's own in ``fields[name]``): the
     fingerprint of the model the stored vectors came from (:mod:`encoders.fingerprint`),
@@ -84,6 +85,9 @@ class CollectionConfig:
     fields: dict[str, dict[str, Any]] | None = None
     fusion: dict[str, Any] | None = None
     encoder_fingerprint: str | None = None
+    # The default re-rank of a search that asks for none (``{"field", "depth", "weight"}``,
+    # a multi-field collection with a re-rank field); None: no re-rank unless asked.
+    rerank: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -91,6 +95,8 @@ class CollectionConfig:
             del out["fields"], out["fusion"]
         if self.encoder_fingerprint is None:  # and so do unpinned ones
             del out["encoder_fingerprint"]
+        if self.rerank is None:  # and those without a default re-rank
+            del out["rerank"]
         return out
 
     def pinned_fingerprint(self, field_name: str) -> str | None:

@@ -285,7 +285,8 @@ def test_default_collection_is_splade_and_bm25_fused_linear(
     client: TestClient, splade_available: str
 ) -> None:
     """Neither encoder nor fields: the configuration selected on SciFact train (README
-    "Hybrid evaluation"); naming the encoder keeps the single-encoder collection."""
+    "Hybrid evaluation"), the same whatever extras are installed (no re-rank field: its dense
+    model is an extra); naming the encoder keeps the single-encoder collection."""
     r = client.post("/v1/collections", json={"name": "d"})
     assert r.status_code == 201, r.text
     info = r.json()
@@ -295,6 +296,7 @@ def test_default_collection_is_splade_and_bm25_fused_linear(
     }
     assert info["fusion"]["method"] == "linear"
     assert info["fusion"]["weights"] == {"splade": 0.3, "bm25": 0.7}
+    assert info["rerank"] is None
     r = client.post("/v1/collections", json={"name": "s", "encoder": "splade-tiny"})
     assert r.status_code == 201 and r.json()["encoder"] == "splade-tiny"
     assert r.json()["fields"] is None and r.json()["dim"] == 30522

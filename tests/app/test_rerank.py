@@ -99,6 +99,39 @@ def test_rerank_rescores_the_fused_candidates_by_the_dense_cosine(data_dir: Path
         assert [h["id"] for h in restarted] == [h["id"] for h in out["hits"]]
 
 
+def test_a_collection_default_rerank_applies_to_text_searches(data_dir: Path) -> None:
+    """``"rerank"`` at creation re-ranks every text search that asks for none; ``false``
+    turns it off for one search; a vector search and an explanation are not re-ranked."""
+    with TestClient(create_app(make_settings(data_dir))) as c:
+        body = {**FIELDS, "rerank": {"depth": 20, "weight": 1.0}}
+        created = c.post("/v1/collections", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["rerank"] == {"field": "dense", "depth": 20, "weight": 1.0}
+        assert c.post("/v1/collections/r/documents", json={"documents": _docs()}).status_code == 201
+        sparse = _search(c, {"k": 20, "rerank": False})
+        assert "dense" not in sparse["timings_ms"]["fields"]
+        out = _search(c, {"k": 5})
+        assert [h["id"] for h in out["hits"]] == _expected(sparse["hits"], 1.0, 5)
+        assert out["timings_ms"]["fields"]["dense"]["candidates"] == len(sparse["hits"])
+        vector = {"indices": [1, 2], "values": [1.0, 1.0]}
+        r = c.post("/v1/collections/r/search", json={"vector": vector, "fields": ["bm25"]})
+        assert r.status_code == 200 and "dense" not in r.json()["timings_ms"]["fields"], r.text
+        r = c.post("/v1/collections/r/explain", json={"query": QUERY, "k": 3})
+        assert r.status_code == 200, r.text
+        batch = c.post(
+            "/v1/collections/r/search/batch", json={"searches": [{"query": QUERY, "k": 5}]}
+        )
+        assert batch.status_code == 200, batch.text
+        assert [h["id"] for h in batch.json()["results"][0]["hits"]] == [
+            h["id"] for h in out["hits"]
+        ]
+        bad = {**FIELDS, "name": "r2", "rerank": {"field": "bm25"}}
+        r = c.post("/v1/collections", json=bad)
+        assert r.status_code == 422 and "not a re-rank field" in r.text, r.text
+        r = c.post("/v1/collections", json={"name": "one", "encoder": "splade-tiny", "rerank": {}})
+        assert r.status_code == 422 and "several" in r.text, r.text
+
+
 def test_rerank_input_errors_are_clear_4xx(data_dir: Path) -> None:
     """Each misuse answers 422 naming what is wrong, and the collection still serves."""
     with TestClient(create_app(make_settings(data_dir))) as c:
@@ -112,6 +145,7 @@ def test_rerank_input_errors_are_clear_4xx(data_dir: Path) -> None:
             ({"rerank": {"weight": 1.5}}, "weight"),
             ({"rerank": {"weight": "high"}}, "weight"),
             ({"rerank": {"depth": 100, "extra": 1}}, "extra"),
+            ({"rerank": True}, "rerank"),
             ({"fusion": {"method": "rrf", "weights": {"dense": 1}}}, "no field 'dense'"),
         ]
         for body, words in cases:
