@@ -157,8 +157,10 @@ class FieldSearch(FieldInputs):
             for r in runs
         }
         if layout is not None:
-            top, per_field[layout.name] = self.reranked(coll, req, layout, top, names, where, pre)
-            fused_ms += per_field[layout.name]["rerank"]
+            top, timing = self.reranked(coll, req, layout, top, names, where, pre)
+            timing["encode"] = enc_times.get(layout.name, timing["encode"])  # via the batcher
+            per_field[layout.name] = timing
+            fused_ms += timing["rerank"]
         top = top[: req.k]
         fetched = time.perf_counter()
         hits = [SearchHit(id=h.doc_id, score=s, metadata=h.segment.metadata_at(h.row))
@@ -296,7 +298,6 @@ class FieldSearch(FieldInputs):
         flat = [t for terms in query_terms.values() for t in terms]
         flt = MetadataFilter.parse(req.filter)
         depth = req.k if fusion.get("raw") else max(req.k, FUSION_DEPTH)
-        depth = max(depth, rerank_depth(req))
         segments = []
         for run in runs:
             if vecs[run.name].indices.size == 0:
