@@ -18,7 +18,12 @@ import torch
 
 from encoders.base import SparseEncoder, csr_from_parts, empty_csr, validate_texts
 from encoders.config import EncoderConfig
-from encoders.csr_embedder import DEFAULT_DENSE_MODEL, DenseEmbedder, resolve_device
+from encoders.csr_embedder import (
+    DEFAULT_DENSE_MODEL,
+    DenseEmbedder,
+    LazyEmbedder,
+    resolve_device,
+)
 from encoders.csr_sae import SAEConfig, TopKSAE
 from encoders.errors import EncoderError
 from encoders.resources import cpu_lanes
@@ -104,22 +109,21 @@ class CSREncoder(SparseEncoder):
         self.sae = sae.to(self.device).eval()
         self.default_k = self.sae.check_k(settings.default_k)
         self.query_k = self.sae.check_k(settings.query_k or settings.default_k, wide=True)
-        self._embedder = embedder
-        self._embedder_args = {
-            "model_dir": dense_model_dir,
-            "device": self.device,
-            "max_length": max_length,
-            "batch_size": batch_size,
-            "token_budget": token_budget,
-            "lanes": lanes,
-        }
+        # The dense model, loaded on first use (so codes from embeddings need no transformer).
+        self._dense = LazyEmbedder(
+            embedder,
+            model_dir=dense_model_dir,
+            device=self.device,
+            max_length=max_length,
+            batch_size=batch_size,
+            token_budget=token_budget,
+            lanes=lanes,
+        )
 
     @property
     def embedder(self) -> DenseEmbedder:
         """The dense model, loaded on first use (so codes from embeddings need no transformer)."""
-        if self._embedder is None:
-            self._embedder = DenseEmbedder(**self._embedder_args)
-        return self._embedder
+        return self._dense.embedder
 
     @property
     def dim(self) -> int:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -213,3 +214,19 @@ class DenseEmbedder:
         pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
         pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled.cpu().numpy()
+
+
+class LazyEmbedder:
+    """A :class:`DenseEmbedder` made on first use from the arguments given here (so that an
+    encoder that is only handed embeddings never loads the transformer), or the one given."""
+
+    def __init__(self, embedder: DenseEmbedder | None = None, **embedder_args: Any) -> None:
+        self._embedder = embedder
+        self._embedder_args = embedder_args
+
+    @property
+    def embedder(self) -> DenseEmbedder:
+        """The dense model, loaded on first use."""
+        if self._embedder is None:
+            self._embedder = DenseEmbedder(**self._embedder_args)
+        return self._embedder

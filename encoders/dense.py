@@ -25,7 +25,12 @@ import torch
 
 from encoders.base import SparseEncoder, csr_from_parts, empty_csr, validate_texts
 from encoders.config import EncoderConfig
-from encoders.csr_embedder import DEFAULT_DENSE_MODEL, DenseEmbedder, resolve_device
+from encoders.csr_embedder import (
+    DEFAULT_DENSE_MODEL,
+    DenseEmbedder,
+    LazyEmbedder,
+    resolve_device,
+)
 from encoders.errors import EncoderError
 from encoders.resources import cpu_lanes
 
@@ -65,21 +70,19 @@ class DenseEncoder(SparseEncoder):
         lanes: int = 1,
     ) -> None:
         self.device = resolve_device(device)
-        self._embedder = embedder
-        self._embedder_args = {
-            "model_dir": dense_model,
-            "device": self.device,
-            "max_length": max_length,
-            "batch_size": batch_size,
-            "lanes": lanes,
-        }
+        self._dense = LazyEmbedder(
+            embedder,
+            model_dir=dense_model,
+            device=self.device,
+            max_length=max_length,
+            batch_size=batch_size,
+            lanes=lanes,
+        )
 
     @property
     def embedder(self) -> DenseEmbedder:
         """The dense model, loaded on first use."""
-        if self._embedder is None:
-            self._embedder = DenseEmbedder(**self._embedder_args)
-        return self._embedder
+        return self._dense.embedder
 
     @property
     def width(self) -> int:

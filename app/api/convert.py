@@ -71,14 +71,17 @@ def documents(req: schemas.DocumentsIn) -> list[models.DocumentInput]:
     return [_plain(models.DocumentInput, d, vector=vector(d.vector)) for d in req.documents]
 
 
+def _query_parts(req: schemas.SearchIn) -> dict[str, Any]:
+    """A search's (or explanation's) nested inputs, converted."""
+    return {
+        "vector": vector(req.vector),
+        "fusion": fusion(req.fusion),
+        "rerank": rerank(req.rerank),
+    }
+
+
 def search_request(req: schemas.SearchIn) -> models.SearchRequest:
-    return _plain(
-        models.SearchRequest,
-        req,
-        vector=vector(req.vector),
-        fusion=fusion(req.fusion),
-        rerank=rerank(req.rerank),
-    )
+    return _plain(models.SearchRequest, req, **_query_parts(req))
 
 
 def search_requests(req: schemas.BatchSearchIn) -> list[models.SearchRequest]:
@@ -86,13 +89,7 @@ def search_requests(req: schemas.BatchSearchIn) -> list[models.SearchRequest]:
 
 
 def explain_request(req: schemas.ExplainIn) -> models.ExplainRequest:
-    return _plain(
-        models.ExplainRequest,
-        req,
-        vector=vector(req.vector),
-        fusion=fusion(req.fusion),
-        rerank=rerank(req.rerank),
-    )
+    return _plain(models.ExplainRequest, req, **_query_parts(req))
 
 
 def job_request(req: schemas.JobIn) -> models.JobRequest:
