@@ -4,7 +4,7 @@ The Bi-Granular idea (sparse candidates, dense scores) needs each document's den
 at search time. A collection stores every field's vectors side by side in one sparse row
 (:mod:`app.storage.fields`), with non-negative weights, so a dense embedding ``x`` (unit L2
 norm, ``d`` floats of either sign) is stored as ``2 d`` non-negative columns,
-``[max(x, 0), max(-x, 0)]``; :func:`dense_rows` turns them back into ``x`` exactly (one of
+``[max(x, 0), max(-x, 0)]``; :func:`join_signs` turns them back into ``x`` exactly (one of
 the two halves is zero in every dimension). The dense field is never indexed: its vectors
 only re-score candidates that the sparse fields found (``app.services.rerank``).
 
@@ -45,11 +45,10 @@ def split_signs(x: np.ndarray) -> sp.csr_array:
     return csr_from_parts(keep.sum(1), cols, both[keep], both.shape[1])
 
 
-def dense_rows(vectors: sp.csr_array | sp.csr_matrix, offset: int, d: int) -> np.ndarray:
-    """The dense embeddings ``(n, d)`` held in columns ``[offset, offset + 2 d)`` of sparse
-    rows (the inverse of :func:`split_signs` over that column range)."""
-    part = sp.csr_array(vectors)[:, offset : offset + 2 * d].toarray()
-    return (part[:, :d] - part[:, d:]).astype(np.float32)
+def join_signs(stored: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`split_signs`: ``(..., 2 d)`` stored columns -> ``(..., d)``."""
+    half = stored.shape[-1] // 2
+    return stored[..., :half] - stored[..., half:]
 
 
 class DenseEncoder(SparseEncoder):

@@ -75,13 +75,14 @@ def with_default_rerank(coll: Collection, req: SearchRequest) -> SearchRequest:
 
 def dense_part(vec: SparseVector, layout: FieldLayout) -> np.ndarray:
     """The dense embedding a re-rank field's columns hold in ``vec`` (collection columns):
-    ``[max(x, 0), max(-x, 0)]`` back to ``x`` (:func:`encoders.dense.split_signs`); zeros
+    ``[max(x, 0), max(-x, 0)]`` back to ``x`` (:func:`encoders.dense.join_signs`); zeros
     for a document whose text was empty."""
+    from encoders.dense import join_signs  # loaded with the re-rank field's encoder
+
     cols, vals = split_columns(vec.indices, vec.values, layout)
     stored = np.zeros(layout.width, np.float32)
     stored[cols] = vals
-    half = layout.width // 2
-    return stored[:half] - stored[half:]
+    return join_signs(stored)
 
 
 class FieldSearch(FieldInputs):

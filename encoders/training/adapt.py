@@ -294,24 +294,14 @@ def heldout_queries(texts: list[str], n: int = HELDOUT_QUERIES, seed: int = 0) -
 
 
 def _codes(sae: TopKSAE, settings: CSRSettings, x: np.ndarray, *, query: bool) -> Any:
-    """``x``'s codes as ``settings`` serve them (queries at ``query_k``, wide), a scipy CSR
-    array, encoded a block at a time (a block's pre-activations are ``block x latent_dim``)."""
+    """``x``'s codes as ``settings`` serve them (:meth:`CSREncoder.sparsify`: documents at
+    ``default_k``, queries at ``query_k``, wide), a block of rows at a time (a block's
+    pre-activations are ``block x latent_dim``)."""
     from scipy import sparse
 
-    k = (settings.query_k or settings.default_k) if query else settings.default_k
-    k = sae.check_k(k, wide=query)
-    device = next(sae.parameters()).device
-    blocks = []
-    with torch.no_grad():
-        for start in range(0, len(x), 4096):
-            t = torch.as_tensor(np.asarray(x[start : start + 4096], np.float32), device=device)
-            values, indices = sae.encode(t, k, wide=query)
-            if settings.normalize:
-                values = torch.nn.functional.normalize(values, dim=1)
-            v, i = values.float().cpu().numpy(), indices.cpu().numpy()
-            rows = np.repeat(np.arange(len(v)), k)
-            shape = (len(v), sae.config.latent_dim)
-            blocks.append(sparse.csr_array((v.ravel(), (rows, i.ravel())), shape=shape))
+    enc = CSREncoder(sae, settings, device=next(sae.parameters()).device)
+    k = enc.query_k if query else enc.default_k
+    blocks = [enc.sparsify(x[at : at + 4096], k, wide=query) for at in range(0, len(x), 4096)]
     return sparse.vstack(blocks).tocsr()
 
 
