@@ -83,6 +83,14 @@ def model_fingerprint(name_or_path: str | Path, *, fetch: bool = False) -> str:
         raise EncoderError(f"cannot read the model files of {model_dir}: {exc}") from exc
 
 
+def model_fingerprint_or_none(name_or_path: str | Path, *, fetch: bool = False) -> str | None:
+    """:func:`model_fingerprint`, or None when the model cannot be found or read here."""
+    try:
+        return model_fingerprint(name_or_path, fetch=fetch)
+    except EncoderError:
+        return None
+
+
 def model_files(model_dir: Path) -> list[tuple[str, Path]]:
     """``(label, path)`` of every file that decides the encoder's output, sorted by label."""
     config = read_config_dict(model_dir)

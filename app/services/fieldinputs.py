@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from app.errors import InvalidInputError, NotFoundError
-from app.services.fieldspec import checked_fusion
+from app.services.fieldspec import checked_fusion, find_layout
 from app.services.inputs import RequestInputs
 from app.services.models import (
     DocumentInput,
@@ -31,13 +31,7 @@ def _ms(start: float) -> float:
 
 
 def layout_of(coll: Collection, name: str) -> FieldLayout:
-    for layout in coll.layouts:
-        if layout.name == name:
-            return layout
-    raise InvalidInputError(
-        f"no field {name[:40]!r} in collection {coll.config.name!r}; its fields are "
-        f"{[f.name for f in coll.layouts]}"
-    )
+    return find_layout(coll.layouts, name, coll.config.name)
 
 
 class FieldInputs:

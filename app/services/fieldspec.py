@@ -159,19 +159,24 @@ def fusion_spec(fusion: dict[str, Any], names: Sequence[str]) -> FusionSpec:
     )
 
 
+def find_layout(layouts: Sequence[FieldLayout], name: str, collection: str) -> FieldLayout:
+    """The field ``name`` of a collection's ``layouts``, or a 422 listing its fields."""
+    for layout in layouts:
+        if layout.name == name:
+            return layout
+    raise InvalidInputError(
+        f"no field {str(name)[:40]!r} in collection {collection!r}; its fields are "
+        f"{[f.name for f in layouts]}"
+    )
+
+
 def checked_rerank(
     spec: RerankRequest, layouts: Sequence[FieldLayout], max_k: int, where: str, collection: str
 ) -> FieldLayout:
     """The re-rank field ``spec`` names (None: the collection's one) among ``layouts``, with
     its ``depth`` (1..``max_k``) and ``weight`` (None or in [0, 1]) checked."""
     if spec.field is not None:
-        found = [f for f in layouts if f.name == spec.field]
-        if not found:
-            raise InvalidInputError(
-                f"{where}.field: no field {str(spec.field)[:40]!r} in collection "
-                f"{collection!r}; its fields are {[f.name for f in layouts]}"
-            )
-        layout = found[0]
+        layout = find_layout(layouts, spec.field, collection)
         if not layout.rerank:
             raise InvalidInputError(
                 f"{where}.field: {spec.field!r} is searched, not a re-rank field (a field "

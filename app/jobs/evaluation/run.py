@@ -86,14 +86,11 @@ def model_files_key(encoder: str) -> str:
     (:func:`encoders.fingerprint.model_fingerprint`: its weights, configs and tokenizer, a CSR
     model's dense model too, not its model card), so a retrained model under the same name
     never reuses stale cached vectors; empty when the model is not found here (a Hugging
-    Face id not downloaded yet: never reach for the network for a cache key)."""
-    from encoders import EncoderError
-    from encoders.fingerprint import model_fingerprint
+    Face id not downloaded yet: never reach for the network for a cache key; the key is then
+    the name alone)."""
+    from encoders.fingerprint import model_fingerprint_or_none
 
-    try:
-        return model_fingerprint(encoder, fetch=False)
-    except EncoderError:  # no fingerprint means: key on the name alone
-        return ""
+    return model_fingerprint_or_none(encoder, fetch=False) or ""
 
 
 def cache_digest(corpus: Corpus, extra: dict[str, Any]) -> str:

@@ -149,13 +149,9 @@ def text_encoder_fingerprint(name: str) -> str | None:
     encoder handed to :func:`run_index_job` in its place: the encode step then says why)."""
     if name == NO_ENCODER:
         return None
-    from encoders import EncoderError
-    from encoders.fingerprint import model_fingerprint
+    from encoders.fingerprint import model_fingerprint_or_none
 
-    try:
-        return model_fingerprint(name, fetch=True)  # the job loads (fetches) it next anyway
-    except EncoderError:
-        return None
+    return model_fingerprint_or_none(name, fetch=True)  # the job loads (fetches) it next
 
 
 def iter_shards(

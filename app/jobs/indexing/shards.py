@@ -70,6 +70,11 @@ def table_to_matrix(table: pa.Table, dim: int) -> tuple[list[str], sparse.csr_ar
     return doc_ids, matrix
 
 
+def _rest(settings: dict[str, Any]) -> dict[str, Any]:
+    """Job settings less the model's fingerprint."""
+    return {k: v for k, v in settings.items() if k != FINGERPRINT_KEY}
+
+
 def same_job(stored: Any, settings: dict[str, Any]) -> bool:
     """True when a manifest's ``stored`` settings are those of ``settings``'s job. A manifest
     written before jobs recorded their model's fingerprint matches on the rest."""
@@ -77,7 +82,7 @@ def same_job(stored: Any, settings: dict[str, Any]) -> bool:
         return True
     if not isinstance(stored, dict) or FINGERPRINT_KEY in stored:
         return False
-    return stored == {k: v for k, v in settings.items() if k != FINGERPRINT_KEY}
+    return stored == _rest(settings)
 
 
 def raise_model_changed(folder: Path, stored: Any, settings: dict[str, Any]) -> None:
@@ -85,8 +90,7 @@ def raise_model_changed(folder: Path, stored: Any, settings: dict[str, Any]) -> 
     jobs is the model behind the same encoder name."""
     if not isinstance(stored, dict) or FINGERPRINT_KEY not in stored:
         return
-    rest = {k: v for k, v in stored.items() if k != FINGERPRINT_KEY}
-    if rest == {k: v for k, v in settings.items() if k != FINGERPRINT_KEY}:
+    if _rest(stored) == _rest(settings):
         raise JobStateError(
             f"{folder}: the model behind encoder {stored.get('encoder')!r} changed since its "
             f"shards were encoded (was {stored[FINGERPRINT_KEY]}, now "
