@@ -23,7 +23,11 @@ Rules, in order:
   boundary, must pass ``prose_ok`` (12 words), and is written once per output file
   (deduplicated case-insensitively).
 
-usage: html2paras.py OUT.txt ROOT [ROOT...] [--exclude SUBSTR ...]
+A ROOT may also be a single HTML file. With ``--keep START END`` (repeatable) only the parts
+of each file from the first match of the regex START up to the next match of END are read
+(e.g. the introduction and results sections of the deal.II tutorial pages).
+
+usage: html2paras.py OUT.txt ROOT [ROOT...] [--exclude SUBSTR ...] [--keep START END ...]
 """
 
 import argparse
@@ -150,13 +154,29 @@ def strip_boilerplate(doc) -> None:
             el.drop_tree()
 
 
-def process(path: str) -> list[str]:
-    """Return the merged prose units (>= 12 words, cut to 2,000 chars) of one HTML file."""
+def keep_sections(raw: bytes, keep: list[tuple[str, str]]) -> bytes:
+    """Cut ``raw`` to the spans from the first match of each START regex to the next END."""
+    parts = [b'<html><head><meta charset="utf-8"></head><body>']
+    for start, end in keep:
+        m = re.search(start.encode(), raw)
+        if m:
+            e = re.compile(end.encode()).search(raw, m.end())
+            parts.append(raw[m.start() : e.start() if e else len(raw)])
+    return b"\n".join(parts + [b"</body></html>"])
+
+
+def process(path: str, keep: list[tuple[str, str]] | None = None) -> list[str]:
+    """Return the merged prose units (>= 12 words, cut to 2,000 chars) of one HTML file.
+
+    With ``keep``, only the ``keep_sections`` spans of the file are read.
+    """
     import lxml.html
 
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:
         raw = f.read()
+    if keep:
+        raw = keep_sections(raw, keep)
     try:
         doc = lxml.html.fromstring(raw)
     except Exception:  # empty or unparsable page: nothing to extract
@@ -177,7 +197,11 @@ def process(path: str) -> list[str]:
 
 
 def html_files(root: str, exclude: list[str]) -> Iterator[str]:
-    """Yield the HTML files under ``root`` in sorted walk order, skipping excluded paths."""
+    """Yield the HTML files under ``root`` (or ``root`` itself) in sorted walk order, skipping
+    excluded paths."""
+    if os.path.isfile(root):
+        yield root
+        return
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
@@ -201,6 +225,14 @@ def main() -> int:
         default=[],
         help="skip files whose path contains any of these substrings",
     )
+    parser.add_argument(
+        "--keep",
+        metavar=("START", "END"),
+        nargs=2,
+        action="append",
+        default=[],
+        help="read only the spans from the first match of regex START to the next END",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -209,7 +241,7 @@ def main() -> int:
     with open(args.out, "w", encoding="utf-8") as f:
         for root in args.roots:
             for path in html_files(root, args.exclude):
-                for text in process(path):
+                for text in process(path, args.keep):
                     key = text.lower()
                     if not prose_ok(text) or key in seen:
                         continue
