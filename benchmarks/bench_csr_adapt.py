@@ -4,7 +4,8 @@
         [--data-dir ../shared/data] [--embeddings-cache FILE] [--steps 400] [--device auto]
 
 For every collection: the general model's codes, then the same model adapted
-(:func:`encoders.training.adapt.adapt_sae`, what ``lsr models adapt`` runs) on that
+(:func:`encoders.training.adapt.adapt_with_check`, what ``lsr models adapt`` runs: with
+the default query width "auto", trained twice and the held-out check keeps one) on that
 collection's documents and their first sentences only (no query, no judgment), both scored
 on the collection's judged test queries; dense all-MiniLM-L6-v2 and BM25 as baselines, in
 the same process. Exact search. Writes JSON to benchmarks/results/csr_adapt.json.
@@ -31,10 +32,9 @@ from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import CSREncoder, load_csr  # noqa: E402
 from encoders.training.adapt import (  # noqa: E402
     AdaptConfig,
-    adapt_sae,
-    adapted_settings,
+    adapt_with_check,
+    heldout_queries,
     pseudo_pairs,
-    resolved,
 )
 from encoders.training.evaluate import (  # noqa: E402
     embeddings_for,
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=[],
         metavar="FIELD=VALUE",
-        help="other AdaptConfig fields, e.g. query_distill_coef=1 max_epochs=400 wide_query_k=none",
+        help="other AdaptConfig fields, e.g. query_distill_coef=1 wide_query_k=0|none|auto",
     )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_adapt.json")
     args = p.parse_args(argv)
@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(config, field):
             p.error(f"--set: AdaptConfig has no field {field!r}")
         kind = type(getattr(config, field))
-        if value.lower() == "none":  # wide_query_k=none: the base's query width
-            setattr(config, field, None)
+        if value.lower() in ("none", "auto"):  # wide_query_k: the base's width, or both
+            setattr(config, field, None if value.lower() == "none" else value.lower())
             continue
+        if field == "wide_query_k":
+            kind = int
         setattr(config, field, value.lower() in ("1", "true") if kind is bool else kind(value))
-    config = resolved(config, general.settings, general.sae)  # as `lsr models adapt` does
-    settings = adapted_settings(general.settings, config)  # what `lsr models adapt` writes
     rows: dict[str, dict] = {}
     for name in args.collections:
         coll = load_beir(args.data_dir / name, "test")
@@ -91,15 +91,20 @@ def main(argv: list[str] | None = None) -> int:
         if key not in cache:
             cache[key] = general.embedder.embed(heads)
         base = evaluate_collection(general, coll, ks, cache, bm25=not args.no_bm25)
+        if f"{name}/heldout" not in cache:
+            cache[f"{name}/heldout"] = general.embedder.embed(heldout_queries(coll.doc_texts))
         t = time.perf_counter()
-        result = adapt_sae(
+        chosen, _ = adapt_with_check(  # what `lsr models adapt` trains and keeps
             general.sae,
+            general.settings,
             docs,
             cache[key].astype(np.float32),
             np.asarray(head_doc, np.int64),
             config,
+            cache[f"{name}/heldout"].astype(np.float32),
             device=general.device,
         )
+        result, settings = chosen.result, chosen.settings
         adapted = CSREncoder(result.sae, settings, device=general.device)
         row = evaluate_collection(adapted, coll, ks, cache, bm25=False)
         rows[name] = {
@@ -110,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             "general": {k: v for k, v in base.items() if k.startswith(("csr_", "ratio_"))},
             "adapted": {k: v for k, v in row.items() if k.startswith(("csr_", "ratio_"))},
             "adapt": {**result.summary(), "wall_seconds": round(time.perf_counter() - t, 1)},
+            "normalize": settings.normalize,
         }
         r = rows[name]
         print(
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = sys.argv[1:] if argv is None else argv
     write_report(args.out, "bench_csr_adapt.py", cmd, {
         "model": str(args.model),
-        "normalize": {"general": general.settings.normalize, "adapted": settings.normalize},
+        "normalize": general.settings.normalize,
         "device": str(general.device),
         "adapt_config": asdict(config),
         "collections": rows,

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -86,6 +86,9 @@ class TrainConfig:
     # ``latent_dim``) against the document side's code at each ``k`` of ``k_levels``, as such
     # a model ranks; 0 scores both sides at the same ``k``.
     wide_query_k: int = 0
+    # Share of steps whose ranking losses score queries wide (``wide_query_k``; a seeded coin
+    # per step), the rest at each level's ``k`` as documents: a model trained for both.
+    wide_query_share: float = 1.0
     seed: int = 0
     log_every: int = 50
     time_budget_s: float = 0.0  # > 0: stop early (logged) once training took this long
@@ -98,6 +101,8 @@ class TrainConfig:
             raise EncoderError(f"4k = {4 * self.k} exceeds latent_dim = {self.latent_dim}")
         if not 0 <= self.wide_query_k <= self.latent_dim:
             raise EncoderError(f"wide_query_k must lie in [0, latent_dim = {self.latent_dim}]")
+        if not 0.0 <= self.wide_query_share <= 1.0:
+            raise EncoderError(f"wide_query_share must lie in [0, 1], got {self.wide_query_share}")
 
 
 @dataclass
@@ -181,6 +186,10 @@ def train_sae(
     pair_q = torch.as_tensor(pair_query, device=device)
     pair_d = torch.as_tensor(pair_doc, device=device)
     since_fired = torch.zeros(cfg.latent_dim, dtype=torch.long, device=device)
+    # the ranking losses' config on steps that score queries as documents
+    narrow_cfg = (
+        replace(cfg, wide_query_k=0) if 0 < cfg.wide_query_k and cfg.wide_query_share < 1 else None
+    )
     result = TrainResult(sae)
     start = time.perf_counter()
     for step in range(cfg.steps):
@@ -188,6 +197,7 @@ def train_sae(
             logger.warning("time budget %.0f s spent: stopping at step %d", cfg.time_budget_s, step)
             result.history.append({"step": step, "stopped_early": 1.0})
             break
+        rank_cfg = narrow_cfg if narrow_cfg is not None and wide_off(cfg, gen) else cfg
         x = data[sampler.sample(cfg.batch_size)]
         pre = sae.pre_activations(x)
         values, indices = sae.topk(pre, 4 * cfg.k if cfg.recon_4k_coef > 0 else cfg.k)
@@ -216,7 +226,7 @@ def train_sae(
                 dv, di = sae.encode(xd, cfg.k)
             else:
                 xd, dv, di = x[:nb], values[:nb], indices[:nb]
-            wide = query_side(sae, xd, cfg)
+            wide = query_side(sae, xd, rank_cfg)
             distill = [
                 similarity_distillation(
                     ranking_codes(dv, di, k, cfg), xd, scale=distill_scale, query_codes=wide
@@ -227,7 +237,7 @@ def train_sae(
         if query_pools is not None and query_pools.groups:
             q_rows, d_rows = query_pools.sample(cfg.query_distill_batch, cfg.distill_batch)
             parts["qdistill"] = _query_distill(
-                sae, data, q_rows, d_rows, cfg, distill_scale, ranking_levels(cfg, step)
+                sae, data, q_rows, d_rows, rank_cfg, distill_scale, ranking_levels(cfg, step)
             )
         if cfg.contrastive_coef > 0 and len(pair_q) > 0:
             parts["infonce"] = _contrastive(
@@ -237,7 +247,7 @@ def train_sae(
                 pair_d,
                 labeled,
                 pair_sampler,
-                cfg,
+                rank_cfg,
                 gen,
                 ranking_levels(cfg, step),
             )
@@ -305,6 +315,12 @@ def init_atoms_from_data(sae: TopKSAE, x: torch.Tensor, gen: torch.Generator, k:
         target = sample - sae.pre_bias
         scale = float((fit * target).sum() / fit.pow(2).sum().clamp_min(1e-12))
         sae.encoder_weight.mul_(max(scale, 1e-3))
+
+
+def wide_off(cfg: TrainConfig, gen: torch.Generator) -> bool:
+    """Whether this step's ranking losses score queries as documents although
+    ``cfg.wide_query_k`` is set (a seeded coin, ``1 - wide_query_share``)."""
+    return bool(torch.rand((), generator=gen) >= cfg.wide_query_share)
 
 
 def neighbourhood_step(cfg: TrainConfig, step: int, gen: torch.Generator) -> bool:

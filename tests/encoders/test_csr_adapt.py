@@ -4,6 +4,7 @@ is a model directory that loads, encodes and can be named as a collection's enco
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -191,10 +192,10 @@ def test_heldout_overlap_is_one_when_codes_rank_as_the_dense_model() -> None:
 def test_adaptation_trains_for_the_query_width_the_base_serves_on_request(
     base_sae: TopKSAE, tmp_path: Path
 ) -> None:
-    """A base serving queries wider than its trained k: by default (wide_query_k=0) the
-    adaptation trains queries as documents and the adapted model, which keeps the width,
-    keeps the plain product; wide_query_k=None trains the ranking losses for the base's width
-    and the adapted model ranks by the codes' cosine."""
+    """A base serving queries wider than its trained k: wide_query_k=0 trains queries as
+    documents and the adapted model, which keeps the width, keeps the plain product;
+    wide_query_k=None trains the ranking losses for the base's width and the adapted model
+    ranks by the codes' cosine. One training each."""
     from encoders.training.adapt import trained_query_width
 
     corpus = tmp_path / "corpus.txt"
@@ -205,10 +206,14 @@ def test_adaptation_trains_for_the_query_width_the_base_serves_on_request(
     assert trained_query_width(CSRSettings(default_k=8), base_sae) == 0
     enc = CSREncoder(base_sae, settings, embedder=_HashEmbedder(), device="cpu")
     out, result = adapt_model(
-        "tiny-base", corpus, tmp_path / "narrow", AdaptConfig(steps=10, lr=3e-3), encoder=enc
+        "tiny-base",
+        corpus,
+        tmp_path / "narrow",
+        AdaptConfig(steps=10, lr=3e-3, wide_query_k=0),
+        encoder=enc,
     )
     loaded = load_csr(out, device="cpu", embedder=_HashEmbedder())
-    assert result.config.wide_query_k == 0
+    assert result.config.wide_query_k == 0 and list(result.heldout["by_query_width"]) == ["0"]
     assert loaded.query_k == wide_k and not loaded.settings.normalize
     out, result = adapt_model(
         "tiny-base",
@@ -221,6 +226,51 @@ def test_adaptation_trains_for_the_query_width_the_base_serves_on_request(
     assert json.loads((out / ADAPT_LOG).read_text())["config"]["wide_query_k"] == wide_k
     loaded = load_csr(out, device="cpu", embedder=_HashEmbedder())
     assert loaded.query_k == wide_k and loaded.settings.normalize
+
+
+def test_auto_width_trains_both_and_keeps_the_one_closer_to_dense_on_heldout_sentences(
+    base_sae: TopKSAE, tmp_path: Path
+) -> None:
+    """ "auto", for a base serving queries wider than its trained k: one
+    adaptation trained for queries as documents, one for the base's query width, each scored
+    by the held-out overlap; the larger is written, with the settings of its width, and the
+    log says what was asked, what each scored and what was kept. A base serving queries as
+    documents has one width: one training."""
+    from encoders.training.adapt import AUTO, adapt_with_check, candidate_configs
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_tiny_docs()) + "\n")
+    wide_k = 4 * base_sae.config.k
+    settings = CSRSettings(default_k=8, query_k=wide_k)
+    auto = AdaptConfig(wide_query_k=AUTO, wide_query_share=1.0)
+    assert [c.wide_query_k for c in candidate_configs(auto, settings, base_sae)] == [0, wide_k]
+    narrow = CSRSettings(default_k=8)
+    assert [c.wide_query_k for c in candidate_configs(auto, narrow, base_sae)] == [0]
+    enc = CSREncoder(base_sae, settings, embedder=_HashEmbedder(), device="cpu")
+    out, result = adapt_model(
+        "tiny-base",
+        corpus,
+        tmp_path / "auto",
+        replace(auto, steps=10, lr=3e-3),
+        encoder=enc,
+    )
+    scored = result.heldout["by_query_width"]
+    assert set(scored) == {"0", str(wide_k)}
+    kept = max(scored, key=lambda w: (scored[w], w == "0"))  # the documents' width on a tie
+    assert str(result.config.wide_query_k) == kept
+    assert result.heldout["adapted"] == scored[kept]
+    log = json.loads((out / ADAPT_LOG).read_text())
+    assert log["query_width_requested"] == AUTO and log["config"]["wide_query_k"] == int(kept)
+    loaded = load_csr(out, device="cpu", embedder=_HashEmbedder())
+    assert loaded.settings.normalize == (kept != "0") and loaded.query_k == wide_k
+    assert "the larger was kept" in (out / "README.md").read_text()
+    # Without held-out sentences there is nothing to choose by: the first width only.
+    docs = _narrow_corpus()
+    chosen, tried = adapt_with_check(
+        base_sae, settings, docs, None, None, replace(auto, steps=5), None, device="cpu"
+    )
+    assert len(tried) == 1 and chosen.result.config.wide_query_k == 0
+    assert np.isnan(chosen.overlap) and chosen.result.heldout == {}
 
 
 @needs_minilm
@@ -248,8 +298,9 @@ def test_cli_adapts_a_real_model_and_load_encoder_reads_it(tmp_path: Path) -> No
 
 @needs_minilm
 def test_cli_wide_queries_trains_for_the_base_query_width(tmp_path: Path) -> None:
-    """``lsr models adapt --wide-queries``: the ranking losses at the base's query width, and
-    the adapted model, which keeps that width, ranks by the codes' cosine."""
+    """``lsr models adapt --query-width wide``: the ranking losses at the base's query width,
+    and the adapted model, which keeps that width, ranks by the codes' cosine
+    (``--wide-queries``, the earlier spelling, says the same)."""
     from app.cli import main
     from encoders import load_encoder
 
@@ -261,7 +312,9 @@ def test_cli_wide_queries_trains_for_the_base_query_width(tmp_path: Path) -> Non
     corpus.write_text("\n".join(_tiny_docs()) + "\n")
     out = tmp_path / "adapted"
     argv = ["models", "adapt", "--base", str(base), "--corpus", str(corpus), "--out", str(out)]
-    assert main([*argv, "--steps", "10", "--device", "cpu", "--wide-queries"]) == 0
+    assert main([*argv, "--steps", "10", "--device", "cpu", "--query-width", "wide"]) == 0
     assert json.loads((out / ADAPT_LOG).read_text())["config"]["wide_query_k"] == 128
     enc = load_encoder(str(out), device="cpu")
     assert enc.query_k == 128 and enc.settings.normalize
+    assert main([*argv, "--steps", "10", "--device", "cpu", "--wide-queries"]) == 0
+    assert json.loads((out / ADAPT_LOG).read_text())["config"]["wide_query_k"] == 128

@@ -269,6 +269,33 @@ def test_wide_query_ranking_losses_score_wide_queries_and_train() -> None:
         assert curve[-1] < curve[0], term
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_wide_query_share_trains_that_share_of_steps_for_wide_queries(
+    share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With wide_query_share, a seeded coin per step decides whether the ranking losses score
+    the queries wide or as documents: all of one kind at 0 and 1, both kinds at 0.5, and the
+    terms still fall."""
+    from encoders.training import trainer
+
+    widths: list[int] = []
+    real = trainer.query_side
+
+    def spy(sae, x, cfg):
+        widths.append(cfg.wide_query_k)
+        return real(sae, x, cfg)
+
+    monkeypatch.setattr(trainer, "query_side", spy)
+    result = _train_query_distillation(wide_query_k=32, wide_query_share=share)
+    wide = sum(w == 32 for w in widths) / len(widths)
+    assert set(widths) <= {0, 32}
+    assert wide == share if share in (0.0, 1.0) else 0.2 < wide < 0.8
+    curve = [row["qdistill"] for row in result.history if "qdistill" in row]
+    assert all(np.isfinite(curve)) and curve[-1] < curve[0]
+    with pytest.raises(EncoderError, match="wide_query_share"):
+        _tiny_config(wide_query_k=32, wide_query_share=1.5)
+
+
 def test_learning_rate_decays_over_the_time_budget() -> None:
     from encoders.training.trainer import _lr_factor
 
