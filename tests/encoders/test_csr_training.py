@@ -296,6 +296,34 @@ def test_wide_query_share_trains_that_share_of_steps_for_wide_queries(
         _tiny_config(wide_query_k=32, wide_query_share=1.5)
 
 
+def test_favour_sources_names_corpus_files_whose_rows_the_domain_weight_draws(
+    tmp_path: Path,
+) -> None:
+    """``train_csr --favour-sources``: corpus files named by their stem become the groups
+    that ``domain_weight`` draws its share of each batch from; an unknown name stops."""
+    from encoders.training.train_csr import favoured_groups
+    from encoders.training.trainer import _Sampler
+
+    files = []
+    for name in ("wordnet", "dealii_tutorials", "gmsh_doc"):
+        files.append(tmp_path / f"{name}.txt")
+        files[-1].write_text(
+            "\n".join(
+                f"{name} text {i}. It has a second sentence of eight words." for i in range(20)
+            )
+        )
+    data = build_training_texts(None, collections=(), corpus_files=tuple(files), vectors=False)
+    favoured = favoured_groups(data.groups, ["gmsh_doc", "dealii_tutorials"])
+    assert [data.groups[g] for g in favoured] == ["dealii_tutorials", "gmsh_doc"]
+    with pytest.raises(SystemExit, match="no source named gmsh"):
+        favoured_groups(data.groups, ["gmsh"])
+    arrays = data.arrays()
+    gen = torch.Generator().manual_seed(0)
+    sampler = _Sampler(arrays["recon"], arrays["group"], favoured, 0.75, gen, torch.device("cpu"))
+    rows = sampler.sample(400).numpy()
+    assert (np.isin(arrays["group"][rows], favoured)).mean() == 0.75
+
+
 def test_learning_rate_decays_over_the_time_budget() -> None:
     from encoders.training.trainer import _lr_factor
 
