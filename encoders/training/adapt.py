@@ -536,9 +536,9 @@ def _overlap_words(heldout: dict[str, Any]) -> str:
         return ""
     widths = heldout.get("by_query_width", {})
     choice = (
-        "Adapted twice, the query side trained "
+        " Adapted twice, the query side trained "
         + " and ".join(width_words(w) + f" ({o:.3f})" for w, o in widths.items())
-        + "; the larger was kept. "
+        + "; the larger was kept."
         if len(widths) > 1
         else ""
     )
@@ -546,7 +546,7 @@ def _overlap_words(heldout: dict[str, Any]) -> str:
         f"Share of the dense model's top {heldout['depth']} documents the codes also rank in "
         f"their top {heldout['depth']}, for {heldout['queries']} sentences of the corpus that "
         f"the adaptation did not train on (label-free): {heldout['base']:.3f} for the base "
-        f"model, {heldout['adapted']:.3f} adapted. {choice}\n\n"
+        f"model, {heldout['adapted']:.3f} adapted.{choice}\n\n"
     )
 
 
