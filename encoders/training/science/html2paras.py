@@ -36,7 +36,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 DROP_TAGS = [
     "script", "style", "pre", "table", "nav", "header", "footer",
@@ -236,21 +236,31 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
+    texts = (
+        text
+        for root in args.roots
+        for path in html_files(root, args.exclude)
+        for text in process(path, args.keep)
+    )
+    write_units(args.out, texts)
+    return 0
+
+
+def write_units(out: str, texts: Iterable[str], accept: Callable[[str], bool] = prose_ok) -> None:
+    """Write each of ``texts`` that ``accept`` passes to ``out``, one a line, once
+    (case-insensitively), and log how many and how many characters."""
     seen: set[str] = set()
     count = chars = 0
-    with open(args.out, "w", encoding="utf-8") as f:
-        for root in args.roots:
-            for path in html_files(root, args.exclude):
-                for text in process(path, args.keep):
-                    key = text.lower()
-                    if not prose_ok(text) or key in seen:
-                        continue
-                    seen.add(key)
-                    f.write(text + "\n")
-                    count += 1
-                    chars += len(text)
-    log.info("%s %d %d", args.out, count, chars)
-    return 0
+    with open(out, "w", encoding="utf-8") as f:
+        for text in texts:
+            key = text.lower()
+            if not accept(text) or key in seen:
+                continue
+            seen.add(key)
+            f.write(text + "\n")
+            count += 1
+            chars += len(text)
+    log.info("%s %d %d", out, count, chars)
 
 
 if __name__ == "__main__":

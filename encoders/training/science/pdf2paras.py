@@ -70,8 +70,6 @@ SHORT_LINE = 0.7  # a line shorter than this share of a full line may end a para
 BIBLIO_FROM = 0.8  # a bibliography heading counts only in the last 20% of the pages
 MAX_INLINE_DEBRIS = 6  # debris lines a sentence may resume after
 
-log = logging.getLogger(__name__)
-
 
 def pdf_pages(path: str) -> list[str]:
     """Return the text of each page of ``path`` (``pdftotext``, reading order)."""
@@ -250,19 +248,8 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    seen: set[str] = set()
-    count = chars = 0
-    with open(args.out, "w", encoding="utf-8") as f:
-        for path in args.pdfs:
-            for text in process(path):
-                key = text.lower()
-                if not hp.prose_ok(text) or not english(text) or key in seen:
-                    continue
-                seen.add(key)
-                f.write(text + "\n")
-                count += 1
-                chars += len(text)
-    log.info("%s %d %d", args.out, count, chars)
+    texts = (text for path in args.pdfs for text in process(path))
+    hp.write_units(args.out, texts, lambda text: hp.prose_ok(text) and english(text))
     return 0
 
 
