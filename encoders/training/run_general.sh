@@ -8,6 +8,11 @@
 # (dev_ndcg10_served: documents at k = 64, queries at --query-k, 1,024 by default; the shipped
 # model was chosen on dev_ndcg10_k64, both sides at 64, before queries were served wider).
 # A variant that trains for the wide queries: "w:--wide-query-k 1024".
+# More sources beside the carried corpus, paired with a control on the same machine:
+# CSR_EXTRA=DIR/extra.tar.xz (a tar of decontaminated <source>.txt files, e.g. the three
+# engineering sources of GENERAL_CORPUS.md) and a variant
+# "x:--corpus /tmp/csrgen/corpus /tmp/csrgen/extra --cache /tmp/emb_x.npz" (its own cache:
+# other texts are embedded once each).
 #   bash encoders/training/csr_carry.sh ../shared   # once, on a machine with the Debian dicts
 #   CSR_BUDGET=150 bash encoders/training/run_general.sh
 # Expects .devcarry/csr from csr_carry.sh (our device calls carry it in two parts, the dense
@@ -32,6 +37,9 @@ with lzma.open("/tmp/minilm/model.safetensors.xz") as src, open("/tmp/minilm/mod
 tarfile.open(f"{carry}/corpus.tar.xz").extractall("/tmp/csrgen", filter="data")
 tarfile.open(f"{carry}/evaldata.tar.xz").extractall("/tmp/csrgen/data", filter="data")
 PY
+if [ -n "${CSR_EXTRA:-}" ]; then  # more sources, for variants that add --corpus ... /tmp/csrgen/extra
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall("/tmp/csrgen/extra", filter="data")' "$CSR_EXTRA"
+fi
 rm -f /tmp/minilm/model.safetensors.xz
 export LSR_DENSE_MODEL_DIR=/tmp/minilm
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
