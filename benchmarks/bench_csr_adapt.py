@@ -4,8 +4,8 @@
         [--data-dir ../shared/data] [--embeddings-cache FILE] [--steps 400] [--device auto]
 
 For every collection: the general model's codes, then the same model adapted
-(:func:`encoders.training.adapt.adapt_with_check`, what ``lsr models adapt`` runs: with
-the default query width "auto", trained twice and the held-out check keeps one) on that
+(:func:`encoders.training.adapt.adapt_with_check`, what ``lsr models adapt`` runs; with
+``--set wide_query_k=auto`` trained twice and the held-out check keeps one) on that
 collection's documents and their first sentences only (no query, no judgment), both scored
 on the collection's judged test queries; dense all-MiniLM-L6-v2 and BM25 as baselines, in
 the same process. Exact search. Writes JSON to benchmarks/results/csr_adapt.json.

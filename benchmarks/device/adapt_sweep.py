@@ -338,10 +338,11 @@ def run3(folder: Path, out: Path, model: Path) -> None:
 
 
 # Round 4 (after round 3 found the two query widths tied on SciFact train but each below the
-# other somewhere on test): the product's adaptation (``adapt_with_check``, the default
-# ``wide_query_k`` "auto") trains both widths on each collection's documents and keeps the one
-# with the larger label-free held-out overlap (``heldout_overlap`` on 512 later sentences of
-# the collection, ``heldout_queries``). Fixed before the run: the check is what chooses on
+# other somewhere on test): the product's adaptation (``adapt_with_check`` with
+# ``wide_query_k`` "auto", the default while this ran) trains both widths on each
+# collection's documents and keeps the one with the larger label-free held-out overlap
+# (``heldout_overlap`` on 512 later sentences of the collection, ``heldout_queries``).
+# Fixed before the run: the check is what chooses on
 # every collection (no test query is read by it); "auto" stays the default if, on SciFact
 # *train* queries as served, its choice scores at least the documents-width adaptation (the
 # default before) less 0.002; both widths' test scores are recorded so that the reader sees
@@ -366,7 +367,7 @@ def prepare_heldout(data_dir: Path, out: Path) -> None:
 def run4(folder: Path, out: Path, model: Path) -> None:
     """Round 4: ``adapt_with_check`` on every collection; every candidate scored as served."""
     from encoders.csr import CSRSettings
-    from encoders.training.adapt import adapt_with_check
+    from encoders.training.adapt import AUTO, adapt_with_check
 
     s = Sweep(folder, model)
     held = np.load(folder / "adapt_heldout.npz")
@@ -388,7 +389,7 @@ def run4(folder: Path, out: Path, model: Path) -> None:
             docs,
             s.rows(f"{coll}/heads"),
             s.z[f"{coll}/head_doc"],
-            AdaptConfig(),
+            AdaptConfig(wide_query_k=AUTO),
             held[f"{coll}/heldout"].astype(np.float32),
             device=s.dev,
         )

@@ -303,10 +303,11 @@ RECIPES["csr-minilm"] = {
 def favoured_groups(groups: list[str], names: list[str]) -> np.ndarray:
     """The group ids of the sources ``names`` (``--favour-sources``), which ``domain_weight``
     then favours; an unknown name stops the run."""
-    missing = sorted(set(names) - set(groups))
+    wanted = set(names)
+    missing = sorted(wanted - set(groups))
     if missing:
         raise SystemExit(f"--favour-sources: no source named {', '.join(missing)}")
-    return np.asarray([i for i, g in enumerate(groups) if g in set(names)], np.int64)
+    return np.asarray([i for i, g in enumerate(groups) if g in wanted], np.int64)
 
 
 def corpus_files(paths: list[Path]) -> tuple[Path, ...]:
