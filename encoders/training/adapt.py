@@ -304,12 +304,19 @@ def heldout_queries(texts: list[str], n: int = HELDOUT_QUERIES, seed: int = 0) -
     after the first (:func:`encoders.training.data.split_sentences`) of up to ``n`` random
     documents. The first sentences are the training's pseudo queries; later sentences are
     only ever part of their document (with ``sentences_per_doc`` 0, the default)."""
+    return [text for _, text in heldout_sentences(texts, n, seed)]
+
+
+def heldout_sentences(
+    texts: list[str], n: int = HELDOUT_QUERIES, seed: int = 0
+) -> list[tuple[int, str]]:
+    """:func:`heldout_queries` with the index of the document each sentence came from."""
     rng = np.random.default_rng(seed)
-    out: list[str] = []
+    out: list[tuple[int, str]] = []
     for i in rng.permutation(len(texts)):
         later = split_sentences(texts[int(i)])[1:]
         if later:
-            out.append(later[int(rng.integers(len(later)))])
+            out.append((int(i), later[int(rng.integers(len(later)))]))
             if len(out) == n:
                 break
     return out
