@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -120,6 +122,30 @@ def cpu_lanes(num_threads: int | None = None) -> int:
         )
         torch.set_num_threads(1)
     return lanes
+
+
+@contextmanager
+def training_threads(device: torch.device) -> Iterator[int]:
+    """Torch intra-op threads for training on ``device``: every CPU the process was given
+    (:func:`allotted_cpus`) while the block runs, the previous count after; yields it (1 on
+    a GPU, where nothing changes).
+
+    Loading an encoder on the CPU sets one thread per op process-wide (:func:`cpu_lanes`:
+    right for many small encoding batches side by side), which left a CPU adaptation's large
+    matrix products on one core of however many the machine has. Training is one stream of
+    large products, so all the allotted cores work on each; its sums then depend on the
+    thread count, as a GPU training's do on the card.
+    """
+    if device.type != "cpu":
+        yield 1
+        return
+    before = torch.get_num_threads()
+    threads = allotted_cpus()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def cuda_devices() -> list[str]:

@@ -55,7 +55,8 @@ class AdaptConfig:
 
     ``steps`` is an upper bound: a small corpus stops after ``max_epochs`` passes over its
     documents. On a CPU that is still up to 1,000 steps (minutes; MED's 1,033 documents took
-    29 minutes on 2 loaded cores): ``time_budget_s`` or fewer ``steps`` cut it.
+    29 minutes on one loaded core, before training used every allotted CPU: 1.7x faster on
+    2 cores): ``time_budget_s`` or fewer ``steps`` cut it.
     """
 
     # Chosen on SciFact *train* queries (adaptation reads no query), the 8,192-latent model

@@ -20,6 +20,7 @@ import torch
 
 from encoders.csr_sae import SAEConfig, TopKSAE
 from encoders.errors import EncoderError
+from encoders.resources import training_threads
 from encoders.training.losses import (
     auxk_loss,
     cross_distillation,
@@ -144,9 +145,40 @@ def train_sae(
     extra numbers (e.g. a dev nDCG) to record in the history. ``groups`` ``(N,)``: source id
     of each row; ``domain_groups``: the ids that ``cfg.domain_weight`` favours.
     ``init_sae``: start from this model (fine-tuning; it is trained in place) instead of a
-    fresh one; its shape must match ``cfg`` and the embeddings.
+    fresh one; its shape must match ``cfg`` and the embeddings. On the CPU it trains on
+    every core the process was given (:func:`encoders.resources.training_threads`).
     """
     device = torch.device(device)
+    with training_threads(device):
+        return _train(
+            embeddings,
+            recon_rows,
+            pair_query,
+            pair_doc,
+            pair_labeled,
+            cfg,
+            device,
+            on_log,
+            groups,
+            domain_groups,
+            init_sae,
+        )
+
+
+def _train(
+    embeddings: np.ndarray,
+    recon_rows: np.ndarray,
+    pair_query: np.ndarray,
+    pair_doc: np.ndarray,
+    pair_labeled: np.ndarray,
+    cfg: TrainConfig,
+    device: torch.device,
+    on_log: Callable[[int, TopKSAE], dict[str, float]] | None,
+    groups: np.ndarray | None,
+    domain_groups: np.ndarray | None,
+    init_sae: TopKSAE | None,
+) -> TrainResult:
+    """:func:`train_sae`'s loop, under its thread setting."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     data = torch.as_tensor(np.asarray(embeddings, np.float32), device=device)

@@ -141,6 +141,32 @@ def test_tiny_training_run_decreases_loss() -> None:
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
 
 
+def test_cpu_training_runs_on_every_allotted_cpu(monkeypatch) -> None:
+    """Loading an encoder leaves torch on one thread; train_sae on the CPU uses all the
+    process's CPUs while it trains and restores the encoders' one thread after."""
+    import encoders.resources as resources
+
+    monkeypatch.setattr(resources, "allotted_cpus", lambda root=None: 2)
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        empty = np.zeros(0, np.int64)
+        train_sae(
+            _synthetic()[:300],
+            np.arange(300),
+            empty,
+            empty,
+            empty.astype(bool),
+            _tiny_config(steps=3),
+            on_log=lambda step, sae: seen.append(torch.get_num_threads()) or {},
+        )
+        assert seen and set(seen) == {2}
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_data_initialised_atoms_start_closer_and_init_sae_is_fine_tuned() -> None:
     x = _synthetic()
     empty = np.zeros(0, np.int64)

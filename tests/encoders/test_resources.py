@@ -18,6 +18,7 @@ from encoders.resources import (
     cuda_devices,
     hardware_cpus,
     torch_threads,
+    training_threads,
     worker_devices,
 )
 
@@ -105,3 +106,25 @@ def test_worker_devices_without_a_gpu() -> None:
         assert worker_devices(1) == ["cuda:0"]
     else:
         assert cuda_devices() == [] and worker_devices() == ["cpu"]
+
+
+def test_training_threads_use_every_allotted_cpu_and_restore(monkeypatch) -> None:
+    """Encoding sets one thread per op process-wide; a CPU training in the same process must
+    still get every CPU it was given, and leave the encoders' setting as it found it."""
+    import encoders.resources as resources
+
+    monkeypatch.setattr(resources, "allotted_cpus", lambda root=None: 3)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with training_threads(torch.device("cpu")) as threads:
+            assert threads == 3 and torch.get_num_threads() == 3
+        assert torch.get_num_threads() == 1
+        with training_threads(torch.device("cuda")) as threads:  # a GPU: nothing changes
+            assert threads == 1 and torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError):  # restored on errors too
+            with training_threads(torch.device("cpu")):
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
