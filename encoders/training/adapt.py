@@ -38,6 +38,7 @@ import torch
 from encoders.csr import CSREncoder, CSRSettings, save_csr_model
 from encoders.csr_sae import TopKSAE
 from encoders.errors import EncoderError
+from encoders.resources import allotted_cpus
 from encoders.training.data import is_pseudo_pair, split_head, split_sentences
 from encoders.training.losses import normalized_mse
 from encoders.training.trainer import TrainConfig, train_sae
@@ -474,11 +475,17 @@ def adapt_model(
 ) -> tuple[Path, AdaptResult]:
     """Adapt the CSR model ``base`` (a name or directory) to the documents of ``corpus`` and
     write a model directory ``out`` that :func:`encoders.load_encoder` loads (same dense
-    model, same ``k`` settings). ``encoder``: a loaded base encoder to use instead."""
+    model, same ``k`` settings). ``encoder``: a loaded base encoder to use instead. A batch
+    job: on the CPU it embeds with every CPU the process was given (the encoders' default
+    leaves half to a server's other requests), as it trains."""
     from encoders import load_encoder
 
     cfg = config or AdaptConfig()
-    enc = encoder if encoder is not None else load_encoder(str(base), device=device)
+    enc = (
+        encoder
+        if encoder is not None
+        else load_encoder(str(base), device=device, num_threads=allotted_cpus())
+    )
     if not isinstance(enc, CSREncoder):
         raise EncoderError(f"{base!r} is not a CSR model: only CSR models can be adapted")
     texts = read_documents(corpus, limit=limit)

@@ -157,6 +157,28 @@ def test_adapt_model_writes_a_loadable_model_dir(base_sae: TopKSAE, tmp_path: Pa
     assert "did not train on" in (out / "README.md").read_text()
 
 
+def test_adapt_model_loads_the_base_on_every_allotted_cpu(
+    base_sae: TopKSAE, tmp_path: Path, monkeypatch
+) -> None:
+    """Adaptation is a batch job: the base encoder embeds the corpus on every CPU the process
+    was given, not the half that the encoders' server default leaves."""
+    import encoders
+    import encoders.training.adapt as adapt
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_tiny_docs()) + "\n")
+    seen: dict = {}
+
+    def fake_load(name, **options):
+        seen.update(options, name=name)
+        return CSREncoder(base_sae, CSRSettings(default_k=8), embedder=_HashEmbedder())
+
+    monkeypatch.setattr(adapt, "allotted_cpus", lambda: 3)
+    monkeypatch.setattr(encoders, "load_encoder", fake_load)
+    adapt_model("tiny-base", corpus, tmp_path / "adapted", AdaptConfig(steps=2), device="cpu")
+    assert seen == {"name": "tiny-base", "device": "cpu", "num_threads": 3}
+
+
 def test_heldout_queries_are_sentences_the_adaptation_does_not_train_on() -> None:
     """Later sentences of random documents, never a first sentence (those are the training's
     pseudo queries), one a document, at most ``n``, the same for the same seed."""
