@@ -306,9 +306,26 @@ def _train(
                 row.update(on_log(step, sae))
                 sae.train()
             result.history.append(row)
-            logger.info("step %d %s", step, {k: round(v, 4) for k, v in row.items()})
+            logger.info(
+                "step %d/%d %s%s",
+                step,
+                cfg.steps,
+                {k: round(v, 4) for k, v in row.items()},
+                _time_left(step, cfg, time.perf_counter() - start),
+            )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _time_left(step: int, cfg: TrainConfig, elapsed_s: float) -> str:
+    """`` (about N min left)`` at the pace so far, capped by the time budget; empty at the
+    first and last steps (no pace yet, nothing left)."""
+    if step == 0 or step >= cfg.steps - 1:
+        return ""
+    left = elapsed_s / (step + 1) * (cfg.steps - step - 1)
+    if cfg.time_budget_s > 0:
+        left = min(left, max(0.0, cfg.time_budget_s - elapsed_s))
+    return f" (about {left / 60:.1f} min left)"
 
 
 def nested_decode(

@@ -362,6 +362,17 @@ def test_learning_rate_decays_over_the_time_budget() -> None:
     assert _lr_factor(110, no_budget) == pytest.approx(0.1)
 
 
+def test_the_log_says_how_long_is_left_at_the_pace_so_far() -> None:
+    """A CPU adaptation runs for many minutes: each log line says about how many are left."""
+    from encoders.training.trainer import _time_left
+
+    cfg = TrainConfig(steps=1000)
+    assert _time_left(99, cfg, elapsed_s=60.0) == " (about 9.0 min left)"  # 900 steps at 0.6 s
+    assert _time_left(0, cfg, elapsed_s=1.0) == "" and _time_left(999, cfg, 600.0) == ""
+    budget = TrainConfig(steps=1000, time_budget_s=120.0)
+    assert _time_left(99, budget, elapsed_s=60.0) == " (about 1.0 min left)"  # the budget ends it
+
+
 def test_train_config_checks() -> None:
     with pytest.raises(EncoderError, match="4k"):
         TrainConfig(latent_dim=100, k=32, k_levels=(32,))
