@@ -9,11 +9,13 @@ projected, rows renormalised after each step).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,6 +126,18 @@ def _lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def _on_training_threads(train: Callable[..., TrainResult]) -> Callable[..., TrainResult]:
+    """Run ``train`` under :func:`encoders.resources.training_threads` for its ``device``."""
+
+    @functools.wraps(train)
+    def run(*args: Any, device: str | torch.device = "cpu", **kwargs: Any) -> TrainResult:
+        with training_threads(torch.device(device)):
+            return train(*args, device=device, **kwargs)
+
+    return run
+
+
+@_on_training_threads
 def train_sae(
     embeddings: np.ndarray,
     recon_rows: np.ndarray,
@@ -149,36 +163,6 @@ def train_sae(
     every core the process was given (:func:`encoders.resources.training_threads`).
     """
     device = torch.device(device)
-    with training_threads(device):
-        return _train(
-            embeddings,
-            recon_rows,
-            pair_query,
-            pair_doc,
-            pair_labeled,
-            cfg,
-            device,
-            on_log,
-            groups,
-            domain_groups,
-            init_sae,
-        )
-
-
-def _train(
-    embeddings: np.ndarray,
-    recon_rows: np.ndarray,
-    pair_query: np.ndarray,
-    pair_doc: np.ndarray,
-    pair_labeled: np.ndarray,
-    cfg: TrainConfig,
-    device: torch.device,
-    on_log: Callable[[int, TopKSAE], dict[str, float]] | None,
-    groups: np.ndarray | None,
-    domain_groups: np.ndarray | None,
-    init_sae: TopKSAE | None,
-) -> TrainResult:
-    """:func:`train_sae`'s loop, under its thread setting."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     data = torch.as_tensor(np.asarray(embeddings, np.float32), device=device)
