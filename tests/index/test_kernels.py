@@ -166,7 +166,8 @@ def test_random_sampling_twin() -> None:
         )
 
 
-@pytest.mark.slow
+# In the default run (STYLE: the kernels' twins are compared with NUMBA_BOUNDSCHECK=1 in the
+# test run), though it takes two minutes: the heavy tests it runs besides are left out.
 def test_kernels_with_boundscheck(tmp_path) -> None:
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
     root = Path(__file__).resolve().parents[2]
