@@ -179,6 +179,8 @@ def test_kernels_with_boundscheck(tmp_path) -> None:
             "-q",
             "-m",
             "not slow",
+            "-k",  # not itself: it is in the default run, and would start itself again
+            "not test_kernels_with_boundscheck",
             "-p",
             "no:cacheprovider",
             str(Path(__file__)),
