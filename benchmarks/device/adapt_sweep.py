@@ -550,17 +550,24 @@ def run6(
     (out / "sweep6.json").write_text(json.dumps(report, indent=1) + "\n")
 
 
+def _round(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """A GPU round's subcommand: the carried folder and the base model directory."""
+    one = sub.add_parser(name, help=help)
+    one.add_argument("folder", type=Path)
+    one.add_argument("--model", type=Path, default=MODEL, help="the base model directory")
+    return one
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="step", required=True)
-    prep = sub.add_parser("prepare", help="embed the collections here (CPU)")
-    prep.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
-    prep.add_argument("--out", type=Path, default=Path(".devcarry"))
+    for name, what in (("prepare", "the collections"), ("prepare-heldout", "held-out sentences")):
+        prep = sub.add_parser(name, help=f"embed {what} here (CPU)")
+        prep.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+        prep.add_argument("--out", type=Path, default=Path(".devcarry"))
     go = sub.add_parser("run", help="the sweep (GPU)")
     go.add_argument("folder", type=Path)
-    two = sub.add_parser("run2", help="round 2 (GPU): ROUND2 variants, then the final ones")
-    two.add_argument("folder", type=Path)
-    two.add_argument("--model", type=Path, default=MODEL, help="the base model directory")
+    two = _round(sub, "run2", "round 2 (GPU): ROUND2 variants, then the final ones")
     two.add_argument("--variants", nargs="*", default=[], choices=sorted(ROUND2))
     two.add_argument(
         "--final",
@@ -569,43 +576,32 @@ def main() -> None:
         choices=[*sorted(ROUND2), "selected"],
         help="variants to run on every collection ('selected': the sweep's choice)",
     )
-    three = sub.add_parser("run3", help="round 3 (GPU): wide-trained vs symmetric adaptation")
-    three.add_argument("folder", type=Path)
-    three.add_argument("--model", type=Path, default=MODEL, help="the base model directory")
-    four = sub.add_parser("run4", help="round 4 (GPU): adapt_with_check on every collection")
-    four.add_argument("folder", type=Path)
-    four.add_argument("--model", type=Path, default=MODEL, help="the base model directory")
-    five = sub.add_parser("run5", help="round 5 (GPU): adaptations trained for both widths")
-    five.add_argument("folder", type=Path)
-    five.add_argument("--model", type=Path, default=MODEL, help="the base model directory")
-    six = sub.add_parser("run6", help="round 6 (GPU): the four trainings at more seeds")
-    six.add_argument("folder", type=Path)
-    six.add_argument("--model", type=Path, default=MODEL, help="the base model directory")
+    _round(sub, "run3", "round 3 (GPU): wide-trained vs symmetric adaptation")
+    _round(sub, "run4", "round 4 (GPU): adapt_with_check on every collection")
+    _round(sub, "run5", "round 5 (GPU): adaptations trained for both widths")
+    six = _round(sub, "run6", "round 6 (GPU): the four trainings at more seeds")
     six.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     six.add_argument("--variants", nargs="+", default=None, choices=sorted(ROUND6))
-    held = sub.add_parser("prepare-heldout", help="embed held-out sentences here (CPU)")
-    held.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
-    held.add_argument("--out", type=Path, default=Path(".devcarry"))
     args = p.parse_args()
     if args.step == "run2" and "selected" in args.final and not args.variants:
         p.error("--final selected needs --variants to select from")
     out = Path(os.environ.get("OUT", "/tmp"))
     if args.step == "prepare":
         prepare(args.data_dir, args.out)
-    elif args.step == "run":
-        run(args.folder, out)
-    elif args.step == "run3":
-        run3(args.folder, out, args.model)
-    elif args.step == "run6":
-        run6(args.folder, out, args.model, args.seeds, args.variants)
-    elif args.step == "run5":
-        run5(args.folder, out, args.model)
-    elif args.step == "run4":
-        run4(args.folder, out, args.model)
     elif args.step == "prepare-heldout":
         prepare_heldout(args.data_dir, args.out)
-    else:
+    elif args.step == "run":
+        run(args.folder, out)
+    elif args.step == "run2":
         run2(args.folder, out, args.model, args.variants, args.final)
+    elif args.step == "run3":
+        run3(args.folder, out, args.model)
+    elif args.step == "run4":
+        run4(args.folder, out, args.model)
+    elif args.step == "run5":
+        run5(args.folder, out, args.model)
+    else:
+        run6(args.folder, out, args.model, args.seeds, args.variants)
 
 
 if __name__ == "__main__":
