@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.getcwd())
+from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
 from encoders.csr_sae import TopKSAE  # noqa: E402
 from encoders.training.adapt import AdaptConfig, adapt_sae, pseudo_pairs  # noqa: E402
 from encoders.training.retrieval import COLLECTIONS, load_beir, ndcg_at_10, top_of  # noqa: E402
@@ -99,6 +100,11 @@ class Sweep:
         self.meta = json.loads((folder / "adapt_meta.json").read_text())
         self.dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.base = TopKSAE.load(model).float().eval()
+
+    def machine(self) -> dict:
+        """What a report records of where it ran: CPU, library versions and the GPU."""
+        gpu = torch.cuda.get_device_name(self.dev) if self.dev.type == "cuda" else None
+        return {**machine_info(MODEL_PACKAGES), "gpu": gpu, "cuda": torch.version.cuda}
 
     def rows(self, key: str) -> np.ndarray:
         x = self.z[key]
@@ -485,6 +491,9 @@ def run5(folder: Path, out: Path, model: Path) -> None:
 # Ran so far: the default at seed 1 on a 2-core CPU (``--seeds 1 --variants documents``,
 # benchmarks/results/csr_adapt_sweep6_cpu_documents_seed1.json): SciFact train 0.6033 against
 # seed 0's 0.6121 (an H100), a seed's spread larger than the four variants' (0.007).
+# Ran on one H200 on 2026-12-06 (all four at seeds 1 and 2,
+# benchmarks/results/csr_adapt_sweep6_h200.json): no variant passed (wide +0.0034, standard
+# error 0.0021), so the default stays.
 ROUND6 = {
     "documents": dict(wide_query_k=0),
     "wide": dict(wide_query_k=1024),
@@ -530,7 +539,7 @@ def run6(
     s = Sweep(folder, model)
     names = variants or list(ROUND6)
     report: dict = {"model": str(model), "variants": ROUND6, "seeds": seeds, "runs": {}}
-    report["device"] = str(s.dev)
+    report["device"], report["machine"] = str(s.dev), s.machine()
     train = {name: [ROUND6_SEED0[name]] for name in names}
     for seed in seeds:
         for name in names:
