@@ -8,6 +8,7 @@
 # (dev_ndcg10_served: documents at k = 64, queries at --query-k, 1,024 by default; the shipped
 # model was chosen on dev_ndcg10_k64, both sides at 64, before queries were served wider).
 # A variant that trains for the wide queries: "w:--wide-query-k 1024".
+# CSR_UNPACK_ONLY=1: unpack and stop (benchmarks/device/backbone_tune.py runs next).
 # More sources beside the carried corpus, paired with a control on the same machine:
 # CSR_EXTRA=DIR/extra.tar.xz (a tar of decontaminated <source>.txt files, e.g. the three
 # engineering sources of GENERAL_CORPUS.md) and a variant
@@ -42,6 +43,9 @@ if [ -n "${CSR_EXTRA:-}" ]; then  # more sources, for variants that add --corpus
 fi
 rm -f /tmp/minilm/model.safetensors.xz
 export LSR_DENSE_MODEL_DIR=/tmp/minilm
+if [ "${CSR_UNPACK_ONLY:-0}" = 1 ]; then  # the carried files unpacked for another script
+  exit 0
+fi
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
 IFS=';' read -r -a RUNS <<< "$VARIANTS"
 for run in "${RUNS[@]}"; do
