@@ -317,6 +317,7 @@ def train(args: argparse.Namespace) -> dict:
         "dev_served": dev_served,
         "lift": dev_served - base_dev,
         "passed": dev_served >= base_dev + LIFT,
+        "shipped_dev_on_the_card": SHIPPED_DEV,  # the same model, other embeddings
     }
     # (a collection whose judged documents all fall outside --eval-limit has nothing to divide by)
     tests = [k for k in final if k.endswith("/test") and final[k]["dense"] > 0]
