@@ -87,6 +87,32 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def mean_pooled(
+    model: torch.nn.Module, id_lists: list[list[int]], device: torch.device
+) -> torch.Tensor:
+    """``(B, dim)`` float32 unit embeddings of one batch of token ids through ``model``: the
+    mean over each text's real tokens, then L2 norm. Gradient mode is the caller's
+    (:meth:`DenseEmbedder.embed` runs it without; a backbone being tuned, with)."""
+    lengths = np.fromiter((len(x) for x in id_lists), np.int64, len(id_lists))
+    width = int(lengths.max())
+    batch = np.zeros((len(id_lists), width), np.int64)
+    for j, row in enumerate(id_lists):
+        batch[j, : len(row)] = row
+    input_ids = torch.from_numpy(batch).to(device, non_blocking=True)
+    mask = (
+        torch.arange(width, device=device)[None, :] < torch.from_numpy(lengths).to(device)[:, None]
+    )
+    hidden = model(
+        input_ids=input_ids,
+        attention_mask=mask.long(),
+        token_type_ids=torch.zeros_like(input_ids),
+    ).last_hidden_state.float()
+    m = mask.unsqueeze(-1).float()
+    pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+    return pooled
+
+
 class DenseEmbedder:
     """Texts -> L2-normalised mean-pooled embeddings, ``(n, dim)`` float32.
 
@@ -195,25 +221,7 @@ class DenseEmbedder:
     @torch.inference_mode()
     def _embed_batch(self, id_lists: list[list[int]]) -> np.ndarray:
         """One batch of token ids (longest first) -> (B, dim) float32 unit embeddings."""
-        lengths = np.fromiter((len(x) for x in id_lists), np.int64, len(id_lists))
-        width = int(lengths.max())
-        batch = np.zeros((len(id_lists), width), np.int64)
-        for j, row in enumerate(id_lists):
-            batch[j, : len(row)] = row
-        input_ids = torch.from_numpy(batch).to(self.device, non_blocking=True)
-        mask = (
-            torch.arange(width, device=self.device)[None, :]
-            < torch.from_numpy(lengths).to(self.device)[:, None]
-        )
-        hidden = self.model(
-            input_ids=input_ids,
-            attention_mask=mask.long(),
-            token_type_ids=torch.zeros_like(input_ids),
-        ).last_hidden_state.float()
-        m = mask.unsqueeze(-1).float()
-        pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
-        pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled.cpu().numpy()
+        return mean_pooled(self.model, id_lists, self.device).cpu().numpy()
 
 
 class LazyEmbedder:

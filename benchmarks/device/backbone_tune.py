@@ -49,7 +49,7 @@ from torch import nn
 
 sys.path.insert(0, os.getcwd())
 from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
-from encoders.csr_embedder import DenseEmbedder  # noqa: E402
+from encoders.csr_embedder import DenseEmbedder, mean_pooled  # noqa: E402
 from encoders.csr_sae import TopKSAE  # noqa: E402
 from encoders.training.data import build_training_texts  # noqa: E402
 from encoders.training.losses import cross_distillation, normalized_mse  # noqa: E402
@@ -107,22 +107,6 @@ def add_lora(model: nn.Module, rank: int, alpha: float) -> list[nn.Parameter]:
         if isinstance(m, LoRALinear)
         for p in (*m.down.parameters(), *m.up.parameters())
     ]
-
-
-def pooled(model: nn.Module, id_lists: list[list[int]], device: torch.device) -> torch.Tensor:
-    """Mean-pooled, unit-length embeddings of ``id_lists`` through ``model`` (with gradient)."""
-    width = max(len(x) for x in id_lists)
-    ids = torch.zeros(len(id_lists), width, dtype=torch.long)
-    for j, row in enumerate(id_lists):
-        ids[j, : len(row)] = torch.tensor(row)
-    ids = ids.to(device)
-    lengths = torch.tensor([len(x) for x in id_lists], device=device)
-    mask = torch.arange(width, device=device)[None, :] < lengths[:, None]
-    hidden = model(
-        input_ids=ids, attention_mask=mask.long(), token_type_ids=torch.zeros_like(ids)
-    ).last_hidden_state.float()
-    m = mask.unsqueeze(-1).float()
-    return F.normalize((hidden * m).sum(1) / m.sum(1).clamp_min(1e-9), dim=1)
 
 
 def codes(sae: TopKSAE, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -272,8 +256,8 @@ def train(args: argparse.Namespace) -> dict:
         qb, db = [ids[r] for r in pq[pairs]], [ids[r] for r in pd[pairs]]
         with autocast:
             with torch.no_grad():
-                t, tq, td = (pooled(teacher, b, dev) for b in (batch, qb, db))
-            s, sq, sd = (pooled(student, b, dev) for b in (batch, qb, db))
+                t, tq, td = (mean_pooled(teacher, b, dev) for b in (batch, qb, db))
+            s, sq, sd = (mean_pooled(student, b, dev) for b in (batch, qb, db))
         z = codes(sae, s, DOC_K)
         eye = torch.eye(len(batch), dtype=torch.bool, device=dev)
         parts = {
