@@ -40,7 +40,13 @@ sys.path.insert(0, os.getcwd())
 from benchmarks.machine import MODEL_PACKAGES, machine_info  # noqa: E402
 from encoders.csr_sae import TopKSAE  # noqa: E402
 from encoders.training.adapt import AdaptConfig, adapt_sae, pseudo_pairs  # noqa: E402
-from encoders.training.retrieval import COLLECTIONS, load_beir, ndcg_at_10, top_of  # noqa: E402
+from encoders.training.retrieval import (  # noqa: E402
+    COLLECTIONS,
+    load_beir,
+    ndcg_at_10,
+    top_hits,
+    top_of,
+)
 from encoders.training.trainer import train_sae  # noqa: E402
 
 MODEL = Path("encoders/models/csr-minilm")
@@ -132,9 +138,7 @@ class Sweep:
             cq, cd = F.normalize(cq, dim=1), F.normalize(cd, dim=1)
         scores = (cq @ cd.T).cpu().numpy()
         scores[scores <= 0] = -np.inf
-        rows, top = top_of(scores, 100)
-        rows[np.isneginf(top)] = -1
-        top[np.isneginf(top)] = 0
+        rows, top = top_hits(scores, 100)
         m = self.meta[coll]
         return ndcg_at_10(rows, top, m[f"{split}_qids"], m["doc_ids"], m[f"{split}_qrels"])
 

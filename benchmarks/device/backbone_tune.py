@@ -58,6 +58,7 @@ from encoders.training.retrieval import (  # noqa: E402
     BeirCollection,
     load_beir,
     ndcg_at_10,
+    top_hits,
     top_of,
 )
 from encoders.training.train_csr import corpus_files  # noqa: E402
@@ -125,10 +126,7 @@ def score(
     d = codes(sae, torch.from_numpy(emb_d).to(dev), doc_k)
     s = (q @ d.T).float()
     s[s <= 0] = -torch.inf
-    rows, vals = top_of(s.cpu().numpy(), 100)
-    rows[np.isneginf(vals)] = -1
-    vals[np.isneginf(vals)] = 0.0
-    return rows, vals
+    return top_hits(s.cpu().numpy(), 100)
 
 
 def evaluate(

@@ -105,6 +105,12 @@ def top_sparse(
     n_queries, n_docs = product.shape
     scores = np.full((n_queries, max(n_docs, depth)), -np.inf, dtype=np.float32)
     scores[product.row, product.col] = product.data
+    return top_hits(scores, depth)
+
+
+def top_hits(scores: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_of` where ``-inf`` marks a document that is no hit for the query: slots
+    left without a hit get row -1 and score 0.0 (as ``index.exact_search`` returns them)."""
     rows, top = top_of(scores, depth)
     empty = np.isneginf(top)
     rows[empty] = -1
