@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Fill .devcarry/csr (git-ignored, < 64 MiB) for encoders/training/run_general.sh on a GPU box
+# Fill .devcarry/csr (git-ignored, ~74 MB) for encoders/training/run_general.sh on a GPU box
 # without network: the general corpus (built here, no text of the five collections), the five
 # collections for evaluation only, all-MiniLM-L6-v2 in fp16 (xz) and the evaluation wheels.
+# One device call carries at most 64 MiB with the working tree (~29 MB), so the same files are
+# also cut into .devcarry/csrp/p1..p3 (each under 30 MB, the dense model's xz in two pieces):
+# three calls each copy their part into one folder (cp -r .devcarry/csrp/pN/. /tmp/keep/), and
+# the last runs run_general.sh with CSR_CARRY=/tmp/keep, which joins the pieces.
 #   bash encoders/training/science/fetch.sh /tmp/science   # the scientific prose, ~10 minutes
 #   bash encoders/training/csr_carry.sh [SHARED_DIR] [SCIENCE_DIR]   # default ../shared; ~5 min
 # Needs the Debian packages wordnet-base dict-gcide dict-foldoc dict-jargon fortunes
@@ -40,3 +44,11 @@ for v in 3.11 3.12 3.13; do
 done
 python3 -m pip download -q --no-deps -d "$OUT/whl" ir_measures==0.4.3 bm25s==0.3.16
 du -sh "$OUT" "$OUT"/*
+P=.devcarry/csrp  # the same files in three call-sized parts (see the top)
+rm -rf "$P" && mkdir -p "$P/p1/minilm" "$P/p2/minilm" "$P/p3"
+split -b 20M -d "$OUT/minilm/model.safetensors.xz" "$P/p1/minilm/model.safetensors.xz."
+mv "$P/p1/minilm/model.safetensors.xz.01" "$P/p2/minilm/"
+cp "$OUT"/minilm/*.json "$OUT/minilm/vocab.txt" "$P/p2/minilm/"
+cp -r "$OUT/whl" "$OUT/evaldata.tar.xz" "$P/p2/"
+cp "$OUT/corpus.tar.xz" "$P/p3/"
+du -sh "$P"/*

@@ -16,9 +16,10 @@
 # other texts are embedded once each).
 #   bash encoders/training/csr_carry.sh ../shared   # once, on a machine with the Debian dicts
 #   CSR_BUDGET=150 bash encoders/training/run_general.sh
-# Expects .devcarry/csr from csr_carry.sh (our device calls carry it in two parts, the dense
-# model and evaluation data first, since one transfer holds at most 64 MiB; the files are the
-# same). Optional: CSR_ADAPT=1 also runs the adaptation benchmark on the first variant.
+# Expects .devcarry/csr from csr_carry.sh, or its three parts copied into one folder by three
+# calls (.devcarry/csrp, csr_carry.sh says how; one transfer holds at most 64 MiB): the dense
+# model's xz may come in pieces (model.safetensors.xz.00, .01), joined here.
+# Optional: CSR_ADAPT=1 also runs the adaptation benchmark on the first variant.
 set -euo pipefail
 OUT=${OUT:-/tmp/csr_out}
 CARRY=${CSR_CARRY:-.devcarry/csr}
@@ -29,6 +30,10 @@ python3 -m pip install -q --no-index --no-deps --find-links "$CARRY/whl" --targe
   ir_measures pytrec_eval-terrier bm25s PyStemmer
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 cp -r "$CARRY/minilm/." /tmp/minilm/
+if [ ! -f /tmp/minilm/model.safetensors.xz ]; then  # carried in pieces
+  cat /tmp/minilm/model.safetensors.xz.[0-9]* > /tmp/minilm/model.safetensors.xz
+  rm /tmp/minilm/model.safetensors.xz.[0-9]*
+fi
 mkdir -p /tmp/csrgen/data
 python3 - "$CARRY" <<'PY'  # xz through Python's lzma: no xz binary needed
 import lzma, shutil, sys, tarfile
