@@ -61,12 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict] = {}
     doc_codes = []
     for label, coll in sets.items():
-        d, q = embeddings_for(encoder, coll, cache)
-        if label == DEV:  # the test split's documents, the train split's queries
-            key = "scifact/train_queries"
-            if key not in cache:
-                cache[key] = encoder.embedder.embed(coll.query_texts)
-            q = cache[key].astype(np.float32)
+        d, q = embeddings_for(encoder, coll, cache)  # queries keyed by split
         dense = ndcg_at_10(*top_dense(q, d), coll.query_ids, coll.doc_ids, coll.qrels)
         docs = encoder.sparsify(d, doc_k)
         if label != DEV:

@@ -32,13 +32,17 @@ logger = logging.getLogger(__name__)
 
 
 def embeddings_for(encoder, coll: BeirCollection, cache: dict[str, np.ndarray]):
-    """(doc, query) dense embeddings of a collection, from ``cache`` when present."""
-    key_d, key_q = f"{coll.name}/docs", f"{coll.name}/queries"
+    """(doc, query) dense embeddings of a collection, from ``cache`` when present. The queries
+    are keyed by split (``name/queries`` for test, ``name/train_queries`` for train): one
+    cache holds both, and a split's queries are never served for another's."""
+    key_d = f"{coll.name}/docs"
+    key_q = f"{coll.name}/queries" if coll.split == "test" else f"{coll.name}/{coll.split}_queries"
     if key_d not in cache:
         t = time.perf_counter()
         cache[key_d] = encoder.embedder.embed(coll.doc_texts, progress=True)
-        cache[key_q] = encoder.embedder.embed(coll.query_texts)
         cache[f"{coll.name}/seconds"] = np.array(time.perf_counter() - t)
+    if key_q not in cache:
+        cache[key_q] = encoder.embedder.embed(coll.query_texts)
     return cache[key_d].astype(np.float32), cache[key_q].astype(np.float32)
 
 

@@ -33,6 +33,7 @@ class BeirCollection:
     query_ids: list[str]
     query_texts: list[str]
     qrels: dict[str, dict[str, int]]
+    split: str = "test"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -70,6 +71,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirCollection:
         query_ids=[str(q["_id"]) for q in queries],
         query_texts=[q["text"] for q in queries],
         qrels={q: qrels[q] for q in (str(x["_id"]) for x in queries)},
+        split=split,
     )
 
 

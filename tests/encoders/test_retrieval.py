@@ -63,3 +63,35 @@ def test_recall_ignores_pads_and_queries_without_truth() -> None:
     found = np.array([[3, 9, 1], [5, 6, -1], [7, 8, 9]])
     assert recall_of(found, truth) == pytest.approx((2 / 3 + 0.0) / 2)
     assert np.isnan(recall_of(found[2:], truth[2:]))
+
+
+def test_embedding_cache_keeps_each_splits_queries_apart(beir_folder) -> None:
+    """One cache serves a collection's train and test splits: the train split's queries,
+    embedded first, must not come back as the test split's (a fresh cache once did)."""
+    from types import SimpleNamespace
+
+    from encoders.training.evaluate import embeddings_for
+    from encoders.training.retrieval import load_beir
+
+    calls: list[list[str]] = []
+
+    def embed(texts, progress=False):
+        calls.append(list(texts))
+        return np.asarray([[float(len(t)), 1.0] for t in texts], np.float32)
+
+    encoder = SimpleNamespace(embedder=SimpleNamespace(embed=embed))
+    train = load_beir(beir_folder / "scifact", "train")
+    test = load_beir(beir_folder / "scifact", "test")
+    assert (train.split, test.split) == ("train", "test")
+    assert train.query_texts != test.query_texts
+    cache: dict[str, np.ndarray] = {}
+    d_train, q_train = embeddings_for(encoder, train, cache)
+    d_test, q_test = embeddings_for(encoder, test, cache)
+    np.testing.assert_array_equal(d_train, d_test)  # documents embedded once, shared
+    np.testing.assert_array_equal(q_train[:, 0], [len(t) for t in train.query_texts])
+    np.testing.assert_array_equal(q_test[:, 0], [len(t) for t in test.query_texts])
+    assert sorted(cache) == ["scifact/docs", "scifact/queries", "scifact/seconds",
+                             "scifact/train_queries"]  # fmt: skip
+    assert len(calls) == 3  # documents, train queries, test queries; nothing twice
+    embeddings_for(encoder, test, cache)
+    assert len(calls) == 3
