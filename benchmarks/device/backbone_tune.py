@@ -23,6 +23,10 @@ beats the shipped model's 0.5999 by at least 0.01 on this script's own embedding
 queries and documents (the shipped model is scored here too, first, as ``base``); the five
 test collections are reported, not used.
 
+Result (one H100, 2026-12-06, 330 s, 1,797 steps): rejected. SciFact train as served fell from
+0.5989 to 0.5632 and every test collection fell too
+(``benchmarks/results/csr_backbone_tune_h100.json``; the csr-minilm model card discusses why).
+
     # on the GPU machine, with the general run's carried files (encoders/training/
     # run_general.sh: corpus, evaluation data, dense model, wheels) unpacked:
     CSR_UNPACK_ONLY=1 bash encoders/training/run_general.sh && \\
