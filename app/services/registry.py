@@ -136,9 +136,8 @@ class CollectionRegistry:
                     log.exception("maintenance of %s failed", name)
 
     def maintain(self, coll: Collection) -> None:
-        if coll.needs_seal():
-            start = time.perf_counter()
-            coll.seal()
+        start = time.perf_counter()
+        if coll.needs_seal() and coll.seal_if_needed():  # re-checked under the seal's lock
             log.info("%s: sealed a segment in %.2fs", coll.config.name, time.perf_counter() - start)
         while not self._stop.is_set() and not coll.closed and coll.merge_candidates():
             start = time.perf_counter()

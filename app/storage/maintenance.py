@@ -34,50 +34,61 @@ class SealAndMerge:
     def seal(self) -> bool:
         """Freeze the mutable segment, build a sealed segment from it, swap it in."""
         with self.maintenance_lock:
-            with self._lock:
-                self._check_open()
-                if self._frozen:  # an earlier seal failed: retry that segment first
-                    frozen = self._frozen[0]
-                else:
-                    frozen = self.mutable
-                    if frozen.n_rows == 0:
-                        return False
-                    self._frozen.append(frozen)
-                    self.wal.close()
-                    self.wal = WriteAheadLog(self.path / "wal", self.wal.seq + 1)
-                    self.mutable = self._new_mutable(self.wal.seq)
-                    self._publish()
-                n = frozen.n_rows
-                deleted_now = self._deleted[frozen.seg_id][:n].copy()
-            lines = [frozen.metadata_line(r) for r in range(n)]
-            csr = copy_csr(frozen.csr(n))
-            path = self.path / "segments" / seg_dir(frozen.seg_id)
-            SealedSegment.write(
+            return self._seal_locked()
+
+    def seal_if_needed(self) -> bool:
+        """:meth:`seal` if :meth:`needs_seal` still holds once the maintenance lock is held.
+        The background thread's check may see a seal that is running (its frozen segment);
+        when that seal is done the mutable segment is a new, small one, not to be sealed."""
+        with self.maintenance_lock:
+            return self.needs_seal() and self._seal_locked()
+
+    def _seal_locked(self) -> bool:
+        """:meth:`seal`'s work; the caller holds ``maintenance_lock``."""
+        with self._lock:
+            self._check_open()
+            if self._frozen:  # an earlier seal failed: retry that segment first
+                frozen = self._frozen[0]
+            else:
+                frozen = self.mutable
+                if frozen.n_rows == 0:
+                    return False
+                self._frozen.append(frozen)
+                self.wal.close()
+                self.wal = WriteAheadLog(self.path / "wal", self.wal.seq + 1)
+                self.mutable = self._new_mutable(self.wal.seq)
+                self._publish()
+            n = frozen.n_rows
+            deleted_now = self._deleted[frozen.seg_id][:n].copy()
+        lines = [frozen.metadata_line(r) for r in range(n)]
+        csr = copy_csr(frozen.csr(n))
+        path = self.path / "segments" / seg_dir(frozen.seg_id)
+        SealedSegment.write(
+            path,
+            csr,
+            frozen.doc_ids[:n],
+            lines,
+            deleted_now,
+            index_params=self.config.index_params,
+            flat_rows=self.policy.flat_rows,
+            calibrate=self.policy.calibrate,
+            fields=self.index_fields,
+        )
+        with self._lock:
+            sealed = SealedSegment(
+                frozen.seg_id,
                 path,
-                csr,
-                frozen.doc_ids[:n],
-                lines,
-                deleted_now,
-                index_params=self.config.index_params,
-                flat_rows=self.policy.flat_rows,
+                self.config.dim,
+                self.config.index_params,
                 calibrate=self.policy.calibrate,
                 fields=self.index_fields,
             )
-            with self._lock:
-                sealed = SealedSegment(
-                    frozen.seg_id,
-                    path,
-                    self.config.dim,
-                    self.config.index_params,
-                    calibrate=self.policy.calibrate,
-                    fields=self.index_fields,
-                )
-                self._frozen.remove(frozen)
-                self._sealed.append(sealed)
-                self._segments[sealed.seg_id] = sealed
-                self._deleted[sealed.seg_id] = self._deleted[frozen.seg_id][:n].copy()
-                self._checkpoint()
-                self._publish()
+            self._frozen.remove(frozen)
+            self._sealed.append(sealed)
+            self._segments[sealed.seg_id] = sealed
+            self._deleted[sealed.seg_id] = self._deleted[frozen.seg_id][:n].copy()
+            self._checkpoint()
+            self._publish()
         return True
 
     def merge_candidates(self) -> list[SealedSegment]:

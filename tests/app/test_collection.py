@@ -258,3 +258,45 @@ def test_a_failed_seal_is_retried_in_the_same_process(
     coll.close()
     coll = Collection.open(tmp_path / "c", _policy())
     assert len(coll.id_map) == 60 and [s.n_rows for s in coll.sealed_segments()] == [50, 10]
+
+
+def test_a_background_check_during_a_seal_does_not_seal_the_new_mutable_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The maintenance thread asks ``needs_seal`` while an explicit seal is building its
+    segment (the frozen segment says yes), then waits for the seal's lock. By the time it has
+    the lock the seal is done and the mutable segment is a new one holding only the writes
+    made meanwhile: ``seal_if_needed`` leaves it alone (a loaded CI once saw it sealed)."""
+    import threading
+
+    from app.storage.sealed import SealedSegment
+
+    rng = np.random.default_rng(9)
+    coll = _open(tmp_path / "c")
+    coll.write(_batch([f"a{i}" for i in range(20)], [_vec(rng) for _ in range(20)]), upsert=False)
+    building, release = threading.Event(), threading.Event()
+    real_write = SealedSegment.write
+
+    def slow_write(*args: object, **kwargs: object) -> None:
+        building.set()
+        assert release.wait(30)
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(SealedSegment, "write", staticmethod(slow_write))
+    explicit = threading.Thread(target=coll.seal)
+    explicit.start()
+    assert building.wait(30)
+    assert coll.needs_seal()  # what the background thread sees now
+    background: list[bool] = []
+    waiting = threading.Thread(target=lambda: background.append(coll.seal_if_needed()))
+    waiting.start()
+    coll.write(_batch(["late0", "late1"], [_vec(rng), _vec(rng)]), upsert=False)
+    release.set()
+    explicit.join(30)
+    waiting.join(30)
+    assert background == [False]
+    view = coll.view
+    kinds = [(coll.segment_kind(s), n) for s, n in zip(view.segments, view.n_rows, strict=True)]
+    assert kinds == [("sealed", 20), ("mutable", 2)]
+    assert not coll.needs_seal()
+    coll.close()
