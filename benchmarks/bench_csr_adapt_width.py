@@ -30,7 +30,13 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import CSREncoder, load_csr  # noqa: E402
 from encoders.training.adapt import AdaptConfig, adapt_sae  # noqa: E402
-from encoders.training.retrieval import load_beir, ndcg_at_10, top_dense, top_sparse  # noqa: E402
+from encoders.training.retrieval import (  # noqa: E402
+    load_beir,
+    ndcg_at_10,
+    query_key,
+    top_dense,
+    top_sparse,
+)
 
 QUERY_WIDTHS = (64, 128, 256, 1024)
 
@@ -66,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     base = load_csr(args.model, device="cpu")
     d = z["scifact/docs"].astype(np.float32)
     sets = {
-        "train": (load_beir(args.data_dir / "scifact", "train"), z["scifact/train_queries"]),
-        "test": (load_beir(args.data_dir / "scifact", "test"), z["scifact/queries"]),
+        split: (load_beir(args.data_dir / "scifact", split), z[query_key("scifact", split)])
+        for split in ("train", "test")
     }
     sets = {k: (coll, q.astype(np.float32)) for k, (coll, q) in sets.items()}
     dense = {k: ndcg_at_10(*top_dense(q, d), c.query_ids, c.doc_ids, c.qrels)

@@ -31,7 +31,13 @@ from benchmarks.csr_args import add_csr_eval_args, load_embedding_cache  # noqa:
 from benchmarks.machine import write_report  # noqa: E402
 from encoders.csr import load_csr  # noqa: E402
 from encoders.training.evaluate import embeddings_for  # noqa: E402
-from encoders.training.retrieval import load_beir, ndcg_at_10, top_dense, top_sparse  # noqa: E402
+from encoders.training.retrieval import (  # noqa: E402
+    load_beir,
+    ndcg_at_10,
+    query_key,
+    top_dense,
+    top_sparse,
+)
 
 DEV = "scifact-train"
 
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         from index import exact_search
 
         docs = sp.vstack(doc_codes).tocsr()
-        queries = cache["scifact/train_queries"].astype(np.float32)
+        queries = cache[query_key("scifact", "train")].astype(np.float32)
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
         for w in widths:

@@ -44,6 +44,7 @@ from encoders.training.retrieval import (  # noqa: E402
     COLLECTIONS,
     load_beir,
     ndcg_at_10,
+    query_key,
     top_hits,
     top_of,
 )
@@ -75,7 +76,7 @@ def prepare(data_dir: Path, out: Path) -> None:
     for name in COLLECTIONS:
         coll = load_beir(data_dir / name, "test")
         arrays[f"{name}/docs"] = enc.embedder.embed(coll.doc_texts).astype(np.float16)
-        arrays[f"{name}/queries"] = enc.embedder.embed(coll.query_texts).astype(np.float16)
+        arrays[query_key(name)] = enc.embedder.embed(coll.query_texts).astype(np.float16)
         heads, of = pseudo_pairs(coll.doc_texts)
         arrays[f"{name}/heads"] = enc.embedder.embed(heads).astype(np.float16)
         arrays[f"{name}/head_doc"] = np.asarray(of, np.int64)
@@ -93,7 +94,7 @@ def prepare(data_dir: Path, out: Path) -> None:
             "test_qrels": coll.qrels,
         }
     train = load_beir(data_dir / "scifact", "train")
-    arrays["scifact/train_queries"] = enc.embedder.embed(train.query_texts).astype(np.float16)
+    arrays[query_key("scifact", "train")] = enc.embedder.embed(train.query_texts).astype(np.float16)
     meta["scifact"].update(train_qids=train.query_ids, train_qrels=train.qrels)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "adapt_cache.npz", **arrays)
@@ -131,7 +132,7 @@ class Sweep:
         """nDCG@10, documents at k = 64, queries at ``qk``, codes scaled to unit length when
         ``normalize`` (``CSRSettings.normalize``); only documents sharing a latent with the
         query are hits (as the sparse exact search ranks)."""
-        q = self.rows(f"{coll}/{'queries' if split == 'test' else 'train_queries'}")
+        q = self.rows(query_key(coll, split))
         d = self.rows(f"{coll}/docs")
         cq, cd = self.codes(sae, q, qk), self.codes(sae, d, 64)
         if normalize:
@@ -144,7 +145,7 @@ class Sweep:
 
     def dense(self, coll: str) -> float:
         """The dense model's test nDCG@10 on ``coll`` (exact cosine)."""
-        q, d = self.rows(f"{coll}/queries"), self.rows(f"{coll}/docs")
+        q, d = self.rows(query_key(coll)), self.rows(f"{coll}/docs")
         m = self.meta[coll]
         return ndcg_at_10(*top_of(q @ d.T, 100), m["test_qids"], m["doc_ids"], m["test_qrels"])
 

@@ -24,6 +24,7 @@ from encoders.training.retrieval import (
     SparseSearch,
     load_beir,
     ndcg_at_10,
+    query_key,
     top_dense,
     top_sparse,
 )
@@ -33,10 +34,9 @@ logger = logging.getLogger(__name__)
 
 def embeddings_for(encoder, coll: BeirCollection, cache: dict[str, np.ndarray]):
     """(doc, query) dense embeddings of a collection, from ``cache`` when present. The queries
-    are keyed by split (``name/queries`` for test, ``name/train_queries`` for train): one
-    cache holds both, and a split's queries are never served for another's."""
+    are keyed by split (:func:`query_key`): a split's queries are never served for another's."""
     key_d = f"{coll.name}/docs"
-    key_q = f"{coll.name}/queries" if coll.split == "test" else f"{coll.name}/{coll.split}_queries"
+    key_q = query_key(coll.name, coll.split)
     if key_d not in cache:
         t = time.perf_counter()
         cache[key_d] = encoder.embedder.embed(coll.doc_texts, progress=True)

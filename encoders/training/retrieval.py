@@ -36,6 +36,12 @@ class BeirCollection:
     split: str = "test"
 
 
+def query_key(name: str, split: str = "test") -> str:
+    """The key of a collection's ``split`` queries in an embedding cache: ``name/queries`` for
+    test, ``name/<split>_queries`` otherwise, so one cache holds every split apart."""
+    return f"{name}/queries" if split == "test" else f"{name}/{split}_queries"
+
+
 def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
