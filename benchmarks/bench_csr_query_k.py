@@ -11,8 +11,10 @@ uses. The rule, fixed before the test columns are read: the narrowest width whos
 train nDCG@10 is within ``--tolerance`` (0.002) of the best width's, since every extra query
 latent is one more list a search may walk. ``--search-timing`` also times exact search
 (``index.exact_search``, one thread) over all the test documents' codes with the SciFact
-train queries at each width. Exact search over the codes; dense cosine in the same process.
-Writes JSON to benchmarks/results/csr_query_k.json.
+train queries at each width. ``--doc-k`` codes the documents at another ``k`` (wider than the
+trained 128 too: 8,192 keeps every positive latent), which measures what truncating documents
+costs. Exact search over the codes; dense cosine in the same process. Writes JSON to
+benchmarks/results/csr_query_k.json (``--out`` elsewhere).
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_csr_eval_args(p)
     p.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 2048, 8192])
+    p.add_argument(
+        "--doc-k",
+        type=int,
+        default=None,
+        help="documents' k (default: the model's served k; wider than the trained k allowed, "
+        "to measure what truncating documents costs)",
+    )
     p.add_argument("--tolerance", type=float, default=0.002)
     p.add_argument("--search-timing", action="store_true")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "csr_query_k.json")
@@ -59,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     encoder = load_csr(args.model, device=args.device, normalize=args.normalize)
     widths = sorted({min(w, encoder.dim) for w in args.widths})
-    doc_k = encoder.default_k
+    doc_k = min(args.doc_k or encoder.default_k, encoder.dim)
     cache = load_embedding_cache(args.embeddings_cache)
     n_cached = len(cache)
     sets = {DEV: load_beir(args.data_dir / "scifact", "train")}
@@ -69,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, coll in sets.items():
         d, q = embeddings_for(encoder, coll, cache)  # queries keyed by split
         dense = ndcg_at_10(*top_dense(q, d), coll.query_ids, coll.doc_ids, coll.qrels)
-        docs = encoder.sparsify(d, doc_k)
+        docs = encoder.sparsify(d, doc_k, wide=doc_k > encoder.max_k)
         if label != DEV:
             doc_codes.append(docs)
         row = {"dense": dense, "queries": len(coll.query_ids), "docs": len(coll.doc_ids)}
