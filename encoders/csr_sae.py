@@ -22,6 +22,7 @@ from torch import nn
 from encoders.errors import EncoderError
 
 WEIGHTS_FILE = "sae.safetensors"
+BRANCH = ("hidden_weight", "hidden_bias", "branch_weight")  # with ``encoder_hidden`` > 0
 
 
 @dataclass
@@ -29,19 +30,24 @@ class SAEConfig:
     """Shape and sparsity of the autoencoder.
 
     ``k`` is the largest trained number of active latents (the encoder may use any
-    ``1 <= k' <= k``); ``tied`` shares one matrix between encoder and decoder.
+    ``1 <= k' <= k``); ``tied`` shares one matrix between encoder and decoder;
+    ``encoder_hidden`` > 0 adds a one-hidden-layer branch (GELU) to the linear encoder's
+    latent scores, so that which ``k`` latents a text gets need not be a linear choice.
     """
 
     input_dim: int = 384
     latent_dim: int = 8192
     k: int = 128
     tied: bool = False
+    encoder_hidden: int = 0
 
     def __post_init__(self) -> None:
         if self.input_dim < 1 or self.latent_dim < 1:
             raise EncoderError("input_dim and latent_dim must be >= 1")
         if not 1 <= self.k <= self.latent_dim:
             raise EncoderError(f"k must be in [1, latent_dim={self.latent_dim}], got {self.k}")
+        if self.encoder_hidden < 0:
+            raise EncoderError(f"encoder_hidden must be >= 0, got {self.encoder_hidden}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SAEConfig:
@@ -65,10 +71,22 @@ class TopKSAE(nn.Module):
         self.encoder_weight = nn.Parameter(atoms.clone())
         # Tied: the decoder is the encoder matrix; separate: initialised to it (OpenAI's SAE init).
         self.decoder_weight = self.encoder_weight if config.tied else nn.Parameter(atoms.clone())
+        h = config.encoder_hidden
+        if h > 0:
+            # The branch's output starts at zero: a fresh model scores latents as the linear
+            # encoder does, and the branch learns what that choice misses.
+            self.hidden_weight = nn.Parameter(torch.randn(h, d) / d**0.5)
+            self.hidden_bias = nn.Parameter(torch.zeros(h))
+            self.branch_weight = nn.Parameter(torch.zeros(n, h))
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, input_dim)`` -> ``(B, latent_dim)`` latent scores before TopK."""
-        return F.linear(x - self.pre_bias, self.encoder_weight, self.latent_bias)
+        centred = x - self.pre_bias
+        pre = F.linear(centred, self.encoder_weight, self.latent_bias)
+        if self.config.encoder_hidden > 0:
+            hidden = F.gelu(F.linear(centred, self.hidden_weight, self.hidden_bias))
+            pre = pre + F.linear(hidden, self.branch_weight)
+        return pre
 
     @staticmethod
     def topk(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,6 +154,8 @@ class TopKSAE(nn.Module):
         }
         if not self.config.tied:
             tensors["decoder_weight"] = self.decoder_weight
+        for name in BRANCH if self.config.encoder_hidden > 0 else ():
+            tensors[name] = getattr(self, name)
         path = model_dir / WEIGHTS_FILE
         save_file({k: v.detach().to("cpu", dtype).contiguous() for k, v in tensors.items()}, path)
         (model_dir / "sae_config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
@@ -154,16 +174,18 @@ class TopKSAE(nn.Module):
         if not path.is_file():
             raise EncoderError(f"no {WEIGHTS_FILE} in {model_dir}")
         tensors = {k: v.float() for k, v in load_file(path).items()}
-        expected = {"pre_bias", "latent_bias", "encoder_weight"} | (
-            set() if config.tied else {"decoder_weight"}
+        expected = (
+            {"pre_bias", "latent_bias", "encoder_weight"}
+            | (set() if config.tied else {"decoder_weight"})
+            | (set(BRANCH) if config.encoder_hidden > 0 else set())
         )
         if set(tensors) != expected:
             raise EncoderError(f"{path} holds {sorted(tensors)}, expected {sorted(expected)}")
-        shape = (config.latent_dim, config.input_dim)
-        if tuple(tensors["encoder_weight"].shape) != shape:
-            got = tuple(tensors["encoder_weight"].shape)
-            raise EncoderError(f"{path}: encoder_weight is {got}, config says {shape}")
         model = cls(config)
+        for name, value in tensors.items():
+            want, got = tuple(getattr(model, name).shape), tuple(value.shape)
+            if got != want:
+                raise EncoderError(f"{path}: {name} is {got}, config says {want}")
         with torch.no_grad():
             for name, value in tensors.items():
                 getattr(model, name).copy_(value)

@@ -126,6 +126,7 @@ class AdaptConfig:
             k=sae.config.k,
             k_levels=report_ks(sae),
             tied=sae.config.tied,
+            encoder_hidden=sae.config.encoder_hidden,
             steps=max(1, min(self.steps, epochs_cap)),
             batch_size=batch,
             pair_batch_size=max(2, min(self.pair_batch_size, n_docs)),

@@ -43,6 +43,8 @@ class TrainConfig:
     k: int = 128
     k_levels: tuple[int, ...] = (16, 32, 64, 128)
     tied: bool = False
+    # Width of the encoder's non-linear branch (``SAEConfig.encoder_hidden``; 0: linear).
+    encoder_hidden: int = 0
     steps: int = 6000
     batch_size: int = 4096
     pair_batch_size: int = 1024
@@ -169,7 +171,7 @@ def train_sae(
     recon_rows_t = torch.as_tensor(recon_rows, device=device)
     if len(recon_rows_t) == 0:
         raise EncoderError("no reconstruction rows to train on")
-    shape = SAEConfig(data.shape[1], cfg.latent_dim, cfg.k, cfg.tied)
+    shape = SAEConfig(data.shape[1], cfg.latent_dim, cfg.k, cfg.tied, cfg.encoder_hidden)
     if init_sae is not None:
         if init_sae.config != shape:
             raise EncoderError(f"init_sae is {init_sae.config}, training needs {shape}")

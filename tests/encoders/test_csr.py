@@ -175,6 +175,37 @@ def test_tied_decoder_round_trip(embeddings: np.ndarray, tmp_path: Path) -> None
     assert back.decoder_weight is back.encoder_weight
 
 
+def test_encoder_branch_starts_linear_and_round_trips(
+    sae: TopKSAE, embeddings: np.ndarray, tmp_path: Path
+) -> None:
+    branched = TopKSAE(SAEConfig(input_dim=16, latent_dim=64, k=8, encoder_hidden=12))
+    branched.load_state_dict(sae.state_dict(), strict=False)  # the branch keeps its own init
+    x = torch.from_numpy(embeddings)
+    with torch.no_grad():
+        # The branch's output weights start at zero: the same latent scores as the linear one.
+        assert torch.equal(branched.pre_activations(x), sae.pre_activations(x))
+        branched.branch_weight.normal_(0, 0.5)
+        moved = branched.pre_activations(x)
+    assert not torch.allclose(moved, sae.pre_activations(x))
+    save_csr_model(tmp_path, branched, CSRSettings(default_k=4))
+    loaded = load_csr(tmp_path, device="cpu")
+    assert loaded.sae.config.encoder_hidden == 12
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.sae.pre_activations(x), moved, atol=2e-2, rtol=1e-2)
+    # A config that disagrees with the stored tensors is an error that names the tensor.
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    config["extra"]["sae"]["encoder_hidden"] = 10
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(EncoderError, match=r"(hidden|branch)_weight is"):
+        load_csr(tmp_path, device="cpu")
+    config["extra"]["sae"]["encoder_hidden"] = 0
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(EncoderError, match="branch_weight"):
+        load_csr(tmp_path, device="cpu")
+    with pytest.raises(EncoderError, match="encoder_hidden"):
+        SAEConfig(encoder_hidden=-1)
+
+
 def test_broken_model_directories(sae: TopKSAE, tmp_path: Path) -> None:
     save_csr_model(tmp_path, sae, CSRSettings(default_k=4))
     (tmp_path / "sae.safetensors").unlink()
