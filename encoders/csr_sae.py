@@ -32,7 +32,8 @@ class SAEConfig:
     ``k`` is the largest trained number of active latents (the encoder may use any
     ``1 <= k' <= k``); ``tied`` shares one matrix between encoder and decoder;
     ``encoder_hidden`` > 0 adds a one-hidden-layer branch (GELU) to the linear encoder's
-    latent scores, so that which ``k`` latents a text gets need not be a linear choice.
+    latent scores, so that which ``k`` latents a text gets need not be a linear choice
+    (measured for the general model and not taken: ``csr-minilm``'s model card).
     """
 
     input_dim: int = 384
